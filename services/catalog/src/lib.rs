@@ -1,0 +1,1 @@
+//! kitsuki catalog service.
