@@ -1,1 +1,39 @@
-fn main() {}
+//! `kitsuki`: the one binary of the library system. No arguments runs everything in one
+//! process; a subcommand runs one role (catalog, patron, notification, circulation,
+//! gateway) or a tool (migrate, import, reindex, staff).
+
+mod all_in_one;
+mod cli;
+mod demo;
+mod roles;
+mod tools;
+
+use clap::Parser;
+use kitsuki_platform::shutdown::Shutdown;
+
+use crate::cli::{Cli, Command};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let (service, branch) = match &cli.command {
+        None => ("all-in-one".to_string(), None),
+        Some(Command::Circulation(a)) => (format!("circulation-{}", a.branch), Some(a.branch.clone())),
+        Some(c) => (format!("{c:?}").split(['(', ' ', '{']).next().unwrap_or("tool").to_lowercase(), None),
+    };
+    let _telemetry = kitsuki_platform::telemetry::init(&service, branch.as_deref());
+    let shutdown = Shutdown::new();
+    shutdown.on_signals();
+    match cli.command {
+        None => all_in_one::run(Cli { command: None, ..cli }, shutdown).await,
+        Some(Command::Catalog(a)) => roles::catalog(a, shutdown).await,
+        Some(Command::Patron(a)) => roles::patron(a, shutdown).await,
+        Some(Command::Notification(a)) => roles::notification(a, shutdown).await,
+        Some(Command::Circulation(a)) => roles::circulation(a, shutdown).await,
+        Some(Command::Gateway(a)) => roles::gateway(a, shutdown).await,
+        Some(Command::Migrate(a)) => tools::migrate(a).await,
+        Some(Command::Import(a)) => tools::import(a).await,
+        Some(Command::Reindex(a)) => tools::reindex(a).await,
+        Some(Command::Staff { command }) => tools::staff(command).await,
+    }
+}

@@ -1,1 +1,26 @@
-//! kitsuki gateway.
+//! kitsuki gateway: the one door of the library system for people and programs. It serves
+//! the Japanese HTML pages and the JSON API of `API.md`, and answers both by asking the
+//! services (catalog, patron-account) over gRPC; it holds no library rule of its own except
+//! the ones a page must show before anything is asked (rule H1's 「予約申込」 button).
+
+pub mod api;
+pub mod error;
+pub mod extract;
+pub mod holdability;
+pub mod openapi;
+pub mod pages;
+pub mod routes;
+pub mod search;
+pub mod security;
+pub mod state;
+pub mod templates;
+pub mod views;
+
+pub use error::{ApiError, Lang};
+pub use holdability::holdability;
+pub use routes::{SERVED_ROUTES, router};
+pub use security::security_headers_layer;
+pub use state::{AppState, Clients};
+
+#[cfg(test)]
+pub(crate) mod test_support;

@@ -200,6 +200,12 @@ impl From<crate::ids::IdError> for ServiceError {
     }
 }
 
+impl From<crate::ids::IdError> for tonic::Status {
+    fn from(err: crate::ids::IdError) -> tonic::Status {
+        ServiceError::from(err).into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

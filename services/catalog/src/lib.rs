@@ -1,1 +1,13 @@
-//! kitsuki catalog service.
+//! The catalog service: titles and items in its own database, a Japanese-aware search
+//! index, gRPC to create, read and search them, and the MARC import.
+
+pub mod domain;
+pub mod grpc;
+pub mod import;
+pub mod index;
+pub mod marc;
+pub mod model;
+pub mod service;
+pub mod store;
+
+pub use service::{Catalog, NewTitle};

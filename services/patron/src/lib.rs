@@ -1,1 +1,6 @@
-//! kitsuki patron service.
+//! The patron-account service: patrons, staff accounts, passwords, emails, sessions.
+
+pub mod grpc;
+pub mod passwords;
+pub mod staff;
+pub mod tokens;

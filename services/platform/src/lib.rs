@@ -3,7 +3,13 @@
 
 pub mod bus;
 pub mod clock;
+pub mod config;
 pub mod db;
+pub mod events;
 pub mod inbox;
+pub mod metrics_layer;
 pub mod outbox;
+pub mod server;
+pub mod shutdown;
+pub mod telemetry;
 pub mod testing;

@@ -1,1 +1,330 @@
-//! Outbox (being written).
+//! The transactional outbox (ARCHITECTURE.md "Nothing lost"): a service writes its change
+//! and the events of that change in one transaction ([`enqueue`]); a relay
+//! ([`run_relay`]) publishes committed rows in insertion order and marks each one published
+//! once the bus has stored it. A process killed between publishing and marking publishes
+//! the same event id again on restart, which the bus stores once (and the consumers' inbox
+//! skips should it come after the bus's duplicate window).
+//!
+//! Order is the order of the `seq` column. On PostgreSQL a sequence number is drawn at
+//! insert, not at commit, so two concurrent transactions may commit out of `seq` order; the
+//! relay then publishes the later `seq` first. Events of one aggregate are written under its
+//! row lock and so keep their order.
+//!
+//! Several relays on one PostgreSQL database (the circulation instances share theirs) take
+//! turns through an advisory lock, so that only one publishes at a time and order holds.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::AnyConnection;
+use tokio::sync::Notify;
+
+use crate::bus::{BusError, Event, SharedBus};
+use crate::db::{Backend, Db};
+
+/// Rows read and published per round; on PostgreSQL also the rows whose marks commit
+/// together (a crash republishes at most this many, which the bus de-duplicates).
+const BATCH: usize = 100;
+
+/// Advisory lock keys (PostgreSQL): any constants, fixed for all kitsuki processes.
+const TABLES_LOCK: i64 = 0x6b69_7473_756b_6901;
+const RELAY_LOCK: i64 = 0x6b69_7473_756b_6902;
+
+const POSTGRES_TABLES: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS outbox (
+        seq BIGSERIAL PRIMARY KEY,
+        event_id TEXT NOT NULL UNIQUE,
+        subject TEXT NOT NULL,
+        payload BYTEA NOT NULL,
+        headers TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        published INTEGER NOT NULL DEFAULT 0
+    )",
+    "CREATE INDEX IF NOT EXISTS outbox_unpublished ON outbox (seq) WHERE published = 0",
+    "CREATE TABLE IF NOT EXISTS inbox (
+        consumer TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        handled_at TEXT NOT NULL,
+        PRIMARY KEY (consumer, event_id)
+    )",
+    "CREATE INDEX IF NOT EXISTS inbox_handled_at ON inbox (handled_at)",
+];
+
+const SQLITE_TABLES: &[&str] = &[
+    // AUTOINCREMENT: a seq is never reused after purging, so seq order stays insert order.
+    "CREATE TABLE IF NOT EXISTS outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id TEXT NOT NULL UNIQUE,
+        subject TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        headers TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        published INTEGER NOT NULL DEFAULT 0
+    )",
+    "CREATE INDEX IF NOT EXISTS outbox_unpublished ON outbox (seq) WHERE published = 0",
+    "CREATE TABLE IF NOT EXISTS inbox (
+        consumer TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        handled_at TEXT NOT NULL,
+        PRIMARY KEY (consumer, event_id)
+    )",
+    "CREATE INDEX IF NOT EXISTS inbox_handled_at ON inbox (handled_at)",
+];
+
+/// Creates the `outbox` and `inbox` tables if missing. Every service calls it at start,
+/// beside its own migrations.
+pub async fn ensure_tables(db: &Db) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let mut tx = db
+        .pool
+        .begin()
+        .await
+        .context("while creating the outbox tables")?;
+    let statements = match db.backend {
+        Backend::Postgres => {
+            // Concurrent CREATE TABLE IF NOT EXISTS can still collide in PostgreSQL's
+            // catalog (instances starting together); the lock makes them take turns.
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(TABLES_LOCK)
+                .execute(&mut *tx)
+                .await
+                .context("while locking to create the outbox tables")?;
+            POSTGRES_TABLES
+        }
+        Backend::Sqlite => SQLITE_TABLES,
+    };
+    for &statement in statements {
+        sqlx::query(statement)
+            .execute(&mut *tx)
+            .await
+            .context("while creating the outbox tables")?;
+    }
+    tx.commit()
+        .await
+        .context("while creating the outbox tables")?;
+    Ok(())
+}
+
+/// Writes an event to the outbox in the caller's transaction (pass `&mut *tx`); it is
+/// published after the commit, and never if the transaction rolls back. An event the bus
+/// would refuse is refused here (as [`sqlx::Error::Encode`] with a [`BusError`] inside), so
+/// that it fails the caller's change rather than blocking the relay later. An id already in
+/// the outbox is a unique violation.
+pub async fn enqueue(
+    conn: &mut AnyConnection,
+    event: &Event,
+    now: &str,
+) -> Result<(), sqlx::Error> {
+    event
+        .validate()
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let headers =
+        serde_json::to_string(&event.headers).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    sqlx::query(
+        "INSERT INTO outbox (event_id, subject, payload, headers, created_at, published)
+         VALUES ($1, $2, $3, $4, $5, 0)",
+    )
+    .bind(event.id.as_str())
+    .bind(event.subject.as_str())
+    .bind(event.payload.clone())
+    .bind(headers)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Why a relay round stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("the outbox database failed")]
+    Database(#[from] sqlx::Error),
+    #[error("publishing outbox row {seq} failed")]
+    Bus {
+        seq: i64,
+        #[source]
+        source: BusError,
+    },
+    #[error("outbox row {seq} is unreadable: {reason}")]
+    Corrupt { seq: i64, reason: String },
+}
+
+type Row = (i64, String, String, Vec<u8>, String);
+
+/// Publishes every committed, unpublished row in `seq` order, marking each after the bus
+/// stored it; returns how many it published. Returns 0 at once when another relay on the
+/// same PostgreSQL database is at work. On an error the rows published so far stay marked.
+#[tracing::instrument(skip_all)]
+pub async fn publish_pending_once(db: &Db, bus: &SharedBus) -> Result<usize, RelayError> {
+    let mut total = 0;
+    loop {
+        let (published, more) = match db.backend {
+            Backend::Postgres => {
+                let mut tx = db.pool.begin().await?;
+                // Transaction-scoped, so a relay cancelled or killed mid-round lets go.
+                let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+                    .bind(RELAY_LOCK)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if !locked {
+                    tx.rollback().await?;
+                    return Ok(total);
+                }
+                let round = publish_batch(&mut tx, bus).await;
+                // The marks made before a failure are worth keeping: commit either way.
+                tx.commit().await?;
+                round?
+            }
+            Backend::Sqlite => {
+                // No transaction: it would hold SQLite's one write lock while waiting for
+                // the bus. A single process runs a single relay on its file.
+                let mut conn = db.pool.acquire().await?;
+                publish_batch(&mut conn, bus).await?
+            }
+        };
+        total += published;
+        if !more {
+            return Ok(total);
+        }
+    }
+}
+
+/// One batch: returns how many were published and whether a full batch was read (there
+/// may be more).
+async fn publish_batch(
+    conn: &mut AnyConnection,
+    bus: &SharedBus,
+) -> Result<(usize, bool), RelayError> {
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT seq, event_id, subject, payload, headers FROM outbox
+         WHERE published = 0 ORDER BY seq LIMIT 100",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let full = rows.len() >= BATCH;
+    let mut published = 0;
+    for (seq, id, subject, payload, headers) in rows {
+        let headers: Vec<(String, String)> =
+            serde_json::from_str(&headers).map_err(|e| RelayError::Corrupt {
+                seq,
+                reason: e.to_string(),
+            })?;
+        let event = Event {
+            id,
+            subject,
+            payload,
+            headers,
+        };
+        let outcome = bus.publish(&event).await.map_err(|source| {
+            metrics::counter!("kitsuki_outbox_publish_failures_total").increment(1);
+            RelayError::Bus { seq, source }
+        })?;
+        if outcome.duplicate {
+            // Published before, its mark lost to a crash: the bus kept one copy.
+            metrics::counter!("kitsuki_outbox_duplicates_total").increment(1);
+        }
+        sqlx::query("UPDATE outbox SET published = 1 WHERE seq = $1")
+            .bind(seq)
+            .execute(&mut *conn)
+            .await?;
+        metrics::counter!("kitsuki_outbox_published_total").increment(1);
+        published += 1;
+    }
+    Ok((published, full))
+}
+
+/// How many committed events wait to be published (for a gauge or a readiness check).
+pub async fn pending_count(db: &Db) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE published = 0")
+        .fetch_one(&db.pool)
+        .await
+}
+
+/// Deletes published rows created before `before` (an instant as stored by
+/// [`crate::clock::format_instant`]); returns how many.
+pub async fn purge_published(db: &Db, before: &str) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM outbox WHERE published = 1 AND created_at < $1")
+        .bind(before)
+        .execute(&db.pool)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// The relay loop of one service: publishes after every [`Notify::notify_one`] on its
+/// `wake` (services call it after committing outbox rows) and otherwise every
+/// `poll_every`; backs off while the bus or the database fails.
+#[derive(Debug)]
+pub struct Relay {
+    db: Db,
+    bus: SharedBus,
+    wake: Arc<Notify>,
+    poll_every: Duration,
+    max_backoff: Duration,
+}
+
+impl Relay {
+    pub fn new(db: Db, bus: SharedBus, wake: Arc<Notify>) -> Relay {
+        Relay {
+            db,
+            bus,
+            wake,
+            poll_every: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(10),
+        }
+    }
+
+    /// How often to look for rows without a wake-up (other processes may write them).
+    pub fn poll_every(mut self, every: Duration) -> Relay {
+        self.poll_every = every;
+        self
+    }
+
+    /// Runs until `shutdown` completes. Stopping mid-round is safe: unmarked rows are
+    /// published again by the next run.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let first_backoff = Duration::from_millis(200);
+        let mut backoff = first_backoff;
+        loop {
+            let round = tokio::select! {
+                biased;
+                _ = &mut shutdown => return,
+                round = publish_pending_once(&self.db, &self.bus) => round,
+            };
+            match round {
+                Ok(n) => {
+                    if n > 0 {
+                        tracing::debug!(published = n, "outbox relayed");
+                    }
+                    backoff = first_backoff;
+                    tokio::select! {
+                        biased;
+                        _ = &mut shutdown => return,
+                        _ = self.wake.notified() => {}
+                        _ = tokio::time::sleep(self.poll_every) => {}
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, source = ?std::error::Error::source(&err), retry_in_ms = backoff.as_millis() as u64, "outbox relay failed");
+                    tokio::select! {
+                        biased;
+                        _ = &mut shutdown => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(self.max_backoff);
+                }
+            }
+        }
+    }
+}
+
+/// Runs a [`Relay`] with the default poll interval until `shutdown` completes.
+pub async fn run_relay(
+    db: Db,
+    bus: SharedBus,
+    wake: Arc<Notify>,
+    shutdown: impl Future<Output = ()>,
+) {
+    Relay::new(db, bus, wake).run(shutdown).await
+}

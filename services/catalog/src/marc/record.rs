@@ -84,7 +84,10 @@ impl MarcRecord {
     }
 
     /// All data fields with this tag, in record order.
-    pub fn data_fields<'s>(&'s self, tag: &'s str) -> impl Iterator<Item = &'s DataField> + 's {
+    pub fn data_fields<'s, 't>(
+        &'s self,
+        tag: &'t str,
+    ) -> impl Iterator<Item = &'s DataField> + use<'s, 't> {
         self.fields.iter().filter_map(move |f| match f {
             Field::Data(d) if d.tag == tag => Some(d),
             _ => None,
@@ -106,7 +109,10 @@ impl MarcRecord {
             return None;
         }
         let own = field.subfield('6').and_then(Linkage::parse);
-        if let Some(link) = own.as_ref().filter(|l| l.tag == "880" && l.occurrence != "00") {
+        if let Some(link) = own
+            .as_ref()
+            .filter(|l| l.tag == "880" && l.occurrence != "00")
+        {
             let twin = self.data_fields("880").find(|f| {
                 f.linkage()
                     .is_some_and(|l| l.tag == field.tag && l.occurrence == link.occurrence)

@@ -1,0 +1,87 @@
+//! What every handler shares: the gRPC clients of the services behind the gateway and the
+//! few settings of the site itself.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kitsuki_proto::catalog::catalog_service_client::CatalogServiceClient;
+use kitsuki_proto::patron::patron_service_client::PatronServiceClient;
+use tonic::transport::Channel;
+
+/// The services the gateway asks. A tonic client over a `Channel` is cheap to clone, and a
+/// clone is what each call uses (the client methods take `&mut self`).
+#[derive(Clone)]
+pub struct Clients {
+    pub catalog: CatalogServiceClient<Channel>,
+    pub patron: PatronServiceClient<Channel>,
+}
+
+/// Shared state of the router. Cloned per request, so everything sits behind one `Arc`.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    clients: Clients,
+    secure_cookies: bool,
+    rpc_timeout: Duration,
+}
+
+/// How long one gRPC call may take before the page or API answers 503: long enough for a
+/// busy search, short enough that a hung service does not hold a patron's browser.
+const DEFAULT_RPC_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl AppState {
+    pub fn new(clients: Clients) -> Self {
+        AppState {
+            inner: Arc::new(Inner {
+                clients,
+                secure_cookies: false,
+                rpc_timeout: DEFAULT_RPC_TIMEOUT,
+            }),
+        }
+    }
+
+    /// Marks session cookies `Secure`: set it when the site is served over https (a cookie
+    /// marked so is not sent over plain http, which would break a local `http://` run).
+    pub fn with_secure_cookies(self, secure: bool) -> Self {
+        self.rebuild(|inner| inner.secure_cookies = secure)
+    }
+
+    /// Overrides the deadline of each gRPC call (default 10 s).
+    pub fn with_rpc_timeout(self, timeout: Duration) -> Self {
+        self.rebuild(|inner| inner.rpc_timeout = timeout)
+    }
+
+    fn rebuild(self, change: impl FnOnce(&mut Inner)) -> Self {
+        let mut inner = Inner {
+            clients: self.inner.clients.clone(),
+            secure_cookies: self.inner.secure_cookies,
+            rpc_timeout: self.inner.rpc_timeout,
+        };
+        change(&mut inner);
+        AppState {
+            inner: Arc::new(inner),
+        }
+    }
+
+    pub fn catalog(&self) -> CatalogServiceClient<Channel> {
+        self.inner.clients.catalog.clone()
+    }
+
+    pub fn patron(&self) -> PatronServiceClient<Channel> {
+        self.inner.clients.patron.clone()
+    }
+
+    pub fn secure_cookies(&self) -> bool {
+        self.inner.secure_cookies
+    }
+
+    /// Wraps a message in a gRPC request with the gateway's deadline.
+    pub fn rpc<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.set_timeout(self.inner.rpc_timeout);
+        request
+    }
+}

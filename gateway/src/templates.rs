@@ -1,0 +1,138 @@
+//! The page templates (minijinja, compiled into the binary from `templates/`) and the site's
+//! one stylesheet (`static/site.css`). Templates are named `*.html`, which turns HTML
+//! auto-escaping on for every value they print.
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+use kitsuki_proto::Branch;
+use minijinja::value::Value;
+use minijinja::{Environment, UndefinedBehavior};
+use serde::Serialize;
+
+/// The stylesheet served at `/static/site.css`.
+pub const SITE_CSS: &str = include_str!("../static/site.css");
+
+const TEMPLATES: &[(&str, &str)] = &[
+    ("base.html", include_str!("templates/base.html")),
+    ("search_form.html", include_str!("templates/search_form.html")),
+    ("index.html", include_str!("templates/index.html")),
+    ("results.html", include_str!("templates/results.html")),
+    ("title.html", include_str!("templates/title.html")),
+    ("login.html", include_str!("templates/login.html")),
+    ("error.html", include_str!("templates/error.html")),
+];
+
+/// A short fingerprint of the stylesheet, put in its URL so that it can be cached for a
+/// year and still change the moment a new version is deployed.
+pub static CSS_VERSION: LazyLock<String> = LazyLock::new(|| {
+    // FNV-1a: stable across builds and platforms, unlike std's hasher.
+    let hash = SITE_CSS.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("{:08x}", hash >> 32)
+});
+
+static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    // A misspelt variable fails the render (and the tests) instead of printing nothing.
+    env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
+    for (name, source) in TEMPLATES {
+        // The templates are part of the binary; one that does not parse is a build defect
+        // that the template tests catch.
+        env.add_template(name, source)
+            .unwrap_or_else(|e| panic!("template {name} does not parse: {e}"));
+    }
+    env.add_global("css_version", CSS_VERSION.as_str());
+    env.add_global(
+        "branch_names",
+        Value::from(Branch::ALL.iter().map(|b| b.name_ja()).collect::<Vec<_>>()),
+    );
+    env
+});
+
+/// Renders one page template with `context`.
+pub fn render(name: &str, context: Value) -> Result<String, minijinja::Error> {
+    ENV.get_template(name)?.render(context)
+}
+
+/// Converts a serializable view into a template value (through JSON, since this build of
+/// minijinja has no serde support of its own).
+pub fn to_value<T: Serialize>(value: &T) -> Value {
+    match serde_json::to_value(value) {
+        Ok(json) => from_json(json),
+        Err(e) => {
+            tracing::error!(error = %e, "view did not serialize");
+            Value::UNDEFINED
+        }
+    }
+}
+
+fn from_json(json: serde_json::Value) -> Value {
+    use serde_json::Value as J;
+    match json {
+        J::Null => Value::from(()),
+        J::Bool(b) => Value::from(b),
+        J::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                Value::from(i)
+            } else if let Some(u) = n.as_u64() {
+                Value::from(u)
+            } else {
+                Value::from(n.as_f64().unwrap_or_default())
+            }
+        }
+        J::String(s) => Value::from(s),
+        J::Array(items) => Value::from(items.into_iter().map(from_json).collect::<Vec<_>>()),
+        J::Object(map) => Value::from(
+            map.into_iter()
+                .map(|(k, v)| (k, from_json(v)))
+                .collect::<BTreeMap<String, Value>>(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use minijinja::context;
+
+    #[test]
+    fn every_template_parses() {
+        for (name, _) in TEMPLATES {
+            assert!(ENV.get_template(name).is_ok(), "{name}");
+        }
+    }
+
+    #[test]
+    fn values_keep_their_shape_through_json() {
+        #[derive(Serialize)]
+        struct V {
+            n: u32,
+            s: &'static str,
+            o: Option<i32>,
+            list: Vec<bool>,
+        }
+        let v = to_value(&V {
+            n: 3,
+            s: "<b>",
+            o: None,
+            list: vec![true],
+        });
+        let mut env = Environment::new();
+        env.add_template("t.html", "{{ v.n }} {{ v.s }} {{ v.o is none }} {{ v.list[0] }}")
+            .unwrap();
+        let out = env
+            .get_template("t.html")
+            .unwrap()
+            .render(context! { v => v })
+            .unwrap();
+        assert_eq!(out, "3 &lt;b&gt; true true");
+    }
+
+    #[test]
+    fn the_css_version_is_a_short_stable_fingerprint() {
+        assert_eq!(CSS_VERSION.len(), 8);
+        assert!(CSS_VERSION.bytes().all(|b| b.is_ascii_hexdigit()));
+    }
+}

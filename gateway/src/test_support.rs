@@ -1,0 +1,56 @@
+//! Hand-built proto values and a state whose services are unreachable, for the crate's own
+//! tests (which need no other service; the cross-service tests live in `tests/`).
+
+use kitsuki_proto::catalog::catalog_service_client::CatalogServiceClient;
+use kitsuki_proto::catalog::{BranchAvailability, Item, ItemStatus, MaterialType, TitleSummary};
+use kitsuki_proto::patron::patron_service_client::PatronServiceClient;
+use tonic::transport::Endpoint;
+
+use crate::state::{AppState, Clients};
+
+pub const TITLE_ID: &str = "0192f1c2-7a5e-7c3b-9d1e-0123456789ab";
+
+pub fn summary(title: &str, kind: MaterialType, rows: &[(&str, u32, u32)]) -> TitleSummary {
+    TitleSummary {
+        title_id: TITLE_ID.into(),
+        title: title.into(),
+        title_reading: "ボッチャン".into(),
+        author: "夏目漱石".into(),
+        publisher: "新潮社".into(),
+        year: Some(1950),
+        isbn: "9784101010038".into(),
+        r#type: kind as i32,
+        availability: rows
+            .iter()
+            .map(|(branch, total, available)| BranchAvailability {
+                branch: (*branch).into(),
+                total: *total,
+                available: *available,
+            })
+            .collect(),
+        holds_waiting: 0,
+        created_at: "2025-01-01T00:00:00Z".into(),
+    }
+}
+
+pub fn item(barcode: &str, branch: &str, status: ItemStatus, due_date: &str) -> Item {
+    Item {
+        barcode: barcode.into(),
+        title_id: TITLE_ID.into(),
+        branch: branch.into(),
+        call_number: "913.6/ナ".into(),
+        status: status as i32,
+        due_date: due_date.into(),
+    }
+}
+
+/// A state whose clients point at a port nobody listens on: every call fails at once as
+/// `unavailable`, which is what a request needs to reach a handler and no further.
+/// Must be called inside a Tokio runtime (lazy channels spawn their worker).
+pub fn unreachable_state() -> AppState {
+    let channel = Endpoint::from_static("http://127.0.0.1:1").connect_lazy();
+    AppState::new(Clients {
+        catalog: CatalogServiceClient::new(channel.clone()),
+        patron: PatronServiceClient::new(channel),
+    })
+}

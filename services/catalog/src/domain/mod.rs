@@ -1,0 +1,5 @@
+//! The pure core of the catalog: decisions and value types as functions of plain values, with
+//! no I/O, so they can be tested exhaustively and quickly.
+
+pub mod isbn;
+pub mod text;

@@ -1,0 +1,973 @@
+//! The full-text search index of titles (tantivy), kept beside the catalog database.
+//!
+//! The database is the truth; this index is rebuilt from it on demand and updated as titles
+//! change. Japanese has no spaces between words, so instead of words the text fields are
+//! indexed as overlapping character bigrams (plus single characters), after
+//! [`normalize`](crate::domain::text::normalize). A query term then matches when its bigrams
+//! occur in a row in one field: substring search, so `漱石` finds `夏目漱石` and, accepted,
+//! `京都` also finds `東京都`.
+//!
+//! Why our own tokenizer rather than tantivy's `NgramTokenizer::new(2, 2, false)`: that one
+//! gives every gram position 0, so a phrase query over the grams can never match (see the test
+//! `tantivy_ngram_tokenizer_puts_every_gram_at_position_zero`). Ours gives each gram the
+//! position of its first character, which makes "bigrams in a row" a phrase query.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use tantivy::collector::sort_key::{SortBySimilarityScore, SortByStaticFastValue};
+use tantivy::collector::{Count, TopDocs};
+use tantivy::directory::MmapDirectory;
+use tantivy::directory::error::OpenDirectoryError;
+use tantivy::query::{
+    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, Occur, PhraseQuery, Query, TermQuery,
+};
+use tantivy::schema::{
+    FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
+    TextOptions, Value,
+};
+use tantivy::tokenizer::{TextAnalyzer, Token, TokenStream, Tokenizer};
+use tantivy::{
+    DocAddress, Index, IndexReader, IndexSettings, IndexWriter, Order, ReloadPolicy,
+    TantivyDocument, Term,
+};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::domain::isbn::Isbn;
+use crate::domain::text::normalize;
+
+/// Name under which [`CharGramTokenizer`] is registered with each index.
+const CJK_TOKENIZER: &str = "kitsuki_cjk_uni_bigram";
+
+/// Most hits one search returns; larger pages are cut to this (a page is a screenful, and
+/// tantivy allocates for the whole page up front).
+pub const MAX_LIMIT: usize = 1000;
+
+/// Indexing memory budget. One thread: titles arrive in small batches, and a full reindex
+/// of a city library's catalogue fits comfortably.
+const WRITER_MEMORY_BYTES: usize = 32_000_000;
+
+/// Field names, also the sort key name of `created_at`.
+mod field {
+    pub const TITLE_ID: &str = "title_id";
+    pub const TITLE: &str = "title";
+    pub const TITLE_READING: &str = "title_reading";
+    pub const AUTHOR: &str = "author";
+    pub const PUBLISHER: &str = "publisher";
+    pub const ALIASES: &str = "aliases";
+    pub const ISBN: &str = "isbn";
+    pub const MATERIAL_TYPE: &str = "material_type";
+    pub const BRANCHES: &str = "branches";
+    pub const AVAILABLE_BRANCHES: &str = "available_branches";
+    pub const AVAILABLE_ANYWHERE: &str = "available_anywhere";
+    pub const CREATED_AT: &str = "created_at";
+}
+
+/// One title as the index sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IndexDoc {
+    pub title_id: String,
+    pub title: String,
+    pub title_reading: String,
+    pub author: String,
+    pub publisher: String,
+    /// As found in the record; anything [`Isbn::parse`] accepts (a trailing price is fine).
+    pub isbn: String,
+    /// Other titles of the same work: original title, series title, romanised title.
+    pub aliases: Vec<String>,
+    /// `book`, `magazine` or `av`.
+    pub material_type: String,
+    /// Branches holding an item of this title.
+    pub branches: Vec<String>,
+    /// Branches with an item on the shelf now.
+    pub available_branches: Vec<String>,
+    /// RFC 3339 instant, for "newest first".
+    pub created_at: String,
+}
+
+/// Restrictions applied to every search; all values compare exactly.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SearchFilter {
+    pub material_type: Option<String>,
+    pub branch: Option<String>,
+    /// With `branch`: an item is on the shelf at that branch. Without: at any branch.
+    pub available_only: bool,
+}
+
+/// One page of hits and how many there are in all.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SearchResult {
+    pub total: u64,
+    pub title_ids: Vec<String>,
+}
+
+/// Why the index could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("search index: {0}")]
+    Tantivy(#[from] tantivy::TantivyError),
+    #[error("cannot create the index directory {path}")]
+    CreateDirectory {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot open the index directory {path}")]
+    OpenDirectory {
+        path: PathBuf,
+        #[source]
+        source: OpenDirectoryError,
+    },
+    #[error(
+        "the index in {path} was built with another schema; remove it and run `kitsuki reindex`"
+    )]
+    SchemaMismatch { path: PathBuf },
+    #[error("title {title_id:?} cannot be indexed: {reason}")]
+    InvalidDocument {
+        title_id: String,
+        reason: &'static str,
+    },
+    #[error("the index writer was poisoned by a panic during an earlier update")]
+    WriterPoisoned,
+}
+
+/// The search index. `Send + Sync`: share one in an `Arc`; writes are serialised inside.
+pub struct SearchIndex {
+    reader: IndexReader,
+    writer: Mutex<IndexWriter>,
+    fields: Fields,
+}
+
+impl std::fmt::Debug for SearchIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SearchIndex")
+            .field("num_docs", &self.num_docs())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SearchIndex {
+    /// Opens the index in `dir`, creating the directory and an empty index if needed.
+    pub fn open_or_create(dir: &Path) -> Result<Self, IndexError> {
+        std::fs::create_dir_all(dir).map_err(|source| IndexError::CreateDirectory {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let directory = MmapDirectory::open(dir).map_err(|source| IndexError::OpenDirectory {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let schema = schema();
+        let index = if Index::exists(&directory).map_err(tantivy::TantivyError::from)? {
+            let index = Index::open(directory)?;
+            // An index from an older build would give wrong answers, not errors; refuse it.
+            if index.schema() != schema {
+                return Err(IndexError::SchemaMismatch {
+                    path: dir.to_owned(),
+                });
+            }
+            index
+        } else {
+            Index::create(directory, schema, IndexSettings::default())?
+        };
+        Self::from_index(index)
+    }
+
+    /// A fresh index in memory, for tests and for the embedded demo.
+    pub fn in_memory() -> Result<Self, IndexError> {
+        Self::from_index(Index::create_in_ram(schema()))
+    }
+
+    fn from_index(index: Index) -> Result<Self, IndexError> {
+        // Tokenizers are not stored with the index: register ours on every open.
+        index
+            .tokenizers()
+            .register(CJK_TOKENIZER, TextAnalyzer::from(CharGramTokenizer));
+        let fields = Fields::new(&index.schema())?;
+        let writer = index.writer_with_num_threads(1, WRITER_MEMORY_BYTES)?;
+        // Manual: every write reloads the reader itself, so results are visible on return.
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        Ok(SearchIndex {
+            reader,
+            writer: Mutex::new(writer),
+            fields,
+        })
+    }
+
+    /// Adds or replaces (by `title_id`) each document, in one commit.
+    ///
+    /// Every document is checked before any is written, so a bad one changes nothing. When
+    /// the same `title_id` appears twice, the later one wins.
+    #[tracing::instrument(skip_all, fields(docs = docs.len()))]
+    pub fn upsert_many(&self, docs: &[IndexDoc]) -> Result<(), IndexError> {
+        if docs.is_empty() {
+            return Ok(());
+        }
+        let prepared = docs
+            .iter()
+            .map(|doc| self.to_document(doc))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut writer = self.writer.lock().map_err(|_| IndexError::WriterPoisoned)?;
+        let applied = prepared.into_iter().try_for_each(|(id, doc)| {
+            writer.delete_term(Term::from_field_text(self.fields.title_id, &id));
+            writer.add_document(doc).map(drop)
+        });
+        self.finish_write(&mut writer, applied)
+    }
+
+    /// Adds or replaces one document.
+    pub fn upsert(&self, doc: &IndexDoc) -> Result<(), IndexError> {
+        self.upsert_many(std::slice::from_ref(doc))
+    }
+
+    /// Removes every document (before a full reindex).
+    #[tracing::instrument(skip_all)]
+    pub fn clear(&self) -> Result<(), IndexError> {
+        let mut writer = self.writer.lock().map_err(|_| IndexError::WriterPoisoned)?;
+        let applied = writer.delete_all_documents().map(drop);
+        self.finish_write(&mut writer, applied)
+    }
+
+    /// Commits what was applied, or rolls it back so that a later commit cannot publish
+    /// half of a failed batch; then makes the result visible to searches.
+    fn finish_write(
+        &self,
+        writer: &mut IndexWriter,
+        applied: tantivy::Result<()>,
+    ) -> Result<(), IndexError> {
+        if let Err(err) = applied {
+            writer.rollback()?;
+            return Err(err.into());
+        }
+        writer.commit()?;
+        self.reader.reload()?;
+        Ok(())
+    }
+
+    /// Number of documents visible to searches.
+    pub fn num_docs(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
+    /// Searches titles.
+    ///
+    /// `q` is split on whitespace (after normalisation) and every term must match one of
+    /// title, reading, author, publisher or aliases. A `q` that is exactly an ISBN (any
+    /// spelling) looks the ISBN up instead. Hits come by relevance, ties newest first; an
+    /// empty `q` lists every title that passes the filter, newest first. `limit` is capped at
+    /// [`MAX_LIMIT`].
+    #[tracing::instrument(level = "debug", skip(self, filter))]
+    pub fn search(
+        &self,
+        q: &str,
+        filter: &SearchFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<SearchResult, IndexError> {
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        let by_relevance = self.add_query_clauses(q, &mut clauses);
+        self.add_filter_clauses(filter, &mut clauses);
+        let query: Box<dyn Query> = if clauses.is_empty() {
+            Box::new(AllQuery)
+        } else {
+            Box::new(BooleanQuery::new(clauses))
+        };
+
+        let searcher = self.reader.searcher();
+        let limit = limit.min(MAX_LIMIT);
+        // Past the last document there is nothing to rank; this also keeps offset + limit
+        // from overflowing inside the collector.
+        if limit == 0 || offset as u64 >= searcher.num_docs() {
+            let total = searcher.search(&query, &Count)?;
+            return Ok(SearchResult {
+                total: total as u64,
+                title_ids: Vec::new(),
+            });
+        }
+        let page = TopDocs::with_limit(limit).and_offset(offset);
+        let newest_first = (
+            SortByStaticFastValue::<i64>::for_field(field::CREATED_AT),
+            Order::Desc,
+        );
+        let (total, addresses): (usize, Vec<DocAddress>) = if by_relevance {
+            let collector = page.order_by(((SortBySimilarityScore, Order::Desc), newest_first));
+            let (total, hits) = searcher.search(&query, &(Count, collector))?;
+            (
+                total,
+                hits.into_iter().map(|(_, address)| address).collect(),
+            )
+        } else {
+            let collector = page.order_by(newest_first);
+            let (total, hits) = searcher.search(&query, &(Count, collector))?;
+            (
+                total,
+                hits.into_iter().map(|(_, address)| address).collect(),
+            )
+        };
+        let mut title_ids = Vec::with_capacity(addresses.len());
+        for address in addresses {
+            let doc: TantivyDocument = searcher.doc(address)?;
+            if let Some(id) = doc.get_first(self.fields.title_id).and_then(|v| v.as_str()) {
+                title_ids.push(id.to_owned());
+            }
+        }
+        Ok(SearchResult {
+            total: total as u64,
+            title_ids,
+        })
+    }
+
+    /// Adds the clauses for the query text; returns whether hits are ranked by relevance.
+    fn add_query_clauses(&self, q: &str, clauses: &mut Vec<(Occur, Box<dyn Query>)>) -> bool {
+        if let Ok(isbn) = Isbn::parse_exact(q) {
+            let term = Term::from_field_text(self.fields.isbn, isbn.as_str());
+            clauses.push((
+                Occur::Must,
+                Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
+            ));
+            return true;
+        }
+        let normalized = normalize(q);
+        if normalized.is_empty() {
+            return false;
+        }
+        for term in normalized.split(' ') {
+            clauses.push((Occur::Must, self.text_term_query(term)));
+        }
+        true
+    }
+
+    /// One query term: its bigrams in a row (or the character itself) in any text field.
+    fn text_term_query(&self, term: &str) -> Box<dyn Query> {
+        let grams = if term.chars().count() == 1 {
+            vec![term.to_owned()]
+        } else {
+            bigrams(term)
+        };
+        let per_field = self
+            .fields
+            .text_with_boost()
+            .map(|(field, boost)| {
+                let mut terms: Vec<Term> = grams
+                    .iter()
+                    .map(|gram| Term::from_field_text(field, gram))
+                    .collect();
+                let query: Box<dyn Query> = match terms.len() {
+                    1 => Box::new(TermQuery::new(
+                        terms.remove(0),
+                        IndexRecordOption::WithFreqs,
+                    )),
+                    _ => Box::new(PhraseQuery::new(terms)),
+                };
+                (
+                    Occur::Should,
+                    Box::new(BoostQuery::new(query, boost)) as Box<dyn Query>,
+                )
+            })
+            .collect();
+        Box::new(BooleanQuery::new(per_field))
+    }
+
+    /// Filters restrict the hits but must not change their ranking: score 0.
+    fn add_filter_clauses(
+        &self,
+        filter: &SearchFilter,
+        clauses: &mut Vec<(Occur, Box<dyn Query>)>,
+    ) {
+        let mut must = |term: Term| {
+            let query = TermQuery::new(term, IndexRecordOption::Basic);
+            clauses.push((
+                Occur::Must,
+                Box::new(ConstScoreQuery::new(Box::new(query), 0.0)),
+            ));
+        };
+        let f = &self.fields;
+        if let Some(material_type) = &filter.material_type {
+            must(Term::from_field_text(f.material_type, material_type));
+        }
+        match (&filter.branch, filter.available_only) {
+            (Some(branch), true) => must(Term::from_field_text(f.available_branches, branch)),
+            (Some(branch), false) => must(Term::from_field_text(f.branches, branch)),
+            (None, true) => must(Term::from_field_bool(f.available_anywhere, true)),
+            (None, false) => {}
+        }
+    }
+
+    /// Checks one document and turns it into what tantivy stores; returns it with its id.
+    fn to_document(&self, doc: &IndexDoc) -> Result<(String, TantivyDocument), IndexError> {
+        let invalid = |reason| IndexError::InvalidDocument {
+            title_id: doc.title_id.clone(),
+            reason,
+        };
+        if doc.title_id.trim().is_empty() {
+            return Err(invalid("title_id is empty"));
+        }
+        let created_at = OffsetDateTime::parse(&doc.created_at, &Rfc3339)
+            .map_err(|_| invalid("created_at is not an RFC 3339 time"))?;
+        // Microseconds since the epoch: an i64 sort key that orders instants whatever their
+        // offset or number of fraction digits, which the RFC 3339 text does not.
+        let created_micros = i64::try_from(created_at.unix_timestamp_nanos() / 1000)
+            .map_err(|_| invalid("created_at is out of range"))?;
+
+        let f = &self.fields;
+        let mut out = TantivyDocument::default();
+        out.add_text(f.title_id, &doc.title_id);
+        let texts = [
+            (f.title, &doc.title),
+            (f.title_reading, &doc.title_reading),
+            (f.author, &doc.author),
+            (f.publisher, &doc.publisher),
+        ];
+        for (field, text) in texts
+            .into_iter()
+            .chain(doc.aliases.iter().map(|a| (f.aliases, a)))
+        {
+            let normalized = normalize(text);
+            if !normalized.is_empty() {
+                out.add_text(field, normalized);
+            }
+        }
+        if !doc.isbn.trim().is_empty() {
+            match Isbn::parse(&doc.isbn) {
+                Ok(isbn) => out.add_text(f.isbn, isbn.as_str()),
+                // The title stays findable by its text; only the ISBN lookup misses it.
+                Err(err) => tracing::warn!(title_id = %doc.title_id, %err, "isbn not indexed"),
+            }
+        }
+        out.add_text(f.material_type, &doc.material_type);
+        for branch in &doc.branches {
+            out.add_text(f.branches, branch);
+        }
+        for branch in &doc.available_branches {
+            out.add_text(f.available_branches, branch);
+        }
+        out.add_bool(f.available_anywhere, !doc.available_branches.is_empty());
+        out.add_i64(f.created_at, created_micros);
+        Ok((doc.title_id.clone(), out))
+    }
+}
+
+/// The schema. Text fields hold normalised text tokenised by [`CharGramTokenizer`]; the
+/// others are exact STRING terms, except `created_at` (a fast i64 for sorting).
+fn schema() -> Schema {
+    let cjk = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(CJK_TOKENIZER)
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+    );
+    let mut builder = Schema::builder();
+    builder.add_text_field(field::TITLE_ID, STRING | STORED);
+    for name in [
+        field::TITLE,
+        field::TITLE_READING,
+        field::AUTHOR,
+        field::PUBLISHER,
+        field::ALIASES,
+    ] {
+        builder.add_text_field(name, cjk.clone());
+    }
+    for name in [
+        field::ISBN,
+        field::MATERIAL_TYPE,
+        field::BRANCHES,
+        field::AVAILABLE_BRANCHES,
+    ] {
+        builder.add_text_field(name, STRING);
+    }
+    builder.add_bool_field(field::AVAILABLE_ANYWHERE, INDEXED);
+    builder.add_i64_field(field::CREATED_AT, FAST);
+    builder.build()
+}
+
+/// Field handles, looked up once.
+struct Fields {
+    title_id: Field,
+    title: Field,
+    title_reading: Field,
+    author: Field,
+    publisher: Field,
+    aliases: Field,
+    isbn: Field,
+    material_type: Field,
+    branches: Field,
+    available_branches: Field,
+    available_anywhere: Field,
+    created_at: Field,
+}
+
+impl Fields {
+    fn new(schema: &Schema) -> Result<Self, IndexError> {
+        let get = |name: &str| schema.get_field(name).map_err(IndexError::from);
+        Ok(Fields {
+            title_id: get(field::TITLE_ID)?,
+            title: get(field::TITLE)?,
+            title_reading: get(field::TITLE_READING)?,
+            author: get(field::AUTHOR)?,
+            publisher: get(field::PUBLISHER)?,
+            aliases: get(field::ALIASES)?,
+            isbn: get(field::ISBN)?,
+            material_type: get(field::MATERIAL_TYPE)?,
+            branches: get(field::BRANCHES)?,
+            available_branches: get(field::AVAILABLE_BRANCHES)?,
+            available_anywhere: get(field::AVAILABLE_ANYWHERE)?,
+            created_at: get(field::CREATED_AT)?,
+        })
+    }
+
+    /// Text fields and how much a match in each counts: a hit in the title matters most.
+    fn text_with_boost(&self) -> impl Iterator<Item = (Field, f32)> {
+        [
+            (self.title, 2.0),
+            (self.title_reading, 1.5),
+            (self.aliases, 1.5),
+            (self.author, 1.0),
+            (self.publisher, 0.5),
+        ]
+        .into_iter()
+    }
+}
+
+/// The overlapping two-character grams of a whitespace-free query term.
+fn bigrams(term: &str) -> Vec<String> {
+    let chars: Vec<char> = term.chars().collect();
+    chars.windows(2).map(|pair| pair.iter().collect()).collect()
+}
+
+/// Emits, at the position of each non-space character, that character and the bigram it
+/// starts (unless the next character is a space or the end). Unigrams let a one-character
+/// query match; bigrams at consecutive positions let a longer one be a phrase query.
+#[derive(Clone, Copy, Debug)]
+struct CharGramTokenizer;
+
+impl Tokenizer for CharGramTokenizer {
+    type TokenStream<'a> = CharGramStream<'a>;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> Self::TokenStream<'a> {
+        CharGramStream {
+            text,
+            chars: text.char_indices().collect(),
+            next: 0,
+            pending_bigram: false,
+            token: Token::default(),
+        }
+    }
+}
+
+struct CharGramStream<'a> {
+    text: &'a str,
+    chars: Vec<(usize, char)>,
+    /// Index in `chars` of the next character to emit a unigram for.
+    next: usize,
+    /// Whether the bigram starting at `next - 1` is still to be emitted.
+    pending_bigram: bool,
+    token: Token,
+}
+
+impl CharGramStream<'_> {
+    fn end_of(&self, index: usize) -> usize {
+        self.chars
+            .get(index + 1)
+            .map_or(self.text.len(), |&(offset, _)| offset)
+    }
+
+    fn emit(&mut self, first: usize, last: usize) {
+        let from = self.chars[first].0;
+        let to = self.end_of(last);
+        self.token.position = first;
+        self.token.offset_from = from;
+        self.token.offset_to = to;
+        self.token.position_length = 1;
+        self.token.text.clear();
+        self.token.text.push_str(&self.text[from..to]);
+    }
+}
+
+impl TokenStream for CharGramStream<'_> {
+    fn advance(&mut self) -> bool {
+        if self.pending_bigram {
+            self.pending_bigram = false;
+            let start = self.next - 1;
+            self.emit(start, start + 1);
+            return true;
+        }
+        while let Some(&(_, c)) = self.chars.get(self.next) {
+            let index = self.next;
+            self.next += 1;
+            if c.is_whitespace() {
+                continue;
+            }
+            self.pending_bigram = self
+                .chars
+                .get(index + 1)
+                .is_some_and(|&(_, next)| !next.is_whitespace());
+            self.emit(index, index);
+            return true;
+        }
+        false
+    }
+
+    fn token(&self) -> &Token {
+        &self.token
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        &mut self.token
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(id: &str, title: &str, created_at: &str) -> IndexDoc {
+        IndexDoc {
+            title_id: id.to_owned(),
+            title: title.to_owned(),
+            material_type: "book".to_owned(),
+            created_at: created_at.to_owned(),
+            ..IndexDoc::default()
+        }
+    }
+
+    fn index_with(docs: &[IndexDoc]) -> SearchIndex {
+        let index = SearchIndex::in_memory().unwrap();
+        index.upsert_many(docs).unwrap();
+        index
+    }
+
+    fn ids(index: &SearchIndex, q: &str) -> Vec<String> {
+        ids_filtered(index, q, &SearchFilter::default())
+    }
+
+    fn ids_filtered(index: &SearchIndex, q: &str, filter: &SearchFilter) -> Vec<String> {
+        let result = index.search(q, filter, 0, 100).unwrap();
+        assert_eq!(result.total, result.title_ids.len() as u64, "query {q:?}");
+        result.title_ids
+    }
+
+    fn sorted(mut v: Vec<String>) -> Vec<String> {
+        v.sort();
+        v
+    }
+
+    fn tokens(text: &str) -> Vec<(String, usize)> {
+        let mut tokenizer = CharGramTokenizer;
+        let mut stream = tokenizer.token_stream(text);
+        let mut out = Vec::new();
+        while let Some(token) = stream.next() {
+            out.push((token.text.clone(), token.position));
+        }
+        out
+    }
+
+    #[test]
+    fn search_index_can_be_shared_between_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<SearchIndex>();
+    }
+
+    #[test]
+    fn tantivy_ngram_tokenizer_puts_every_gram_at_position_zero() {
+        // The reason for CharGramTokenizer: with these positions a phrase never matches.
+        let mut ngram = tantivy::tokenizer::NgramTokenizer::new(2, 2, false).unwrap();
+        let mut stream = ngram.token_stream("東京都");
+        let mut positions = Vec::new();
+        while let Some(token) = stream.next() {
+            positions.push(token.position);
+        }
+        assert_eq!(positions, vec![0, 0]);
+    }
+
+    #[test]
+    fn tokenizer_emits_unigrams_and_bigrams_at_character_positions() {
+        let t = |s: &str, p| (s.to_owned(), p);
+        assert_eq!(
+            tokens("東京都"),
+            vec![
+                t("東", 0),
+                t("東京", 0),
+                t("京", 1),
+                t("京都", 1),
+                t("都", 2)
+            ]
+        );
+        assert_eq!(tokens("a b"), vec![t("a", 0), t("b", 2)]);
+        assert_eq!(tokens(""), vec![]);
+    }
+
+    #[test]
+    fn kana_script_and_width_do_not_matter() {
+        let index = index_with(&[
+            doc("hira", "こころ", "2024-01-01T00:00:00Z"),
+            doc("kata", "ココロ", "2024-01-02T00:00:00Z"),
+            doc("other", "ここに", "2024-01-03T00:00:00Z"),
+        ]);
+        for q in ["こころ", "ココロ", "ｺｺﾛ"] {
+            assert_eq!(sorted(ids(&index, q)), vec!["hira", "kata"], "query {q}");
+        }
+    }
+
+    #[test]
+    fn two_kanji_query_finds_titles_containing_them() {
+        let index = index_with(&[
+            doc("a", "東京都の歴史", "2024-01-01T00:00:00Z"),
+            doc("b", "京都案内", "2024-01-02T00:00:00Z"),
+            doc("c", "都の京", "2024-01-03T00:00:00Z"),
+        ]);
+        assert_eq!(sorted(ids(&index, "京都")), vec!["a", "b"]);
+        assert_eq!(ids(&index, "歴史"), vec!["a"]);
+    }
+
+    #[test]
+    fn longer_terms_need_their_bigrams_in_a_row() {
+        let index = index_with(&[
+            doc("a", "吾輩は猫である", "2024-01-01T00:00:00Z"),
+            // Has the bigrams 猫で and である, but not in a row.
+            doc("b", "猫で遊ぶ日である", "2024-01-02T00:00:00Z"),
+        ]);
+        assert_eq!(ids(&index, "猫である"), vec!["a"]);
+    }
+
+    #[test]
+    fn single_character_query_matches() {
+        let index = index_with(&[
+            doc("a", "猫", "2024-01-01T00:00:00Z"),
+            doc("b", "子猫物語", "2024-01-02T00:00:00Z"),
+            doc("c", "犬", "2024-01-03T00:00:00Z"),
+        ]);
+        assert_eq!(sorted(ids(&index, "猫")), vec!["a", "b"]);
+    }
+
+    #[test]
+    fn author_reading_alias_and_publisher_are_searched() {
+        let mut kokoro = doc("kokoro", "こゝろ", "2024-01-01T00:00:00Z");
+        kokoro.author = "夏目, 漱石".to_owned();
+        kokoro.title_reading = "ココロ".to_owned();
+        kokoro.publisher = "新潮社".to_owned();
+        kokoro.aliases = vec!["Kokoro".to_owned()];
+        let index = index_with(&[kokoro, doc("other", "坊っちゃん", "2024-01-02T00:00:00Z")]);
+        for q in ["漱石", "夏目", "こころ", "新潮", "kokoro", "KOKORO"] {
+            assert_eq!(ids(&index, q), vec!["kokoro"], "query {q}");
+        }
+    }
+
+    #[test]
+    fn semantic_variants_find_each_other() {
+        let mut a = doc("a", "評伝", "2024-01-01T00:00:00Z");
+        a.author = "山\u{FA11}豊子".to_owned();
+        let index = index_with(&[a]);
+        assert_eq!(ids(&index, "山崎"), vec!["a"]);
+    }
+
+    #[test]
+    fn every_term_must_match() {
+        let mut a = doc("a", "こころ", "2024-01-01T00:00:00Z");
+        a.author = "夏目漱石".to_owned();
+        let mut b = doc("b", "こころの病", "2024-01-02T00:00:00Z");
+        b.author = "山田太郎".to_owned();
+        let index = index_with(&[a, b]);
+        assert_eq!(ids(&index, "こころ 漱石"), vec!["a"]);
+        assert_eq!(ids(&index, "こころ　山田"), vec!["b"]);
+        assert!(ids(&index, "漱石 山田").is_empty());
+    }
+
+    #[test]
+    fn filters_restrict_by_material_branch_and_availability() {
+        let mut book = doc("book", "海の本", "2024-01-01T00:00:00Z");
+        book.branches = vec!["kitsuki".into(), "yamaga".into()];
+        book.available_branches = vec!["yamaga".into()];
+        let mut magazine = doc("magazine", "海の雑誌", "2024-01-02T00:00:00Z");
+        magazine.material_type = "magazine".into();
+        magazine.branches = vec!["kitsuki".into()];
+        magazine.available_branches = vec!["kitsuki".into()];
+        let mut out = doc("out", "海の歌", "2024-01-03T00:00:00Z");
+        out.branches = vec!["ota".into()];
+        let index = index_with(&[book, magazine, out]);
+
+        let filter = |material: Option<&str>, branch: Option<&str>, available_only| SearchFilter {
+            material_type: material.map(str::to_owned),
+            branch: branch.map(str::to_owned),
+            available_only,
+        };
+        let search = |f: SearchFilter| sorted(ids_filtered(&index, "海", &f));
+        assert_eq!(
+            search(filter(Some("book"), None, false)),
+            vec!["book", "out"]
+        );
+        assert_eq!(
+            search(filter(Some("magazine"), None, false)),
+            vec!["magazine"]
+        );
+        assert_eq!(
+            search(filter(None, Some("kitsuki"), false)),
+            vec!["book", "magazine"]
+        );
+        assert_eq!(
+            search(filter(None, Some("kitsuki"), true)),
+            vec!["magazine"]
+        );
+        assert_eq!(search(filter(None, Some("yamaga"), true)), vec!["book"]);
+        assert_eq!(search(filter(None, None, true)), vec!["book", "magazine"]);
+        assert_eq!(search(filter(Some("book"), None, true)), vec!["book"]);
+        assert!(search(filter(Some("av"), None, false)).is_empty());
+    }
+
+    #[test]
+    fn empty_query_lists_all_newest_first() {
+        let index = index_with(&[
+            doc("middle", "b", "2024-02-01T00:00:00Z"),
+            doc("oldest", "a", "2023-12-31T23:59:59Z"),
+            // Same instant as 2024-03-01T00:00:00.5Z; text order would put it elsewhere.
+            doc("newest", "c", "2024-03-01T09:00:00.5+09:00"),
+            doc("newer", "d", "2024-02-29T23:59:59Z"),
+        ]);
+        assert_eq!(ids(&index, ""), vec!["newest", "newer", "middle", "oldest"]);
+        assert_eq!(
+            ids(&index, "  \u{3000} "),
+            vec!["newest", "newer", "middle", "oldest"]
+        );
+    }
+
+    #[test]
+    fn paging_returns_the_total_and_one_page() {
+        let docs: Vec<IndexDoc> = (0..25)
+            .map(|i| {
+                doc(
+                    &format!("t{i:02}"),
+                    "本",
+                    &format!("2024-01-{:02}T00:00:00Z", i + 1),
+                )
+            })
+            .collect();
+        let index = index_with(&docs);
+        let page = index.search("", &SearchFilter::default(), 10, 10).unwrap();
+        assert_eq!(page.total, 25);
+        assert_eq!(page.title_ids.first().map(String::as_str), Some("t14"));
+        assert_eq!(page.title_ids.len(), 10);
+        let last = index
+            .search("本", &SearchFilter::default(), 20, 10)
+            .unwrap();
+        assert_eq!((last.total, last.title_ids.len()), (25, 5));
+        let past = index
+            .search("本", &SearchFilter::default(), 1000, usize::MAX)
+            .unwrap();
+        assert_eq!((past.total, past.title_ids.len()), (25, 0));
+        let none = index.search("本", &SearchFilter::default(), 0, 0).unwrap();
+        assert_eq!((none.total, none.title_ids.len()), (25, 0));
+    }
+
+    #[test]
+    fn relevance_ties_are_broken_newest_first() {
+        let index = index_with(&[
+            doc("old", "海辺", "2020-01-01T00:00:00Z"),
+            doc("new", "海辺", "2024-01-01T00:00:00Z"),
+            doc("mid", "海辺", "2022-01-01T00:00:00Z"),
+        ]);
+        assert_eq!(ids(&index, "海辺"), vec!["new", "mid", "old"]);
+    }
+
+    #[test]
+    fn a_title_match_ranks_above_a_publisher_match() {
+        let mut by_publisher = doc("publisher", "別の本", "2024-01-02T00:00:00Z");
+        by_publisher.publisher = "海鳴社".into();
+        let index = index_with(&[by_publisher, doc("title", "海鳴り", "2024-01-01T00:00:00Z")]);
+        assert_eq!(ids(&index, "海鳴"), vec!["title", "publisher"]);
+    }
+
+    #[test]
+    fn upsert_replaces_the_document_with_the_same_id() {
+        let index = index_with(&[doc("a", "古い題名", "2024-01-01T00:00:00Z")]);
+        index
+            .upsert(&doc("a", "新しい題名", "2024-01-01T00:00:00Z"))
+            .unwrap();
+        assert_eq!(index.num_docs(), 1);
+        assert!(ids(&index, "古い").is_empty());
+        assert_eq!(ids(&index, "新しい"), vec!["a"]);
+    }
+
+    #[test]
+    fn within_one_batch_the_last_document_for_an_id_wins() {
+        let index = index_with(&[
+            doc("a", "一つ目", "2024-01-01T00:00:00Z"),
+            doc("a", "二つ目", "2024-01-01T00:00:00Z"),
+        ]);
+        assert_eq!(index.num_docs(), 1);
+        assert_eq!(ids(&index, "二つ"), vec!["a"]);
+    }
+
+    #[test]
+    fn an_invalid_document_rejects_the_whole_batch() {
+        let index = index_with(&[doc("a", "海", "2024-01-01T00:00:00Z")]);
+        let err = index
+            .upsert_many(&[
+                doc("a", "山", "2024-01-01T00:00:00Z"),
+                doc("b", "川", "yesterday"),
+            ])
+            .unwrap_err();
+        assert!(matches!(err, IndexError::InvalidDocument { ref title_id, .. } if title_id == "b"));
+        let err = index
+            .upsert(&doc(" ", "川", "2024-01-01T00:00:00Z"))
+            .unwrap_err();
+        assert!(matches!(err, IndexError::InvalidDocument { .. }));
+        // Nothing of the failed batch leaks into the next commit.
+        index
+            .upsert(&doc("c", "空", "2024-01-01T00:00:00Z"))
+            .unwrap();
+        assert_eq!(ids(&index, "海"), vec!["a"]);
+        assert!(ids(&index, "山").is_empty());
+        assert_eq!(index.num_docs(), 2);
+    }
+
+    #[test]
+    fn clear_removes_everything() {
+        let index = index_with(&[doc("a", "海", "2024-01-01T00:00:00Z")]);
+        index.clear().unwrap();
+        assert_eq!(index.num_docs(), 0);
+        assert_eq!(
+            index
+                .search("", &SearchFilter::default(), 0, 10)
+                .unwrap()
+                .total,
+            0
+        );
+    }
+
+    #[test]
+    fn isbn_query_matches_exactly_in_any_spelling() {
+        let mut kokoro = doc("kokoro", "こころ", "2024-01-01T00:00:00Z");
+        kokoro.isbn = "978-4-10-101013-7 : 1500円".into();
+        let mut other = doc("other", "9784101010137 について", "2024-01-02T00:00:00Z");
+        other.isbn = "4-00-310111-1".into();
+        let index = index_with(&[kokoro, other]);
+        for q in [
+            "978-4-10-101013-7",
+            "9784101010137",
+            "4-10-101013-7",
+            "ISBN ９７８４１０１０１０１３７",
+        ] {
+            assert_eq!(ids(&index, q), vec!["kokoro"], "query {q}");
+        }
+        assert_eq!(ids(&index, "978-4-00-310111-7"), vec!["other"]);
+        // Not exactly an ISBN: searched as text.
+        assert_eq!(ids(&index, "9784101010137 について"), vec!["other"]);
+    }
+
+    #[test]
+    fn documents_survive_reopening_a_directory_index() {
+        let dir = std::env::temp_dir().join(format!("kitsuki-index-{}", uuid::Uuid::new_v4()));
+        {
+            let index = SearchIndex::open_or_create(&dir).unwrap();
+            index
+                .upsert(&doc("a", "こころ", "2024-01-01T00:00:00Z"))
+                .unwrap();
+        }
+        let reopened = SearchIndex::open_or_create(&dir).unwrap();
+        assert_eq!(ids(&reopened, "ココロ"), vec!["a"]);
+        drop(reopened);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

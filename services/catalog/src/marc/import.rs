@@ -1,0 +1,377 @@
+//! What a MARC 21 record means for the catalog: which title, author and publisher to
+//! display, which forms only to search by, and what kind of material it is.
+//!
+//! The one judgement here is about 880 fields. At the Library of Congress the regular
+//! fields are romanised and the 880 holds the original script, so the 880 is the one to
+//! display. At the NDL (JAPAN/MARC, 003 `JTNDL`) the regular fields already hold the
+//! original script and the 880 holds the kana reading. A record whose 245 is already
+//! in CJK script is read the NDL way whoever made it, since romanisation never
+//! produces kanji.
+
+use unicode_normalization::UnicodeNormalization;
+
+use super::record::{DataField, MarcRecord};
+use super::{ImportRecord, MaterialKind};
+
+/// Maps a record, or `None` when it has no title (no 245, nor an 880 standing for one).
+pub fn to_import_record(record: &MarcRecord) -> Option<ImportRecord> {
+    let title_field = record.data_field("245");
+    let title_880 = match title_field {
+        Some(f) => record.linked_880(f),
+        None => record.first_880_for("245"),
+    };
+    let original_in_880 = record.control("003").map(str::trim) != Some("JTNDL")
+        && !title_field.is_some_and(|f| has_cjk(&title_text(f)));
+
+    let mut aliases = Vec::new();
+    let mut title_reading = String::new();
+
+    let regular_title = title_field.map(title_text).unwrap_or_default();
+    let other_title = title_880.map(title_text).unwrap_or_default();
+    let (title, display_title_field) = if original_in_880 && !other_title.is_empty() {
+        aliases.push(regular_title);
+        (other_title, title_880)
+    } else {
+        if is_kana_reading(&other_title) {
+            title_reading = other_title;
+        } else {
+            aliases.push(other_title);
+        }
+        (regular_title, title_field)
+    };
+    if title.is_empty() {
+        return None;
+    }
+
+    let author = match ["100", "110", "111"]
+        .iter()
+        .find_map(|tag| record.data_field(tag))
+    {
+        Some(main) => {
+            let regular = name_text(main);
+            let other = record.linked_880(main).map(name_text).unwrap_or_default();
+            if original_in_880 && !other.is_empty() {
+                aliases.push(regular);
+                other
+            } else {
+                aliases.push(other);
+                regular
+            }
+        }
+        // No main entry: the statement of responsibility, in the script of the title.
+        None => display_title_field
+            .and_then(|f| f.subfield('c'))
+            .map(clean)
+            .unwrap_or_default(),
+    };
+
+    let publisher = publication_field(record)
+        .map(|field| {
+            let regular = field.subfield('b').map(clean).unwrap_or_default();
+            let other = record
+                .linked_880(field)
+                .and_then(|f| f.subfield('b'))
+                .map(clean)
+                .unwrap_or_default();
+            if original_in_880 && !other.is_empty() {
+                other
+            } else {
+                regular
+            }
+        })
+        .unwrap_or_default();
+
+    for variant in record.data_fields("246") {
+        aliases.push(title_text(variant));
+        if let Some(twin) = record.linked_880(variant) {
+            aliases.push(title_text(twin));
+        }
+    }
+
+    let mut seen = vec![title.clone(), author.clone()];
+    aliases.retain(|a| {
+        if a.is_empty() || seen.contains(a) {
+            return false;
+        }
+        seen.push(a.clone());
+        true
+    });
+
+    Some(ImportRecord {
+        source_id: source_id(record),
+        title,
+        title_reading,
+        author,
+        publisher,
+        year: year(record),
+        isbns: record
+            .data_fields("020")
+            .flat_map(|f| f.subfields_of('a'))
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .collect(),
+        kind: kind(&record.leader),
+        aliases,
+    })
+}
+
+fn source_id(record: &MarcRecord) -> String {
+    match record
+        .control("001")
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        Some(id) => format!("marc:{id}"),
+        None => format!("marc-hash:{:016x}", record.content_hash()),
+    }
+}
+
+/// 260, else the 264 for publication (second indicator 1), else any 264.
+fn publication_field(record: &MarcRecord) -> Option<&DataField> {
+    record
+        .data_field("260")
+        .or_else(|| record.data_fields("264").find(|f| f.ind2 == '1'))
+        .or_else(|| record.data_field("264"))
+}
+
+/// Leader/06 (type of record) and /07 (bibliographic level).
+fn kind(leader: &str) -> MaterialKind {
+    let bytes = leader.as_bytes();
+    match (bytes.get(6), bytes.get(7)) {
+        (Some(b'a' | b't'), Some(b's')) => MaterialKind::Magazine,
+        (Some(b'g' | b'i' | b'j' | b'k' | b'o' | b'r'), _) => MaterialKind::Av,
+        // Text, and whatever else is lent like a book (scores, maps, mixed material).
+        _ => MaterialKind::Book,
+    }
+}
+
+/// 008/07-10 (Date 1) when it is a plain year, else the first year in the imprint.
+fn year(record: &MarcRecord) -> Option<i32> {
+    if let Some(date1) = record.control("008").and_then(|v| v.get(7..11))
+        && date1.bytes().all(|b| b.is_ascii_digit())
+    {
+        return date1.parse().ok();
+    }
+    let imprint = publication_field(record)?;
+    imprint.subfields_of('c').find_map(first_year).or_else(|| {
+        record
+            .linked_880(imprint)
+            .and_then(|f| f.subfields_of('c').find_map(first_year))
+    })
+}
+
+/// The first run of exactly four digits (ASCII or full-width), as in "Heisei 11 [1999]".
+pub(crate) fn first_year(text: &str) -> Option<i32> {
+    let mut run = 0;
+    let mut value = 0;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match digit(c) {
+            Some(d) => {
+                run += 1;
+                value = value * 10 + d;
+                let next_is_digit = chars.peek().copied().and_then(digit).is_some();
+                if run == 4 && !next_is_digit {
+                    return Some(value);
+                }
+                if run > 4 {
+                    // Part of a longer number (a price, an ISBN): not a year.
+                    value = 0;
+                }
+            }
+            None => {
+                run = 0;
+                value = 0;
+            }
+        }
+    }
+    None
+}
+
+fn digit(c: char) -> Option<i32> {
+    match c {
+        '0'..='9' => Some(c as i32 - '0' as i32),
+        '０'..='９' => Some(c as i32 - '０' as i32),
+        _ => None,
+    }
+}
+
+/// Title proper with remainder, number and name of part ($a $b $n $p), in record order.
+fn title_text(field: &DataField) -> String {
+    join_subfields(field, &['a', 'b', 'n', 'p'])
+}
+
+/// A heading's name: personal and meeting names by $a, corporate names with their
+/// subordinate units ($b), which are part of the name.
+fn name_text(field: &DataField) -> String {
+    let tag = match field.linkage() {
+        Some(link) if field.tag == "880" => link.tag,
+        _ => field.tag.as_str(),
+    };
+    if tag == "110" {
+        join_subfields(field, &['a', 'b'])
+    } else {
+        field.subfield('a').map(clean).unwrap_or_default()
+    }
+}
+
+fn join_subfields(field: &DataField, codes: &[char]) -> String {
+    let joined = field
+        .subfields
+        .iter()
+        .filter(|s| codes.contains(&s.code))
+        .map(|s| s.value.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    clean(&joined)
+}
+
+/// Collapses whitespace, trims the ISBD punctuation that ends a transcribed element, and
+/// composes characters (NFC): MARC 21 in UTF-8 stores "ō" as "o" + combining macron,
+/// which displays badly and compares unequal to what people type.
+pub(crate) fn clean(text: &str) -> String {
+    let collapsed = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    trim_isbd(&collapsed).nfc().collect()
+}
+
+fn trim_isbd(mut text: &str) -> &str {
+    loop {
+        let before = text;
+        text = text.trim_end();
+        // ISBD sets these off with a space before them; "AC/DC" keeps its slash.
+        for mark in ['/', ':', ';', '='] {
+            if let Some(rest) = text.strip_suffix(mark)
+                && (rest.is_empty() || rest.ends_with(' '))
+            {
+                text = rest;
+            }
+        }
+        text = text.strip_suffix(',').unwrap_or(text);
+        // A final full stop is ISBD's, an ellipsis is the title's.
+        if text.ends_with('.') && !text.ends_with("...") {
+            text = &text[..text.len() - 1];
+        }
+        if text == before {
+            return text.trim_start();
+        }
+    }
+}
+
+fn is_han(c: char) -> bool {
+    matches!(c,
+        '\u{3400}'..='\u{4DBF}'
+        | '\u{4E00}'..='\u{9FFF}'
+        | '\u{F900}'..='\u{FAFF}'
+        | '\u{20000}'..='\u{3FFFF}'
+        | '々' | '〆')
+}
+
+fn is_kana(c: char) -> bool {
+    matches!(c, '\u{3041}'..='\u{30FF}' | '\u{31F0}'..='\u{31FF}' | '\u{FF66}'..='\u{FF9F}')
+}
+
+fn is_hangul(c: char) -> bool {
+    matches!(c, '\u{1100}'..='\u{11FF}' | '\u{3130}'..='\u{318F}' | '\u{AC00}'..='\u{D7AF}')
+}
+
+fn has_cjk(text: &str) -> bool {
+    text.chars()
+        .any(|c| is_han(c) || is_kana(c) || is_hangul(c))
+}
+
+/// Kana without kanji: how JAPAN/MARC records a reading.
+fn is_kana_reading(text: &str) -> bool {
+    text.chars().any(is_kana) && !text.chars().any(|c| is_han(c) || is_hangul(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::record::{ControlField, Field, Subfield};
+    use super::*;
+
+    #[test]
+    fn isbd_punctuation_is_trimmed_from_the_end_only() {
+        assert_eq!(
+            clean("Dentō wagei kōdan no subete /"),
+            "Dentō wagei kōdan no subete"
+        );
+        assert_eq!(clean("Abe, Kazue,"), "Abe, Kazue");
+        assert_eq!(clean("雄山閣,"), "雄山閣");
+        assert_eq!(clean("Handa shishi."), "Handa shishi");
+        assert_eq!(clean("Title : subtitle ;  "), "Title : subtitle");
+        assert_eq!(clean("And then..."), "And then...");
+        assert_eq!(clean(" / "), "");
+    }
+
+    #[test]
+    fn first_year_skips_longer_numbers() {
+        assert_eq!(first_year("Heisei 11 [1999]"), Some(1999));
+        assert_eq!(first_year("平成 11 [1999]"), Some(1999));
+        assert_eq!(first_year("ISBN 9784000000 c2001."), Some(2001));
+        assert_eq!(first_year("２０１７年"), Some(2017));
+        assert_eq!(first_year("[19--]"), None);
+    }
+
+    #[test]
+    fn kind_follows_leader_06_and_07() {
+        assert_eq!(kind("00000nam a2200000 a 4500"), MaterialKind::Book);
+        assert_eq!(kind("00000cas a2200000 a 4500"), MaterialKind::Magazine);
+        assert_eq!(kind("00000njm a2200000 a 4500"), MaterialKind::Av);
+        assert_eq!(kind("00000ngm a2200000 a 4500"), MaterialKind::Av);
+        assert_eq!(kind(""), MaterialKind::Book);
+    }
+
+    fn field(tag: &str, subfields: &[(char, &str)]) -> Field {
+        Field::Data(DataField {
+            tag: tag.into(),
+            ind1: ' ',
+            ind2: ' ',
+            subfields: subfields
+                .iter()
+                .map(|&(code, value)| Subfield {
+                    code,
+                    value: value.into(),
+                })
+                .collect(),
+        })
+    }
+
+    #[test]
+    fn ndl_880_is_a_reading_not_the_title() {
+        let record = MarcRecord {
+            leader: "00000nam a2200000zi 4500".into(),
+            fields: vec![
+                Field::Control(ControlField {
+                    tag: "003".into(),
+                    value: "JTNDL".into(),
+                }),
+                field(
+                    "245",
+                    &[
+                        ('6', "880-01"),
+                        ('a', "吾輩は猫である /"),
+                        ('c', "夏目漱石 著."),
+                    ],
+                ),
+                field(
+                    "880",
+                    &[('6', "245-01/$1"), ('a', "ワガハイ ワ ネコ デ アル")],
+                ),
+            ],
+        };
+        let r = to_import_record(&record).unwrap();
+        assert_eq!(r.title, "吾輩は猫である");
+        assert_eq!(r.title_reading, "ワガハイ ワ ネコ デ アル");
+        assert_eq!(r.author, "夏目漱石 著");
+        assert!(r.source_id.starts_with("marc-hash:"));
+    }
+
+    #[test]
+    fn a_record_without_title_is_not_mapped() {
+        let record = MarcRecord {
+            leader: "00000nam a2200000 a 4500".into(),
+            fields: vec![field("100", &[('a', "Someone")])],
+        };
+        assert!(to_import_record(&record).is_none());
+    }
+}

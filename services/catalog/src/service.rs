@@ -1,0 +1,362 @@
+//! The catalog's operations: create titles and items (each with its event in the same
+//! transaction, ARCHITECTURE.md "Nothing lost"), read and search them. The database is the
+//! truth; the search index is rebuilt from it whenever it disagrees.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use kitsuki_platform::clock::{SharedClock, format_instant};
+use kitsuki_platform::db::{self, Db};
+use kitsuki_platform::{events, outbox};
+use kitsuki_proto::catalog as pb;
+use kitsuki_proto::events as ev;
+use kitsuki_proto::{Barcode, Branch, ErrorCode, ServiceError};
+use tokio::sync::Notify;
+
+use crate::domain::isbn::Isbn;
+use crate::index::{IndexDoc, SearchFilter, SearchIndex};
+use crate::model::{self, Item, MaterialType, Title};
+use crate::store;
+
+static MIGRATIONS_PG: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+static MIGRATIONS_SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Largest page of search results.
+pub const MAX_PER_PAGE: u32 = 100;
+
+/// A title to create, checked: a non-empty display title and a known type.
+#[derive(Debug, Clone)]
+pub struct NewTitle {
+    pub title: String,
+    pub title_reading: String,
+    pub author: String,
+    pub publisher: String,
+    pub year: Option<i64>,
+    pub isbn: Option<Isbn>,
+    pub material_type: MaterialType,
+    pub aliases: Vec<String>,
+    pub source_id: Option<String>,
+}
+
+/// The catalog service's state.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    db: Db,
+    index: Arc<SearchIndex>,
+    clock: SharedClock,
+    relay_wake: Arc<Notify>,
+}
+
+fn internal(context: &str, err: impl std::fmt::Display) -> ServiceError {
+    tracing::error!(error = %err, "catalog failure while {context}");
+    ServiceError::internal()
+}
+
+impl Catalog {
+    /// Migrates the database, opens the index (in `index_dir`, or in memory) and rebuilds it
+    /// if it does not hold exactly the titles of the database.
+    pub async fn open(
+        db: Db,
+        index_dir: Option<&Path>,
+        clock: SharedClock,
+    ) -> anyhow::Result<Catalog> {
+        db::migrate(&db, &MIGRATIONS_PG, &MIGRATIONS_SQLITE).await?;
+        outbox::ensure_tables(&db).await?;
+        let index = match index_dir {
+            Some(dir) => SearchIndex::open_or_create(dir)?,
+            None => SearchIndex::in_memory()?,
+        };
+        let catalog = Catalog {
+            db,
+            index: Arc::new(index),
+            clock,
+            relay_wake: Arc::new(Notify::new()),
+        };
+        let (titles, _) = store::counts(&catalog.db.pool).await?;
+        if titles != catalog.index.num_docs() {
+            tracing::info!(
+                titles,
+                indexed = catalog.index.num_docs(),
+                "rebuilding the search index"
+            );
+            catalog.reindex().await?;
+        }
+        Ok(catalog)
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Notified after every commit that wrote to the outbox.
+    pub fn relay_wake(&self) -> Arc<Notify> {
+        self.relay_wake.clone()
+    }
+
+    /// Rebuilds the search index from the database.
+    pub async fn reindex(&self) -> anyhow::Result<u64> {
+        self.index.clear()?;
+        let mut after = String::new();
+        let mut n = 0u64;
+        loop {
+            let page = store::titles_after(&self.db.pool, &after, 500).await?;
+            let Some(last) = page.last() else { break };
+            after = last.title_id.clone();
+            let docs = self.docs_for(&page).await?;
+            self.index.upsert_many(&docs)?;
+            n += page.len() as u64;
+        }
+        Ok(n)
+    }
+
+    async fn docs_for(&self, titles: &[Title]) -> Result<Vec<IndexDoc>, sqlx::Error> {
+        let ids: Vec<String> = titles.iter().map(|t| t.title_id.clone()).collect();
+        let items = store::items_of(&self.db.pool, &ids).await?;
+        Ok(titles
+            .iter()
+            .map(|t| {
+                let mine: Vec<&Item> = items.iter().filter(|i| i.title_id == t.title_id).collect();
+                let mut branches: Vec<String> = mine.iter().map(|i| i.branch.clone()).collect();
+                branches.sort();
+                branches.dedup();
+                let mut available: Vec<String> = mine
+                    .iter()
+                    .filter(|i| i.status == "available")
+                    .map(|i| i.branch.clone())
+                    .collect();
+                available.sort();
+                available.dedup();
+                IndexDoc {
+                    title_id: t.title_id.clone(),
+                    title: t.title.clone(),
+                    title_reading: t.title_reading.clone(),
+                    author: t.author.clone(),
+                    publisher: t.publisher.clone(),
+                    isbn: t.isbn.clone(),
+                    aliases: t.aliases.clone(),
+                    material_type: t.material_type.code().to_string(),
+                    branches,
+                    available_branches: available,
+                    created_at: t.created_at.clone(),
+                }
+            })
+            .collect())
+    }
+
+    /// Re-indexes the given titles from the database (after their items changed).
+    pub async fn refresh_index(&self, title_ids: &[String]) -> Result<(), ServiceError> {
+        let titles = store::get_titles(&self.db.pool, title_ids)
+            .await
+            .map_err(|e| internal("reading titles", e))?;
+        let docs = self
+            .docs_for(&titles)
+            .await
+            .map_err(|e| internal("reading items", e))?;
+        self.index
+            .upsert_many(&docs)
+            .map_err(|e| internal("indexing", e))
+    }
+
+    /// Creates a title (or finds the one already imported from the same source). With
+    /// `index_now` false the caller indexes in bulk afterwards (import).
+    pub async fn create_title(
+        &self,
+        new: NewTitle,
+        index_now: bool,
+    ) -> Result<(String, bool), ServiceError> {
+        if new.title.trim().is_empty() {
+            return Err(ServiceError::with_detail(ErrorCode::InvalidInput, "title"));
+        }
+        let now = format_instant(self.clock.now());
+        let title = Title {
+            title_id: uuid::Uuid::now_v7().to_string(),
+            title: new.title.trim().to_string(),
+            title_reading: new.title_reading.trim().to_string(),
+            author: new.author.trim().to_string(),
+            publisher: new.publisher.trim().to_string(),
+            year: new.year,
+            isbn: new.isbn.map(|i| i.as_str().to_string()).unwrap_or_default(),
+            material_type: new.material_type,
+            aliases: new
+                .aliases
+                .into_iter()
+                .filter(|a| !a.trim().is_empty())
+                .collect(),
+            source_id: new.source_id.filter(|s| !s.is_empty()),
+            created_at: now.clone(),
+        };
+        let event = events::build(
+            "catalog.title.created",
+            events::new_event_id(),
+            &now,
+            &ev::TitleCreated {
+                meta: Some(ev::EventMeta {
+                    event_id: String::new(),
+                    occurred_at: now.clone(),
+                }),
+                title_id: title.title_id.clone(),
+                r#type: title.material_type.to_proto() as i32,
+            },
+        );
+        let mut tx = self
+            .db
+            .pool
+            .begin()
+            .await
+            .map_err(|e| internal("beginning", e))?;
+        let created = store::insert_title(&mut tx, &title)
+            .await
+            .map_err(|e| internal("inserting a title", e))?;
+        if !created {
+            drop(tx);
+            let existing = match &title.source_id {
+                Some(s) => store::title_id_by_source(&self.db.pool, s)
+                    .await
+                    .map_err(|e| internal("finding a title", e))?,
+                None => None,
+            };
+            return existing
+                .map(|id| (id, false))
+                .ok_or_else(ServiceError::internal);
+        }
+        outbox::enqueue(&mut tx, &event, &now)
+            .await
+            .map_err(|e| internal("queueing an event", e))?;
+        tx.commit()
+            .await
+            .map_err(|e| internal("committing a title", e))?;
+        self.relay_wake.notify_one();
+        if index_now {
+            self.refresh_index(std::slice::from_ref(&title.title_id))
+                .await?;
+        }
+        Ok((title.title_id, true))
+    }
+
+    /// Adds an item (copy) of a title at a branch (rule M1: barcodes unique across branches).
+    pub async fn create_item(
+        &self,
+        title_id: &str,
+        barcode: &Barcode,
+        branch: Branch,
+        call_number: &str,
+        index_now: bool,
+    ) -> Result<Item, ServiceError> {
+        let title = store::get_title(&self.db.pool, title_id)
+            .await
+            .map_err(|e| internal("reading a title", e))?
+            .ok_or_else(|| ServiceError::new(ErrorCode::TitleNotFound))?;
+        let now = format_instant(self.clock.now());
+        let item = Item {
+            barcode: barcode.as_str().to_string(),
+            title_id: title.title_id.clone(),
+            branch: branch.code().to_string(),
+            call_number: call_number.trim().to_string(),
+            status: "available".to_string(),
+            due_date: None,
+        };
+        let event = events::build(
+            format!("catalog.item.created.{}", branch.code()),
+            events::new_event_id(),
+            &now,
+            &ev::ItemCreated {
+                meta: Some(ev::EventMeta {
+                    event_id: String::new(),
+                    occurred_at: now.clone(),
+                }),
+                barcode: item.barcode.clone(),
+                title_id: item.title_id.clone(),
+                branch: item.branch.clone(),
+                r#type: title.material_type.to_proto() as i32,
+            },
+        );
+        let mut tx = self
+            .db
+            .pool
+            .begin()
+            .await
+            .map_err(|e| internal("beginning", e))?;
+        if let Err(e) = store::insert_item(&mut tx, &item, &now).await {
+            return Err(if db::is_unique_violation(&e) {
+                ServiceError::new(ErrorCode::BarcodeTaken)
+            } else {
+                internal("inserting an item", e)
+            });
+        }
+        outbox::enqueue(&mut tx, &event, &now)
+            .await
+            .map_err(|e| internal("queueing an event", e))?;
+        tx.commit()
+            .await
+            .map_err(|e| internal("committing an item", e))?;
+        self.relay_wake.notify_one();
+        if index_now {
+            self.refresh_index(std::slice::from_ref(&item.title_id))
+                .await?;
+        }
+        Ok(item)
+    }
+
+    pub async fn get_title(&self, title_id: &str) -> Result<pb::TitleDetail, ServiceError> {
+        let title = store::get_title(&self.db.pool, title_id)
+            .await
+            .map_err(|e| internal("reading a title", e))?
+            .ok_or_else(|| ServiceError::new(ErrorCode::TitleNotFound))?;
+        let items = store::items_of(&self.db.pool, std::slice::from_ref(&title.title_id))
+            .await
+            .map_err(|e| internal("reading items", e))?;
+        Ok(pb::TitleDetail {
+            title: Some(model::summary(&title, &items)),
+            items: items.iter().map(Item::to_proto).collect(),
+        })
+    }
+
+    /// Searches (or, with an empty query, lists newest first) with filters and paging.
+    pub async fn search(
+        &self,
+        q: &str,
+        filter: &SearchFilter,
+        page: u32,
+        per_page: u32,
+    ) -> Result<pb::SearchTitlesResponse, ServiceError> {
+        let page = page.max(1);
+        let per_page = per_page.clamp(1, MAX_PER_PAGE);
+        let offset = ((page - 1) as usize).saturating_mul(per_page as usize);
+        let result = self
+            .index
+            .search(q, filter, offset, per_page as usize)
+            .map_err(|e| internal("searching", e))?;
+        let titles = store::get_titles(&self.db.pool, &result.title_ids)
+            .await
+            .map_err(|e| internal("reading titles", e))?;
+        let items = store::items_of(&self.db.pool, &result.title_ids)
+            .await
+            .map_err(|e| internal("reading items", e))?;
+        // Keep the index's order (relevance, or newest first).
+        let hits = result
+            .title_ids
+            .iter()
+            .filter_map(|id| titles.iter().find(|t| &t.title_id == id))
+            .map(|t| {
+                let mine: Vec<Item> = items
+                    .iter()
+                    .filter(|i| i.title_id == t.title_id)
+                    .cloned()
+                    .collect();
+                model::summary(t, &mine)
+            })
+            .collect();
+        Ok(pb::SearchTitlesResponse {
+            total: result.total,
+            page,
+            per_page,
+            hits,
+        })
+    }
+
+    pub async fn counts(&self) -> Result<(u64, u64), ServiceError> {
+        store::counts(&self.db.pool)
+            .await
+            .map_err(|e| internal("counting", e))
+    }
+}

@@ -1,0 +1,177 @@
+//! SQL of the catalog (portable between PostgreSQL and SQLite through sqlx `Any`).
+
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, AnyPool, Row};
+
+use crate::model::{Item, MaterialType, Title};
+
+const TITLE_COLUMNS: &str = "title_id, title, title_reading, author, publisher, year, isbn, material_type, aliases, source_id, created_at";
+
+fn title_from_row(r: &AnyRow) -> Result<Title, sqlx::Error> {
+    let kind: String = r.try_get("material_type")?;
+    let aliases: String = r.try_get("aliases")?;
+    Ok(Title {
+        title_id: r.try_get("title_id")?,
+        title: r.try_get("title")?,
+        title_reading: r.try_get("title_reading")?,
+        author: r.try_get("author")?,
+        publisher: r.try_get("publisher")?,
+        year: r.try_get("year")?,
+        isbn: r.try_get("isbn")?,
+        material_type: MaterialType::parse(&kind).unwrap_or(MaterialType::Book),
+        aliases: aliases
+            .split('\n')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
+        source_id: r.try_get("source_id")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+fn item_from_row(r: &AnyRow) -> Result<Item, sqlx::Error> {
+    Ok(Item {
+        barcode: r.try_get("barcode")?,
+        title_id: r.try_get("title_id")?,
+        branch: r.try_get("branch")?,
+        call_number: r.try_get("call_number")?,
+        status: r.try_get("status")?,
+        due_date: r.try_get("due_date")?,
+    })
+}
+
+/// Inserts a title; false when a title with the same `source_id` exists (re-import).
+pub async fn insert_title(conn: &mut AnyConnection, t: &Title) -> Result<bool, sqlx::Error> {
+    let res = sqlx::query(
+        "INSERT INTO titles (title_id, title, title_reading, author, publisher, year, isbn, material_type, aliases, source_id, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING",
+    )
+    .bind(&t.title_id)
+    .bind(&t.title)
+    .bind(&t.title_reading)
+    .bind(&t.author)
+    .bind(&t.publisher)
+    .bind(t.year)
+    .bind(&t.isbn)
+    .bind(t.material_type.code())
+    .bind(t.aliases.join("\n"))
+    .bind(&t.source_id)
+    .bind(&t.created_at)
+    .execute(conn)
+    .await?;
+    Ok(res.rows_affected() == 1)
+}
+
+pub async fn title_id_by_source(
+    pool: &AnyPool,
+    source_id: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    let row = sqlx::query("SELECT title_id FROM titles WHERE source_id = $1")
+        .bind(source_id)
+        .fetch_optional(pool)
+        .await?;
+    row.map(|r| r.try_get("title_id")).transpose()
+}
+
+pub async fn get_title(pool: &AnyPool, title_id: &str) -> Result<Option<Title>, sqlx::Error> {
+    let sql = format!("SELECT {TITLE_COLUMNS} FROM titles WHERE title_id = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(title_id)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(title_from_row).transpose()
+}
+
+/// Placeholders `$1, …, $n` for an IN list (built from a count, never from input).
+fn placeholders(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub async fn get_titles(pool: &AnyPool, ids: &[String]) -> Result<Vec<Title>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT {TITLE_COLUMNS} FROM titles WHERE title_id IN ({})",
+        placeholders(ids.len())
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for id in ids {
+        q = q.bind(id);
+    }
+    q.fetch_all(pool)
+        .await?
+        .iter()
+        .map(title_from_row)
+        .collect()
+}
+
+pub async fn items_of(pool: &AnyPool, title_ids: &[String]) -> Result<Vec<Item>, sqlx::Error> {
+    if title_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT barcode, title_id, branch, call_number, status, due_date FROM items WHERE title_id IN ({}) ORDER BY branch, barcode",
+        placeholders(title_ids.len())
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for id in title_ids {
+        q = q.bind(id);
+    }
+    q.fetch_all(pool).await?.iter().map(item_from_row).collect()
+}
+
+/// Inserts an item; a duplicate barcode is a unique violation for the caller to map.
+pub async fn insert_item(
+    conn: &mut AnyConnection,
+    item: &Item,
+    now: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO items (barcode, title_id, branch, call_number, status, due_date, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&item.barcode)
+    .bind(&item.title_id)
+    .bind(&item.branch)
+    .bind(&item.call_number)
+    .bind(&item.status)
+    .bind(&item.due_date)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn counts(pool: &AnyPool) -> Result<(u64, u64), sqlx::Error> {
+    let t: i64 = sqlx::query("SELECT COUNT(*) AS n FROM titles")
+        .fetch_one(pool)
+        .await?
+        .try_get("n")?;
+    let i: i64 = sqlx::query("SELECT COUNT(*) AS n FROM items")
+        .fetch_one(pool)
+        .await?
+        .try_get("n")?;
+    Ok((t.max(0) as u64, i.max(0) as u64))
+}
+
+/// A page of titles in id order, for rebuilding the index.
+pub async fn titles_after(
+    pool: &AnyPool,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<Title>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {TITLE_COLUMNS} FROM titles WHERE title_id > $1 ORDER BY title_id LIMIT $2"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(after)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(title_from_row)
+        .collect()
+}

@@ -1,0 +1,379 @@
+//! The event bus on NATS JetStream, for a deployment. One stream per prefix holds every
+//! subject under `<prefix>.>` on file storage; the event id travels as `Nats-Msg-Id`, so
+//! the server stores an id once within its duplicate window. Consumers are durable pull
+//! consumers with explicit acknowledgement and one filter subject (the server of this
+//! machine kind is 2.9, which has no multi-filter consumers).
+
+use std::fmt;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
+use async_nats::jetstream::context::{CreateStreamErrorKind, GetStreamErrorKind, PublishErrorKind};
+use async_nats::jetstream::message::{Acker as NatsAcker, PublishMessage};
+use async_nats::jetstream::{self, AckKind, ErrorCode, stream};
+use async_nats::{HeaderMap, HeaderName, HeaderValue};
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+
+use super::{
+    Acker, BusError, ConsumerSpec, Delivery, Event, EventBus, PublishOutcome, Subscription,
+    sanitise_name, sorted_headers, validate_subject,
+};
+
+/// How long JetStream remembers event ids for de-duplication. The relay republishes an
+/// unmarked row within seconds of a restart, well inside it; a later duplicate is caught by
+/// the consumers' inbox.
+const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+
+/// How many messages one pull asks for. Small, because the ack_wait of a message starts
+/// when the server hands it over, not when the consumer gets to it.
+const PULL_BATCH: usize = 16;
+
+/// How long `connect` keeps trying before giving up on a server that is not up yet.
+const CONNECT_PATIENCE: Duration = Duration::from_secs(30);
+
+/// The event bus on a NATS server with JetStream.
+#[derive(Clone)]
+pub struct NatsBus {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    prefix: String,
+    stream: String,
+}
+
+impl fmt::Debug for NatsBus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NatsBus")
+            .field("prefix", &self.prefix)
+            .field("stream", &self.stream)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether a failed attempt at setting up is worth another try.
+enum Attempt {
+    Again(BusError),
+    GiveUp(BusError),
+}
+
+impl NatsBus {
+    /// Connects (retrying for up to 30 s while the server is not up yet) and creates or
+    /// updates the stream of `prefix`.
+    pub async fn connect(url: &str, prefix: &str) -> Result<NatsBus, BusError> {
+        NatsBus::connect_within(url, prefix, CONNECT_PATIENCE).await
+    }
+
+    /// As [`NatsBus::connect`], giving up after `patience`.
+    #[tracing::instrument(skip(url))]
+    pub async fn connect_within(
+        url: &str,
+        prefix: &str,
+        patience: Duration,
+    ) -> Result<NatsBus, BusError> {
+        validate_subject(prefix)
+            .map_err(|_| BusError::Invalid(format!("{prefix:?} is not a subject prefix")))?;
+        let stream = stream_name(prefix);
+        let deadline = tokio::time::Instant::now() + patience;
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match NatsBus::try_connect(url, prefix, &stream).await {
+                Ok(bus) => return Ok(bus),
+                Err(Attempt::GiveUp(err)) => return Err(err),
+                Err(Attempt::Again(err)) => {
+                    if tokio::time::Instant::now() + pause > deadline {
+                        return Err(err);
+                    }
+                    tracing::warn!(error = %err, retry_in_ms = pause.as_millis() as u64, "nats not ready");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+
+    async fn try_connect(url: &str, prefix: &str, stream: &str) -> Result<NatsBus, Attempt> {
+        let client = async_nats::ConnectOptions::new()
+            .name(format!("kitsuki {prefix}"))
+            .connection_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(|e| Attempt::Again(BusError::unavailable("connecting", e)))?;
+        let js = jetstream::new(client.clone());
+        ensure_stream(&js, prefix, stream).await?;
+        Ok(NatsBus {
+            client,
+            js,
+            prefix: prefix.to_string(),
+            stream: stream.to_string(),
+        })
+    }
+
+    /// The underlying client, e.g. for health checks.
+    pub fn client(&self) -> async_nats::Client {
+        self.client.clone()
+    }
+
+    /// The JetStream stream that holds this prefix's events.
+    pub fn stream_name(&self) -> &str {
+        &self.stream
+    }
+
+    /// Connected, and the stream answers.
+    pub async fn healthy(&self) -> bool {
+        if self.client.connection_state() != async_nats::connection::State::Connected {
+            return false;
+        }
+        matches!(
+            tokio::time::timeout(Duration::from_secs(2), self.js.get_stream(&self.stream)).await,
+            Ok(Ok(_))
+        )
+    }
+
+    /// Deletes the stream with every event and consumer in it: for tests and tooling that
+    /// clean up after themselves, never for a running deployment.
+    pub async fn delete_stream(&self) -> Result<(), BusError> {
+        self.js
+            .delete_stream(&self.stream)
+            .await
+            .map_err(|e| BusError::unavailable("deleting the stream", e))?;
+        Ok(())
+    }
+
+    fn wire_subject(&self, relative: &str) -> String {
+        format!("{}.{relative}", self.prefix)
+    }
+}
+
+/// `test-1a2b.library` → `TEST-1A2B_LIBRARY_EVENTS`.
+fn stream_name(prefix: &str) -> String {
+    format!(
+        "{}_EVENTS",
+        sanitise_name(&prefix.replace('.', "_").to_uppercase())
+    )
+}
+
+/// Creates the stream, or updates its settings when it exists. A stream of that name over
+/// other subjects belongs to someone else (two prefixes that differ only in case or in `.`
+/// versus `_`): updating it would take their subjects away, so this refuses instead.
+async fn ensure_stream(js: &jetstream::Context, prefix: &str, name: &str) -> Result<(), Attempt> {
+    let subjects = vec![format!("{prefix}.>")];
+    let config = stream::Config {
+        name: name.to_string(),
+        subjects: subjects.clone(),
+        storage: stream::StorageType::File,
+        retention: stream::RetentionPolicy::Limits,
+        duplicate_window: DUPLICATE_WINDOW,
+        ..Default::default()
+    };
+    match js.get_stream(name).await {
+        Ok(existing) => {
+            if existing.cached_info().config.subjects != subjects {
+                return Err(Attempt::GiveUp(BusError::Conflict(format!(
+                    "stream {name} exists for other subjects {:?}",
+                    existing.cached_info().config.subjects
+                ))));
+            }
+            js.update_stream(config).await.map_err(stream_attempt)?;
+            Ok(())
+        }
+        Err(e) => match e.kind() {
+            GetStreamErrorKind::JetStream(err)
+                if err.error_code() == ErrorCode::STREAM_NOT_FOUND =>
+            {
+                js.create_stream(config).await.map_err(stream_attempt)?;
+                Ok(())
+            }
+            GetStreamErrorKind::JetStream(err)
+                if err.error_code() == ErrorCode::JETSTREAM_NOT_ENABLED
+                    || err.error_code() == ErrorCode::JETSTREAM_NOT_ENABLED_FOR_ACCOUNT =>
+            {
+                Err(Attempt::GiveUp(BusError::Conflict(format!(
+                    "JetStream is not enabled: {err}"
+                ))))
+            }
+            // No JetStream answer yet (a server still starting), or no answer at all.
+            _ => Err(Attempt::Again(BusError::unavailable(
+                "looking up the stream",
+                e,
+            ))),
+        },
+    }
+}
+
+fn stream_attempt(e: jetstream::context::CreateStreamError) -> Attempt {
+    match e.kind() {
+        CreateStreamErrorKind::JetStream(err) => Attempt::GiveUp(BusError::Conflict(format!(
+            "the server refused the stream: {err}"
+        ))),
+        CreateStreamErrorKind::TimedOut | CreateStreamErrorKind::JetStreamUnavailable => {
+            Attempt::Again(BusError::unavailable("creating the stream", e))
+        }
+        _ => Attempt::GiveUp(BusError::unavailable("creating the stream", e)),
+    }
+}
+
+#[async_trait]
+impl EventBus for NatsBus {
+    #[tracing::instrument(skip(self, event), fields(event_id = %event.id, subject = %event.subject))]
+    async fn publish(&self, event: &Event) -> Result<PublishOutcome, BusError> {
+        event.validate()?;
+        let mut headers = HeaderMap::new();
+        for (name, value) in &event.headers {
+            // Validated above, so these conversions do not fail; checking keeps a panic of
+            // the client's infallible constructors out of reach.
+            let name: HeaderName = name
+                .parse()
+                .map_err(|_| BusError::Invalid(format!("header name {name:?}")))?;
+            let value: HeaderValue = value
+                .parse()
+                .map_err(|_| BusError::Invalid("header value".into()))?;
+            headers.append(name, value);
+        }
+        let message = PublishMessage::build()
+            .payload(Bytes::copy_from_slice(&event.payload))
+            .headers(headers)
+            .message_id(&event.id);
+        let ack = self
+            .js
+            .send_publish(self.wire_subject(&event.subject), message)
+            .await
+            .map_err(publish_error)?
+            .await
+            .map_err(publish_error)?;
+        Ok(PublishOutcome {
+            duplicate: ack.duplicate,
+        })
+    }
+
+    #[tracing::instrument(skip(self, spec), fields(durable = %spec.durable, filter = %spec.filter))]
+    async fn subscribe(&self, spec: &ConsumerSpec) -> Result<Box<dyn Subscription>, BusError> {
+        spec.validate()?;
+        let name = sanitise_name(&format!("{}_{}", self.stream, spec.durable));
+        let config = pull::Config {
+            durable_name: Some(name),
+            deliver_policy: DeliverPolicy::All,
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: spec.ack_wait,
+            max_deliver: spec.max_deliver.unwrap_or(-1),
+            filter_subject: self.wire_subject(&spec.filter),
+            ..Default::default()
+        };
+        let consumer: PullConsumer = self
+            .js
+            .create_consumer_on_stream(config, &self.stream)
+            .await
+            .map_err(|e| match e.kind() {
+                jetstream::stream::ConsumerErrorKind::JetStream(err) => BusError::Conflict(
+                    format!("the server refused consumer {}: {err}", spec.durable),
+                ),
+                _ => BusError::unavailable("creating the consumer", e),
+            })?;
+        let messages = consumer
+            .stream()
+            .max_messages_per_batch(PULL_BATCH)
+            .heartbeat(Duration::from_secs(5))
+            .messages()
+            .await
+            .map_err(|e| BusError::unavailable("starting to pull", e))?;
+        Ok(Box::new(NatsSubscription {
+            messages,
+            strip: format!("{}.", self.prefix),
+        }))
+    }
+}
+
+fn publish_error(e: jetstream::context::PublishError) -> BusError {
+    match e.kind() {
+        PublishErrorKind::MaxPayloadExceeded => BusError::Invalid(format!("event too large: {e}")),
+        _ => BusError::unavailable("publishing", e),
+    }
+}
+
+struct NatsSubscription {
+    messages: pull::Stream,
+    strip: String,
+}
+
+#[async_trait]
+impl Subscription for NatsSubscription {
+    async fn next(&mut self) -> Option<Result<Delivery, BusError>> {
+        let message = match self.messages.next().await? {
+            Ok(m) => m,
+            Err(e) => return Some(Err(BusError::unavailable("receiving", e))),
+        };
+        let delivered = match message.info() {
+            Ok(info) => u64::try_from(info.delivered).unwrap_or(1),
+            Err(e) => return Some(Err(BusError::unavailable("reading the delivery info", e))),
+        };
+        let (message, acker) = message.split();
+        let mut id = None;
+        let mut headers = Vec::new();
+        if let Some(map) = &message.headers {
+            for (name, values) in map.iter() {
+                let name = name.to_string();
+                if name.eq_ignore_ascii_case("Nats-Msg-Id") {
+                    id = values.first().map(|v| v.as_str().to_string());
+                } else if !name.to_ascii_lowercase().starts_with("nats-") {
+                    headers.extend(
+                        values
+                            .iter()
+                            .map(|v| (name.clone(), v.as_str().to_string())),
+                    );
+                }
+            }
+        }
+        let subject = message.subject.as_str();
+        let subject = subject
+            .strip_prefix(&self.strip)
+            .unwrap_or(subject)
+            .to_string();
+        let event = Event {
+            // Every event published through NatsBus has an id; a message put there by other
+            // means gets none, and the consumer's inbox then treats it as new each time.
+            id: id.unwrap_or_default(),
+            subject,
+            payload: message.payload.to_vec(),
+            headers: sorted_headers(headers),
+        };
+        Some(Ok(Delivery::new(
+            event,
+            delivered,
+            Box::new(NatsDeliveryAcker(acker)),
+        )))
+    }
+}
+
+struct NatsDeliveryAcker(NatsAcker);
+
+#[async_trait]
+impl Acker for NatsDeliveryAcker {
+    async fn ack(self: Box<Self>) -> Result<(), BusError> {
+        // Waits for the server to confirm, so a consumer knows its ack was not lost.
+        self.0
+            .double_ack()
+            .await
+            .map_err(|e| BusError::unavailable("acknowledging", e))
+    }
+
+    async fn nack(self: Box<Self>) -> Result<(), BusError> {
+        self.0
+            .ack_with(AckKind::Nak(None))
+            .await
+            .map_err(|e| BusError::unavailable("refusing a delivery", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_names_follow_the_prefix() {
+        assert_eq!(stream_name("library"), "LIBRARY_EVENTS");
+        assert_eq!(
+            stream_name("test-1a2b3c.library"),
+            "TEST-1A2B3C_LIBRARY_EVENTS"
+        );
+    }
+}

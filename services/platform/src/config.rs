@@ -1,0 +1,51 @@
+//! Configuration shared by the roles: flags with `KITSUKI_*` environment fallbacks (clap).
+//! Secrets come only from the environment or files; nothing here has a secret default.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Options every service role takes.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServiceArgs {
+    /// Address to serve gRPC and /healthz, /readyz, /metrics on.
+    #[arg(long, env = "KITSUKI_LISTEN", default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// `postgres://…` or `sqlite://…`.
+    #[arg(long, env = "KITSUKI_DATABASE_URL")]
+    pub database_url: String,
+    #[command(flatten)]
+    pub bus: BusArgs,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Where events go.
+#[derive(clap::Args, Debug, Clone)]
+pub struct BusArgs {
+    /// NATS server with JetStream, e.g. nats://127.0.0.1:4222.
+    #[arg(long, env = "KITSUKI_NATS_URL")]
+    pub nats_url: String,
+    /// Subject namespace (and stream name) of this deployment.
+    #[arg(long, env = "KITSUKI_BUS_PREFIX", default_value = "library")]
+    pub bus_prefix: String,
+}
+
+/// Options of every process.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct CommonArgs {
+    /// Enables the movable test clock and `POST /api/v1/test/clock`. Never in a deployment.
+    #[arg(long, env = "KITSUKI_TEST_CLOCK", default_value_t = false)]
+    pub test_clock: bool,
+    /// Folder of local files (search index, outbox mails in the embedded run).
+    #[arg(long, env = "KITSUKI_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+}
+
+/// The listen address printed for a bound socket, with 0.0.0.0 shown as localhost.
+pub fn display_url(addr: SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        format!("http://localhost:{}", addr.port())
+    } else {
+        format!("http://{addr}")
+    }
+}

@@ -1,0 +1,131 @@
+//! `kitsuki` with no arguments: every service in one process on the embedded default —
+//! SQLite files and the in-process event bus under the data folder, the web UI on
+//! `--listen`. The services still talk through their gRPC interfaces (on an internal
+//! loopback port) and the bus interface, so this run exercises the paths of a deployment.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use kitsuki_catalog::Catalog;
+use kitsuki_catalog::grpc::CatalogGrpc;
+use kitsuki_catalog::import;
+use kitsuki_gateway::{AppState, Clients};
+use kitsuki_platform::bus::SharedBus;
+use kitsuki_platform::bus::memory::MemoryBus;
+use kitsuki_platform::config::{CommonArgs, display_url};
+use kitsuki_platform::db;
+use kitsuki_platform::outbox::Relay;
+use kitsuki_platform::server::{Readiness, bind, serve};
+use kitsuki_platform::shutdown::Shutdown;
+use kitsuki_proto::catalog::catalog_service_client::CatalogServiceClient;
+use kitsuki_proto::patron::patron_service_client::PatronServiceClient;
+use tonic::service::Routes;
+use tonic::transport::Endpoint;
+
+use crate::cli::Cli;
+
+/// The real records loaded on the first start (see services/catalog/seed/README.md).
+const SEED_MARC: &[u8] = include_bytes!("../services/catalog/seed/loc-jpn-880-sample.mrc");
+const SEED_NDL: &[u8] = include_bytes!("../services/catalog/seed/ndl-japan-marc-300.json");
+
+/// gRPC clients of the gateway, connecting lazily (a peer that is not up yet is retried
+/// per call instead of failing the start).
+pub fn clients(catalog_url: &str, patron_url: &str) -> anyhow::Result<Clients> {
+    let channel = |url: &str| -> anyhow::Result<tonic::transport::Channel> {
+        Ok(Endpoint::from_shared(url.to_string())
+            .with_context(|| format!("bad service URL {url}"))?
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
+            .connect_lazy())
+    };
+    Ok(Clients {
+        catalog: CatalogServiceClient::new(channel(catalog_url)?),
+        patron: PatronServiceClient::new(channel(patron_url)?),
+    })
+}
+
+fn sqlite_url(dir: &Path, name: &str) -> String {
+    format!("sqlite://{}", dir.join(name).display())
+}
+
+pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
+    let data = cli.data_dir.clone();
+    std::fs::create_dir_all(&data).with_context(|| format!("while creating {}", data.display()))?;
+    let common = CommonArgs { test_clock: cli.test_clock, data_dir: data.clone() };
+    let clock = crate::roles::clock(&common);
+    let bus: SharedBus = Arc::new(MemoryBus::new());
+
+    let catalog_db = db::connect(&sqlite_url(&data, "catalog.db")).await?;
+    let catalog = Catalog::open(catalog_db.clone(), Some(&data.join("catalog-index")), clock.clone()).await?;
+    first_start_seed(&catalog).await?;
+
+    let patron_db = db::connect(&sqlite_url(&data, "patron.db")).await?;
+    let staff = kitsuki_patron::staff::StaffAccounts::open(patron_db.clone(), clock.clone()).await?;
+    crate::roles::bootstrap_admin(&staff).await?;
+
+    for (db, wake) in [(catalog_db.clone(), catalog.relay_wake()), (patron_db.clone(), Arc::new(tokio::sync::Notify::new()))] {
+        let (bus, s) = (bus.clone(), shutdown.clone());
+        tokio::spawn(async move { Relay::new(db, bus, wake).run(async move { s.wait().await }).await });
+    }
+
+    // The services' gRPC on an internal loopback port, as separate roles would serve it.
+    let (internal, internal_addr) = bind("127.0.0.1:0".parse()?).await?;
+    let grpc = Routes::new(CatalogGrpc::new(catalog).into_server())
+        .add_service(kitsuki_patron::grpc::PatronGrpc::new(staff).into_server())
+        .add_service(kitsuki_notification::NotificationGrpc.into_server())
+        .into_axum_router();
+    let internal_ready = Readiness::new();
+    internal_ready.set_ready();
+    let s = shutdown.clone();
+    let internal_task = tokio::spawn(async move { serve(internal, grpc, internal_ready, s).await });
+
+    let url = format!("http://{internal_addr}");
+    let state = AppState::new(clients(&url, &url)?);
+    let (listener, addr) = bind(cli.listen).await.with_context(|| format!("while binding {}", cli.listen))?;
+    let readiness = Readiness::new().with_db(catalog_db).with_db(patron_db);
+    readiness.set_ready();
+    println!("kitsuki all-in-one listening on {}", display_url(addr));
+    println!("杵築市立図書館 蔵書検索: {}/", display_url(addr));
+    serve(listener, kitsuki_gateway::router(state), readiness, shutdown).await?;
+    internal_task.await??;
+    Ok(())
+}
+
+/// On the first start (empty catalogue): the real records, items spread over the three
+/// branches, and a few magazines and AV titles so that every material type shows.
+async fn first_start_seed(catalog: &Catalog) -> anyhow::Result<()> {
+    if catalog.counts().await.map_err(|e| anyhow::anyhow!("{e}"))?.0 > 0 {
+        return Ok(());
+    }
+    println!("first start: loading the seed catalogue");
+    let mut ids = Vec::new();
+    for (bytes, format) in [
+        (SEED_MARC, kitsuki_catalog::marc::Format::Iso2709),
+        (SEED_NDL, kitsuki_catalog::marc::Format::NdlJson),
+    ] {
+        let report = kitsuki_catalog::marc::parse(bytes, format);
+        let summary = import::import_report(catalog, &report).await;
+        println!("  imported {} titles ({} records skipped)", summary.created, summary.parse_errors + summary.skipped);
+        ids.extend(summary.created_ids);
+    }
+    for (title, kind) in crate::demo::EXTRA_TITLES {
+        let new = kitsuki_catalog::NewTitle {
+            title: title.to_string(),
+            title_reading: String::new(),
+            author: String::new(),
+            publisher: "デモ資料".to_string(),
+            year: None,
+            isbn: None,
+            material_type: *kind,
+            aliases: Vec::new(),
+            source_id: Some(format!("demo:{title}")),
+        };
+        let (id, _) = catalog.create_title(new, false).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        ids.push(id);
+    }
+    let items = import::spread_items(catalog, &ids, "D").await?;
+    println!("  {items} items over 杵築・山香・大田");
+    Ok(())
+}

@@ -1,0 +1,134 @@
+//! The command line of the one binary: no arguments runs everything in one process; a
+//! subcommand runs one role or one tool (ARCHITECTURE.md "One binary, many roles").
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use kitsuki_platform::config::{CommonArgs, ServiceArgs};
+
+#[derive(Parser, Debug)]
+#[command(name = "kitsuki", version, about = "杵築市立図書館 library system")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// All in one: where the web UI listens.
+    #[arg(long, env = "KITSUKI_LISTEN", default_value = "127.0.0.1:8080", global = false)]
+    pub listen: SocketAddr,
+    /// All in one: folder of the embedded databases, index and mail outbox.
+    #[arg(long, env = "KITSUKI_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Enables the movable test clock. Never in a deployment.
+    #[arg(long, env = "KITSUKI_TEST_CLOCK", default_value_t = false)]
+    pub test_clock: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// The catalog service (titles, items, search).
+    Catalog(CatalogArgs),
+    /// The patron-account service (patrons, staff, sessions).
+    Patron(PatronArgs),
+    /// The notification service (mail).
+    Notification(ServiceArgs),
+    /// One branch's circulation instance.
+    Circulation(CirculationArgs),
+    /// The web gateway (pages, JSON API, staff pages).
+    Gateway(GatewayArgs),
+    /// Runs a service's database migrations and exits.
+    Migrate(MigrateArgs),
+    /// Imports MARC21 (ISO 2709 or MARCXML) or parsed JAPAN/MARC JSON into the catalog.
+    Import(ImportArgs),
+    /// Rebuilds the catalog's search index from its database.
+    Reindex(IndexArgs),
+    /// Staff accounts.
+    Staff {
+        #[command(subcommand)]
+        command: StaffCommand,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CatalogArgs {
+    #[command(flatten)]
+    pub service: ServiceArgs,
+    /// Folder of the search index (default: `<data-dir>/catalog-index`).
+    #[arg(long, env = "KITSUKI_INDEX_DIR")]
+    pub index_dir: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PatronArgs {
+    #[command(flatten)]
+    pub service: ServiceArgs,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CirculationArgs {
+    #[command(flatten)]
+    pub service: ServiceArgs,
+    /// kitsuki, yamaga or ota.
+    #[arg(long, env = "KITSUKI_BRANCH")]
+    pub branch: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct GatewayArgs {
+    #[arg(long, env = "KITSUKI_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    #[arg(long, env = "KITSUKI_CATALOG_URL")]
+    pub catalog_url: String,
+    #[arg(long, env = "KITSUKI_PATRON_URL")]
+    pub patron_url: String,
+    /// Set the Secure flag on cookies (the site is served over https).
+    #[arg(long, env = "KITSUKI_SECURE_COOKIES", default_value_t = false)]
+    pub secure_cookies: bool,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct MigrateArgs {
+    /// catalog or patron.
+    #[arg(long)]
+    pub role: String,
+    #[arg(long, env = "KITSUKI_DATABASE_URL")]
+    pub database_url: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct IndexArgs {
+    #[arg(long, env = "KITSUKI_DATABASE_URL")]
+    pub database_url: String,
+    #[arg(long, env = "KITSUKI_INDEX_DIR", default_value = "./data/catalog-index")]
+    pub index_dir: PathBuf,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ImportArgs {
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub index: IndexArgs,
+    /// Publish the import's events to this NATS server (otherwise they wait in the outbox
+    /// for the catalog service's relay).
+    #[arg(long, env = "KITSUKI_NATS_URL")]
+    pub nats_url: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StaffCommand {
+    /// Adds a staff account; the password is read from KITSUKI_STAFF_PASSWORD.
+    Add {
+        username: String,
+        /// Comma-separated branches.
+        #[arg(long)]
+        branches: String,
+        #[arg(long, default_value = "staff")]
+        role: String,
+        #[arg(long, env = "KITSUKI_DATABASE_URL")]
+        database_url: String,
+        #[arg(long, env = "KITSUKI_STAFF_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
+}
+

@@ -1,0 +1,120 @@
+//! Each role started alone: its database, the NATS bus, its outbox relay, and one listener
+//! for its gRPC service and /healthz, /readyz, /metrics. The bound address is printed on a
+//! line `kitsuki <role> listening on <url>` so that scripts and tests can find it.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use kitsuki_catalog::Catalog;
+use kitsuki_catalog::grpc::CatalogGrpc;
+use kitsuki_platform::bus::SharedBus;
+use kitsuki_platform::bus::nats::NatsBus;
+use kitsuki_platform::clock::{SharedClock, SystemClock, TestClock};
+use kitsuki_platform::config::{BusArgs, CommonArgs, display_url};
+use kitsuki_platform::db::{self, Db};
+use kitsuki_platform::outbox::Relay;
+use kitsuki_platform::server::{Readiness, bind, serve};
+use kitsuki_platform::shutdown::Shutdown;
+use kitsuki_proto::Branch;
+use tonic::service::Routes;
+
+use crate::cli::{CatalogArgs, CirculationArgs, GatewayArgs, PatronArgs};
+
+pub fn clock(common: &CommonArgs) -> SharedClock {
+    if common.test_clock {
+        tracing::warn!("test clock enabled: never in a deployment");
+        Arc::new(TestClock::new())
+    } else {
+        Arc::new(SystemClock)
+    }
+}
+
+pub async fn nats(bus: &BusArgs) -> anyhow::Result<SharedBus> {
+    let b = NatsBus::connect(&bus.nats_url, &bus.bus_prefix)
+        .await
+        .with_context(|| format!("while connecting to NATS at {}", bus.nats_url))?;
+    Ok(Arc::new(b))
+}
+
+fn announce(role: &str, addr: std::net::SocketAddr) {
+    println!("kitsuki {role} listening on {}", display_url(addr));
+}
+
+fn spawn_relay(db: Db, bus: SharedBus, wake: Arc<tokio::sync::Notify>, shutdown: &Shutdown) {
+    let s = shutdown.clone();
+    tokio::spawn(async move { Relay::new(db, bus, wake).run(async move { s.wait().await }).await });
+}
+
+pub async fn catalog(args: CatalogArgs, shutdown: Shutdown) -> anyhow::Result<()> {
+    let db = db::connect(&args.service.database_url).await?;
+    let index_dir = args.index_dir.unwrap_or_else(|| args.service.common.data_dir.join("catalog-index"));
+    let catalog = Catalog::open(db.clone(), Some(&index_dir), clock(&args.service.common)).await?;
+    let bus = nats(&args.service.bus).await?;
+    spawn_relay(db.clone(), bus, catalog.relay_wake(), &shutdown);
+    let (listener, addr) = bind(args.service.listen).await?;
+    let readiness = Readiness::new().with_db(db);
+    readiness.set_ready();
+    announce("catalog", addr);
+    let app = Routes::new(CatalogGrpc::new(catalog).into_server()).into_axum_router();
+    serve(listener, app, readiness, shutdown).await
+}
+
+pub async fn patron(args: PatronArgs, shutdown: Shutdown) -> anyhow::Result<()> {
+    let db = db::connect(&args.service.database_url).await?;
+    let staff = kitsuki_patron::staff::StaffAccounts::open(db.clone(), clock(&args.service.common)).await?;
+    bootstrap_admin(&staff).await?;
+    let bus = nats(&args.service.bus).await?;
+    spawn_relay(db.clone(), bus, Arc::new(tokio::sync::Notify::new()), &shutdown);
+    let (listener, addr) = bind(args.service.listen).await?;
+    let readiness = Readiness::new().with_db(db);
+    readiness.set_ready();
+    announce("patron", addr);
+    let app = Routes::new(kitsuki_patron::grpc::PatronGrpc::new(staff).into_server()).into_axum_router();
+    serve(listener, app, readiness, shutdown).await
+}
+
+/// API.md: the first start creates `admin` with `KITSUKI_ADMIN_PASSWORD`, or prints a
+/// generated password once.
+pub async fn bootstrap_admin(staff: &kitsuki_patron::staff::StaffAccounts) -> anyhow::Result<()> {
+    let given = std::env::var("KITSUKI_ADMIN_PASSWORD").ok();
+    if let Some(generated) = staff.ensure_admin(given).await? {
+        println!("created staff account 'admin' with password: {generated}");
+        println!("(shown once; change it, or set KITSUKI_ADMIN_PASSWORD before the first start)");
+    }
+    Ok(())
+}
+
+pub async fn notification(args: kitsuki_platform::config::ServiceArgs, shutdown: Shutdown) -> anyhow::Result<()> {
+    let db = db::connect(&args.database_url).await?;
+    kitsuki_platform::outbox::ensure_tables(&db).await?;
+    let _bus = nats(&args.bus).await?;
+    let (listener, addr) = bind(args.listen).await?;
+    let readiness = Readiness::new().with_db(db);
+    readiness.set_ready();
+    announce("notification", addr);
+    let app = Routes::new(kitsuki_notification::NotificationGrpc.into_server()).into_axum_router();
+    serve(listener, app, readiness, shutdown).await
+}
+
+pub async fn circulation(args: CirculationArgs, shutdown: Shutdown) -> anyhow::Result<()> {
+    let branch = Branch::parse(&args.branch).context("--branch must be kitsuki, yamaga or ota")?;
+    let db = db::connect(&args.service.database_url).await?;
+    kitsuki_platform::outbox::ensure_tables(&db).await?;
+    let _bus = nats(&args.service.bus).await?;
+    let (listener, addr) = bind(args.service.listen).await?;
+    let readiness = Readiness::new().with_db(db);
+    readiness.set_ready();
+    announce(&format!("circulation {branch}"), addr);
+    let app = Routes::new(kitsuki_circulation::CirculationGrpc::new(branch).into_server()).into_axum_router();
+    serve(listener, app, readiness, shutdown).await
+}
+
+pub async fn gateway(args: GatewayArgs, shutdown: Shutdown) -> anyhow::Result<()> {
+    let clients = crate::all_in_one::clients(&args.catalog_url, &args.patron_url)?;
+    let state = kitsuki_gateway::AppState::new(clients).with_secure_cookies(args.secure_cookies);
+    let (listener, addr) = bind(args.listen).await?;
+    let readiness = Readiness::new();
+    readiness.set_ready();
+    announce("gateway", addr);
+    serve(listener, kitsuki_gateway::router(state), readiness, shutdown).await
+}

@@ -1,0 +1,78 @@
+//! One-shot tools: migrate, import, reindex, staff add.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use kitsuki_catalog::Catalog;
+use kitsuki_platform::bus::SharedBus;
+use kitsuki_platform::bus::nats::NatsBus;
+use kitsuki_platform::clock::SystemClock;
+use kitsuki_platform::db;
+use kitsuki_proto::Branch;
+
+use crate::cli::{ImportArgs, IndexArgs, MigrateArgs, StaffCommand};
+
+pub async fn migrate(a: MigrateArgs) -> anyhow::Result<()> {
+    let db = db::connect(&a.database_url).await?;
+    match a.role.as_str() {
+        "catalog" => {
+            Catalog::open(db, None, Arc::new(SystemClock)).await?;
+        }
+        "patron" => {
+            kitsuki_patron::staff::StaffAccounts::open(db, Arc::new(SystemClock)).await?;
+        }
+        other => anyhow::bail!("no migrations for role {other} (catalog, patron)"),
+    }
+    println!("migrated {}", a.role);
+    Ok(())
+}
+
+pub async fn import(a: ImportArgs) -> anyhow::Result<()> {
+    let report = kitsuki_catalog::marc::parse_file(&a.file).with_context(|| format!("while reading {}", a.file.display()))?;
+    let db = db::connect(&a.index.database_url).await?;
+    let catalog = Catalog::open(db.clone(), Some(&a.index.index_dir), Arc::new(SystemClock)).await?;
+    let s = kitsuki_catalog::import::import_report(&catalog, &report).await;
+    for e in report.errors.iter().take(20) {
+        eprintln!("record {}: {}", e.index, e.message);
+    }
+    println!(
+        "{}: {} records read, {} created, {} already present, {} bad records skipped, {} deleted records skipped, {} invalid ISBNs dropped, {} failed",
+        a.file.display(),
+        s.parsed,
+        s.created,
+        s.already_present,
+        s.parse_errors,
+        s.skipped,
+        s.invalid_isbns,
+        s.failed
+    );
+    if let Some(url) = a.nats_url {
+        let bus: SharedBus = Arc::new(NatsBus::connect(&url, "library").await?);
+        let n = kitsuki_platform::outbox::publish_pending_once(&db, &bus).await?;
+        println!("published {n} events");
+    }
+    Ok(())
+}
+
+pub async fn reindex(a: IndexArgs) -> anyhow::Result<()> {
+    let db = db::connect(&a.database_url).await?;
+    let catalog = Catalog::open(db, Some(&a.index_dir), Arc::new(SystemClock)).await?;
+    let n = catalog.reindex().await?;
+    println!("indexed {n} titles");
+    Ok(())
+}
+
+pub async fn staff(c: StaffCommand) -> anyhow::Result<()> {
+    match c {
+        StaffCommand::Add { username, branches, role, database_url, password } => {
+            let db = db::connect(&database_url).await?;
+            let staff = kitsuki_patron::staff::StaffAccounts::open(db, Arc::new(SystemClock)).await?;
+            let branches = branches.split(',').map(Branch::parse).collect::<Result<Vec<_>, _>>()?;
+            let role = kitsuki_patron::staff::Role::parse(&role).context("role is staff or admin")?;
+            let who = kitsuki_patron::staff::StaffIdentity { username: username.clone(), branches, role };
+            staff.create(&who, &password, "cli").await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("staff account {username} created");
+            Ok(())
+        }
+    }
+}
