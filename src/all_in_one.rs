@@ -53,21 +53,37 @@ fn sqlite_url(dir: &Path, name: &str) -> String {
 pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
     let data = cli.data_dir.clone();
     std::fs::create_dir_all(&data).with_context(|| format!("while creating {}", data.display()))?;
-    let common = CommonArgs { test_clock: cli.test_clock, data_dir: data.clone() };
+    let common = CommonArgs {
+        test_clock: cli.test_clock,
+        data_dir: data.clone(),
+    };
     let clock = crate::roles::clock(&common);
     let bus: SharedBus = Arc::new(MemoryBus::new());
 
     let catalog_db = db::connect(&sqlite_url(&data, "catalog.db")).await?;
-    let catalog = Catalog::open(catalog_db.clone(), Some(&data.join("catalog-index")), clock.clone()).await?;
+    let catalog = Catalog::open(
+        catalog_db.clone(),
+        Some(&data.join("catalog-index")),
+        clock.clone(),
+    )
+    .await?;
     first_start_seed(&catalog).await?;
 
     let patron_db = db::connect(&sqlite_url(&data, "patron.db")).await?;
-    let staff = kitsuki_patron::staff::StaffAccounts::open(patron_db.clone(), clock.clone()).await?;
+    let staff =
+        kitsuki_patron::staff::StaffAccounts::open(patron_db.clone(), clock.clone()).await?;
     crate::roles::bootstrap_admin(&staff).await?;
 
-    for (db, wake) in [(catalog_db.clone(), catalog.relay_wake()), (patron_db.clone(), Arc::new(tokio::sync::Notify::new()))] {
+    for (db, wake) in [
+        (catalog_db.clone(), catalog.relay_wake()),
+        (patron_db.clone(), Arc::new(tokio::sync::Notify::new())),
+    ] {
         let (bus, s) = (bus.clone(), shutdown.clone());
-        tokio::spawn(async move { Relay::new(db, bus, wake).run(async move { s.wait().await }).await });
+        tokio::spawn(async move {
+            Relay::new(db, bus, wake)
+                .run(async move { s.wait().await })
+                .await
+        });
     }
 
     // The services' gRPC on an internal loopback port, as separate roles would serve it.
@@ -83,12 +99,20 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
 
     let url = format!("http://{internal_addr}");
     let state = AppState::new(clients(&url, &url)?);
-    let (listener, addr) = bind(cli.listen).await.with_context(|| format!("while binding {}", cli.listen))?;
+    let (listener, addr) = bind(cli.listen)
+        .await
+        .with_context(|| format!("while binding {}", cli.listen))?;
     let readiness = Readiness::new().with_db(catalog_db).with_db(patron_db);
     readiness.set_ready();
     println!("kitsuki all-in-one listening on {}", display_url(addr));
     println!("杵築市立図書館 蔵書検索: {}/", display_url(addr));
-    serve(listener, kitsuki_gateway::router(state), readiness, shutdown).await?;
+    serve(
+        listener,
+        kitsuki_gateway::router(state),
+        readiness,
+        shutdown,
+    )
+    .await?;
     internal_task.await??;
     Ok(())
 }
@@ -96,7 +120,13 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
 /// On the first start (empty catalogue): the real records, items spread over the three
 /// branches, and a few magazines and AV titles so that every material type shows.
 async fn first_start_seed(catalog: &Catalog) -> anyhow::Result<()> {
-    if catalog.counts().await.map_err(|e| anyhow::anyhow!("{e}"))?.0 > 0 {
+    if catalog
+        .counts()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .0
+        > 0
+    {
         return Ok(());
     }
     println!("first start: loading the seed catalogue");
@@ -107,7 +137,11 @@ async fn first_start_seed(catalog: &Catalog) -> anyhow::Result<()> {
     ] {
         let report = kitsuki_catalog::marc::parse(bytes, format);
         let summary = import::import_report(catalog, &report).await;
-        println!("  imported {} titles ({} records skipped)", summary.created, summary.parse_errors + summary.skipped);
+        println!(
+            "  imported {} titles ({} records skipped)",
+            summary.created,
+            summary.parse_errors + summary.skipped
+        );
         ids.extend(summary.created_ids);
     }
     for (title, kind) in crate::demo::EXTRA_TITLES {
@@ -122,7 +156,10 @@ async fn first_start_seed(catalog: &Catalog) -> anyhow::Result<()> {
             aliases: Vec::new(),
             source_id: Some(format!("demo:{title}")),
         };
-        let (id, _) = catalog.create_title(new, false).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let (id, _) = catalog
+            .create_title(new, false)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         ids.push(id);
     }
     let items = import::spread_items(catalog, &ids, "D").await?;

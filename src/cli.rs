@@ -13,7 +13,12 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
     /// All in one: where the web UI listens.
-    #[arg(long, env = "KITSUKI_LISTEN", default_value = "127.0.0.1:8080", global = false)]
+    #[arg(
+        long,
+        env = "KITSUKI_LISTEN",
+        default_value = "127.0.0.1:8080",
+        global = false
+    )]
     pub listen: SocketAddr,
     /// All in one: folder of the embedded databases, index and mail outbox.
     #[arg(long, env = "KITSUKI_DATA_DIR", default_value = "./data")]
@@ -100,7 +105,11 @@ pub struct MigrateArgs {
 pub struct IndexArgs {
     #[arg(long, env = "KITSUKI_DATABASE_URL")]
     pub database_url: String,
-    #[arg(long, env = "KITSUKI_INDEX_DIR", default_value = "./data/catalog-index")]
+    #[arg(
+        long,
+        env = "KITSUKI_INDEX_DIR",
+        default_value = "./data/catalog-index"
+    )]
     pub index_dir: PathBuf,
 }
 
@@ -131,4 +140,3 @@ pub enum StaffCommand {
         password: String,
     },
 }
-

@@ -18,14 +18,32 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let (service, branch) = match &cli.command {
         None => ("all-in-one".to_string(), None),
-        Some(Command::Circulation(a)) => (format!("circulation-{}", a.branch), Some(a.branch.clone())),
-        Some(c) => (format!("{c:?}").split(['(', ' ', '{']).next().unwrap_or("tool").to_lowercase(), None),
+        Some(Command::Circulation(a)) => {
+            (format!("circulation-{}", a.branch), Some(a.branch.clone()))
+        }
+        Some(c) => (
+            format!("{c:?}")
+                .split(['(', ' ', '{'])
+                .next()
+                .unwrap_or("tool")
+                .to_lowercase(),
+            None,
+        ),
     };
     let _telemetry = kitsuki_platform::telemetry::init(&service, branch.as_deref());
     let shutdown = Shutdown::new();
     shutdown.on_signals();
     match cli.command {
-        None => all_in_one::run(Cli { command: None, ..cli }, shutdown).await,
+        None => {
+            all_in_one::run(
+                Cli {
+                    command: None,
+                    ..cli
+                },
+                shutdown,
+            )
+            .await
+        }
         Some(Command::Catalog(a)) => roles::catalog(a, shutdown).await,
         Some(Command::Patron(a)) => roles::patron(a, shutdown).await,
         Some(Command::Notification(a)) => roles::notification(a, shutdown).await,

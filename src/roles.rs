@@ -42,12 +42,18 @@ fn announce(role: &str, addr: std::net::SocketAddr) {
 
 fn spawn_relay(db: Db, bus: SharedBus, wake: Arc<tokio::sync::Notify>, shutdown: &Shutdown) {
     let s = shutdown.clone();
-    tokio::spawn(async move { Relay::new(db, bus, wake).run(async move { s.wait().await }).await });
+    tokio::spawn(async move {
+        Relay::new(db, bus, wake)
+            .run(async move { s.wait().await })
+            .await
+    });
 }
 
 pub async fn catalog(args: CatalogArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     let db = db::connect(&args.service.database_url).await?;
-    let index_dir = args.index_dir.unwrap_or_else(|| args.service.common.data_dir.join("catalog-index"));
+    let index_dir = args
+        .index_dir
+        .unwrap_or_else(|| args.service.common.data_dir.join("catalog-index"));
     let catalog = Catalog::open(db.clone(), Some(&index_dir), clock(&args.service.common)).await?;
     let bus = nats(&args.service.bus).await?;
     spawn_relay(db.clone(), bus, catalog.relay_wake(), &shutdown);
@@ -61,15 +67,22 @@ pub async fn catalog(args: CatalogArgs, shutdown: Shutdown) -> anyhow::Result<()
 
 pub async fn patron(args: PatronArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     let db = db::connect(&args.service.database_url).await?;
-    let staff = kitsuki_patron::staff::StaffAccounts::open(db.clone(), clock(&args.service.common)).await?;
+    let staff =
+        kitsuki_patron::staff::StaffAccounts::open(db.clone(), clock(&args.service.common)).await?;
     bootstrap_admin(&staff).await?;
     let bus = nats(&args.service.bus).await?;
-    spawn_relay(db.clone(), bus, Arc::new(tokio::sync::Notify::new()), &shutdown);
+    spawn_relay(
+        db.clone(),
+        bus,
+        Arc::new(tokio::sync::Notify::new()),
+        &shutdown,
+    );
     let (listener, addr) = bind(args.service.listen).await?;
     let readiness = Readiness::new().with_db(db);
     readiness.set_ready();
     announce("patron", addr);
-    let app = Routes::new(kitsuki_patron::grpc::PatronGrpc::new(staff).into_server()).into_axum_router();
+    let app =
+        Routes::new(kitsuki_patron::grpc::PatronGrpc::new(staff).into_server()).into_axum_router();
     serve(listener, app, readiness, shutdown).await
 }
 
@@ -84,7 +97,10 @@ pub async fn bootstrap_admin(staff: &kitsuki_patron::staff::StaffAccounts) -> an
     Ok(())
 }
 
-pub async fn notification(args: kitsuki_platform::config::ServiceArgs, shutdown: Shutdown) -> anyhow::Result<()> {
+pub async fn notification(
+    args: kitsuki_platform::config::ServiceArgs,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
     let db = db::connect(&args.database_url).await?;
     kitsuki_platform::outbox::ensure_tables(&db).await?;
     let _bus = nats(&args.bus).await?;
@@ -105,7 +121,8 @@ pub async fn circulation(args: CirculationArgs, shutdown: Shutdown) -> anyhow::R
     let readiness = Readiness::new().with_db(db);
     readiness.set_ready();
     announce(&format!("circulation {branch}"), addr);
-    let app = Routes::new(kitsuki_circulation::CirculationGrpc::new(branch).into_server()).into_axum_router();
+    let app = Routes::new(kitsuki_circulation::CirculationGrpc::new(branch).into_server())
+        .into_axum_router();
     serve(listener, app, readiness, shutdown).await
 }
 
@@ -116,5 +133,11 @@ pub async fn gateway(args: GatewayArgs, shutdown: Shutdown) -> anyhow::Result<()
     let readiness = Readiness::new();
     readiness.set_ready();
     announce("gateway", addr);
-    serve(listener, kitsuki_gateway::router(state), readiness, shutdown).await
+    serve(
+        listener,
+        kitsuki_gateway::router(state),
+        readiness,
+        shutdown,
+    )
+    .await
 }

@@ -28,9 +28,11 @@ pub async fn migrate(a: MigrateArgs) -> anyhow::Result<()> {
 }
 
 pub async fn import(a: ImportArgs) -> anyhow::Result<()> {
-    let report = kitsuki_catalog::marc::parse_file(&a.file).with_context(|| format!("while reading {}", a.file.display()))?;
+    let report = kitsuki_catalog::marc::parse_file(&a.file)
+        .with_context(|| format!("while reading {}", a.file.display()))?;
     let db = db::connect(&a.index.database_url).await?;
-    let catalog = Catalog::open(db.clone(), Some(&a.index.index_dir), Arc::new(SystemClock)).await?;
+    let catalog =
+        Catalog::open(db.clone(), Some(&a.index.index_dir), Arc::new(SystemClock)).await?;
     let s = kitsuki_catalog::import::import_report(&catalog, &report).await;
     for e in report.errors.iter().take(20) {
         eprintln!("record {}: {}", e.index, e.message);
@@ -64,13 +66,31 @@ pub async fn reindex(a: IndexArgs) -> anyhow::Result<()> {
 
 pub async fn staff(c: StaffCommand) -> anyhow::Result<()> {
     match c {
-        StaffCommand::Add { username, branches, role, database_url, password } => {
+        StaffCommand::Add {
+            username,
+            branches,
+            role,
+            database_url,
+            password,
+        } => {
             let db = db::connect(&database_url).await?;
-            let staff = kitsuki_patron::staff::StaffAccounts::open(db, Arc::new(SystemClock)).await?;
-            let branches = branches.split(',').map(Branch::parse).collect::<Result<Vec<_>, _>>()?;
-            let role = kitsuki_patron::staff::Role::parse(&role).context("role is staff or admin")?;
-            let who = kitsuki_patron::staff::StaffIdentity { username: username.clone(), branches, role };
-            staff.create(&who, &password, "cli").await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let staff =
+                kitsuki_patron::staff::StaffAccounts::open(db, Arc::new(SystemClock)).await?;
+            let branches = branches
+                .split(',')
+                .map(Branch::parse)
+                .collect::<Result<Vec<_>, _>>()?;
+            let role =
+                kitsuki_patron::staff::Role::parse(&role).context("role is staff or admin")?;
+            let who = kitsuki_patron::staff::StaffIdentity {
+                username: username.clone(),
+                branches,
+                role,
+            };
+            staff
+                .create(&who, &password, "cli")
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("staff account {username} created");
             Ok(())
         }

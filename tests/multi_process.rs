@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{eventually, start, temp_dir, wait_ready};
+use common::{start, temp_dir, wait_ready};
 use kitsuki_platform::bus::nats::NatsBus;
 use kitsuki_platform::bus::{ConsumerSpec, EventBus};
 use kitsuki_platform::testing;
@@ -24,17 +24,39 @@ async fn separate_processes_create_and_find_titles_over_grpc_and_nats() {
     let admin_pw = common::random_password();
     let data = dir.to_string_lossy().to_string();
 
-    let bus_env = [("KITSUKI_NATS_URL", nats.as_str()), ("KITSUKI_BUS_PREFIX", prefix.as_str()), ("KITSUKI_DATA_DIR", data.as_str())];
+    let bus_env = [
+        ("KITSUKI_NATS_URL", nats.as_str()),
+        ("KITSUKI_BUS_PREFIX", prefix.as_str()),
+        ("KITSUKI_DATA_DIR", data.as_str()),
+    ];
     let mut catalog_env = bus_env.to_vec();
     catalog_env.push(("KITSUKI_DATABASE_URL", &catalog_db));
-    let catalog = start("catalog", &["catalog", "--listen", "127.0.0.1:0"], &catalog_env, &dir);
+    let catalog = start(
+        "catalog",
+        &["catalog", "--listen", "127.0.0.1:0"],
+        &catalog_env,
+        &dir,
+    );
     let mut patron_env = bus_env.to_vec();
     patron_env.push(("KITSUKI_DATABASE_URL", &patron_db));
     patron_env.push(("KITSUKI_ADMIN_PASSWORD", &admin_pw));
-    let patron = start("patron", &["patron", "--listen", "127.0.0.1:0"], &patron_env, &dir);
+    let patron = start(
+        "patron",
+        &["patron", "--listen", "127.0.0.1:0"],
+        &patron_env,
+        &dir,
+    );
     let gateway = start(
         "gateway",
-        &["gateway", "--listen", "127.0.0.1:0", "--catalog-url", &catalog.url, "--patron-url", &patron.url],
+        &[
+            "gateway",
+            "--listen",
+            "127.0.0.1:0",
+            "--catalog-url",
+            &catalog.url,
+            "--patron-url",
+            &patron.url,
+        ],
         &[],
         &dir,
     );
@@ -45,12 +67,28 @@ async fn separate_processes_create_and_find_titles_over_grpc_and_nats() {
     let base = &gateway.url;
 
     // Staff session with the bootstrap admin (API.md).
-    let r = http.post(format!("{base}/api/v1/staff/session")).json(&json!({"username": "admin", "password": admin_pw})).send().await.unwrap();
+    let r = http
+        .post(format!("{base}/api/v1/staff/session"))
+        .json(&json!({"username": "admin", "password": admin_pw}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    let token = r.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_string();
-    let wrong = http.post(format!("{base}/api/v1/staff/session")).json(&json!({"username": "admin", "password": "nope-nope"})).send().await.unwrap();
+    let token = r.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let wrong = http
+        .post(format!("{base}/api/v1/staff/session"))
+        .json(&json!({"username": "admin", "password": "nope-nope"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wrong.status(), 401);
-    assert_eq!(wrong.json::<Value>().await.unwrap()["error"]["code"], "bad_credentials");
+    assert_eq!(
+        wrong.json::<Value>().await.unwrap()["error"]["code"],
+        "bad_credentials"
+    );
 
     let mut ids = Vec::new();
     for (title, reading, author) in [
@@ -81,7 +119,12 @@ async fn separate_processes_create_and_find_titles_over_grpc_and_nats() {
         assert_eq!(r.status(), 201);
     }
     // Without a session the admin paths are refused.
-    let r = http.post(format!("{base}/api/v1/admin/titles")).json(&json!({"title": "x", "type": "book"})).send().await.unwrap();
+    let r = http
+        .post(format!("{base}/api/v1/admin/titles"))
+        .json(&json!({"title": "x", "type": "book"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
 
     let search = |q: &str| {
@@ -89,7 +132,12 @@ async fn separate_processes_create_and_find_titles_over_grpc_and_nats() {
         let url = format!("{base}/api/v1/titles");
         let q = q.to_string();
         async move {
-            let r = http.get(url).query(&[("q", q.as_str())]).send().await.unwrap();
+            let r = http
+                .get(url)
+                .query(&[("q", q.as_str())])
+                .send()
+                .await
+                .unwrap();
             assert_eq!(r.status(), 200);
             r.json::<Value>().await.unwrap()
         }
@@ -105,28 +153,45 @@ async fn separate_processes_create_and_find_titles_over_grpc_and_nats() {
     let found = search("漱石").await;
     assert_eq!(found["total"], 1);
 
-    let detail: Value = http.get(format!("{base}/api/v1/titles/{}", ids[0])).send().await.unwrap().json().await.unwrap();
+    let detail: Value = http
+        .get(format!("{base}/api/v1/titles/{}", ids[0]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(detail["items"][0]["barcode"], "MP-0");
     assert_eq!(detail["items"][0]["status"], "available");
 
     // The catalog's relay published its events (3 titles, 3 items) to JetStream.
     let bus = Arc::new(NatsBus::connect(&nats, &prefix).await.unwrap());
-    let mut sub = bus.subscribe(&ConsumerSpec::new("test-reader", "catalog.>")).await.unwrap();
+    let mut sub = bus
+        .subscribe(&ConsumerSpec::new("test-reader", "catalog.>"))
+        .await
+        .unwrap();
     let mut subjects = Vec::new();
-    eventually("six catalog events on the stream", Duration::from_secs(30), || {
-        let next = tokio::time::timeout(Duration::from_secs(2), sub.next());
-        let subjects = &mut subjects;
-        async move {
-            if let Ok(Some(Ok(d))) = next.await {
-                subjects.push(d.event.subject.clone());
-                d.ack().await.unwrap();
-            }
-            (subjects.len() >= 6).then_some(())
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while subjects.len() < 6 && std::time::Instant::now() < deadline {
+        if let Ok(Some(Ok(d))) = tokio::time::timeout(Duration::from_secs(2), sub.next()).await {
+            subjects.push(d.event.subject.clone());
+            d.ack().await.unwrap();
         }
-    })
-    .await;
-    assert_eq!(subjects.iter().filter(|s| s.starts_with("catalog.title.created")).count(), 3);
-    assert_eq!(subjects.iter().filter(|s| s.starts_with("catalog.item.created")).count(), 3);
+    }
+    assert_eq!(
+        subjects
+            .iter()
+            .filter(|s| s.starts_with("catalog.title.created"))
+            .count(),
+        3
+    );
+    assert_eq!(
+        subjects
+            .iter()
+            .filter(|s| s.starts_with("catalog.item.created"))
+            .count(),
+        3
+    );
     let _ = bus.delete_stream().await;
     drop(gateway);
     drop(patron);

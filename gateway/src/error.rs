@@ -153,7 +153,11 @@ impl ApiError {
             message_ja: self.code.message_ja(),
             message_en: self.code.message_en(),
             rule: self.code.rule(),
-            detail: if server_side { None } else { self.detail.clone() },
+            detail: if server_side {
+                None
+            } else {
+                self.detail.clone()
+            },
             retry_after: self
                 .retry_after
                 .or((self.code == ErrorCode::TooManyAttempts).then_some(DEFAULT_RETRY_AFTER_SECS)),
@@ -286,7 +290,12 @@ mod tests {
     async fn every_error_code_answers_its_table_status_and_the_api_md_shape() {
         for code in ErrorCode::ALL {
             let response = ApiError::new(*code).into_response();
-            assert_eq!(response.status().as_u16(), code.http_status(), "{}", code.as_str());
+            assert_eq!(
+                response.status().as_u16(),
+                code.http_status(),
+                "{}",
+                code.as_str()
+            );
             assert_eq!(
                 response.headers()[header::CONTENT_TYPE],
                 "application/json",
@@ -298,7 +307,11 @@ mod tests {
             assert_eq!(error["code"], code.as_str());
             assert_eq!(error["message"], code.message_ja());
             assert_eq!(error["rule"], json!(code.rule()));
-            assert!(error.keys().all(|k| ["code", "message", "rule"].contains(&k.as_str())));
+            assert!(
+                error
+                    .keys()
+                    .all(|k| ["code", "message", "rule"].contains(&k.as_str()))
+            );
         }
     }
 
@@ -386,8 +399,14 @@ mod tests {
             ApiError::from(IdError::UnknownBranch("oita".into())).code(),
             ErrorCode::InvalidBranch
         );
-        assert_eq!(ApiError::from(IdError::InvalidBarcode).code(), ErrorCode::InvalidBarcode);
-        assert_eq!(ApiError::from(IdError::InvalidTitleId).code(), ErrorCode::TitleNotFound);
+        assert_eq!(
+            ApiError::from(IdError::InvalidBarcode).code(),
+            ErrorCode::InvalidBarcode
+        );
+        assert_eq!(
+            ApiError::from(IdError::InvalidTitleId).code(),
+            ErrorCode::TitleNotFound
+        );
     }
 
     #[tokio::test]

@@ -58,7 +58,10 @@ mod tests {
 
     #[test]
     fn h1_a_book_with_every_copy_on_loan_is_holdable() {
-        let t = title(MaterialType::Book, &[("kitsuki", 2, 0), ("yamaga", 1, 0), ("ota", 0, 0)]);
+        let t = title(
+            MaterialType::Book,
+            &[("kitsuki", 2, 0), ("yamaga", 1, 0), ("ota", 0, 0)],
+        );
         assert_eq!(holdability(&t), Ok(()));
     }
 
@@ -76,7 +79,11 @@ mod tests {
                 row.2 = 1;
             }
             let t = title(MaterialType::Book, &rows);
-            assert_eq!(holdability(&t), Err(ErrorCode::HoldAvailableCopy), "{branch}");
+            assert_eq!(
+                holdability(&t),
+                Err(ErrorCode::HoldAvailableCopy),
+                "{branch}"
+            );
         }
     }
 
@@ -110,7 +117,11 @@ mod tests {
             &[],
             &[("yamaga", 0, 0)],
         ];
-        for kind in [MaterialType::Magazine, MaterialType::Av, MaterialType::Unspecified] {
+        for kind in [
+            MaterialType::Magazine,
+            MaterialType::Av,
+            MaterialType::Unspecified,
+        ] {
             for rows in cases {
                 assert_eq!(
                     holdability(&title(kind, rows)),

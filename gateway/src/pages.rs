@@ -7,7 +7,7 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use kitsuki_proto::catalog::{ItemStatus, MaterialType, SearchTitlesResponse, TitleDetail};
+use kitsuki_proto::catalog::{ItemStatus, SearchTitlesResponse, TitleDetail};
 use kitsuki_proto::{Branch, ErrorCode};
 use minijinja::context;
 use serde::Serialize;
@@ -219,7 +219,6 @@ pub fn render_title(detail: &TitleDetail) -> Result<String, minijinja::Error> {
     let hold_href = view
         .holdable
         .then(|| format!("/titles/{}/hold", view.title_id));
-    let hold_block = view.hold_block.as_ref().map(|b| b.message);
     templates::render(
         "title.html",
         context! {
@@ -228,8 +227,7 @@ pub fn render_title(detail: &TitleDetail) -> Result<String, minijinja::Error> {
             availability => availability_line(&view.availability),
             items => templates::to_value(&items),
             hold_href => hold_href,
-            hold_block => hold_block,
-            is_book => summary.r#type() == MaterialType::Book,
+            hold_block => templates::to_value(&view.hold_block),
         },
     )
 }
@@ -335,7 +333,11 @@ pub async fn title(
 ) -> Result<Html<String>, PageError> {
     let detail = fetch_title(&state, path).await?;
     if detail.title.is_none() {
-        return Err(ApiError::internal("catalog answered a title without its summary", &"").into());
+        return Err(ApiError::internal(
+            "catalog answered a title without its summary",
+            &"TitleDetail.title missing",
+        )
+        .into());
     }
     page(render_title(&detail))
 }
@@ -374,8 +376,12 @@ mod tests {
     use super::*;
     use crate::test_support::{TITLE_ID, item, summary};
     use crate::views::BranchCount;
+    use kitsuki_proto::catalog::MaterialType;
 
-    fn results(hits: Vec<kitsuki_proto::catalog::TitleSummary>, total: u64) -> SearchTitlesResponse {
+    fn results(
+        hits: Vec<kitsuki_proto::catalog::TitleSummary>,
+        total: u64,
+    ) -> SearchTitlesResponse {
         SearchTitlesResponse {
             total,
             page: 1,
@@ -395,8 +401,14 @@ mod tests {
     #[test]
     fn availability_reads_per_branch_with_a_dash_for_none() {
         let a = Availability {
-            kitsuki: BranchCount { total: 2, available: 1 },
-            yamaga: BranchCount { total: 1, available: 0 },
+            kitsuki: BranchCount {
+                total: 2,
+                available: 1,
+            },
+            yamaga: BranchCount {
+                total: 1,
+                available: 0,
+            },
             ota: BranchCount::default(),
         };
         assert_eq!(availability_line(&a), "杵築 1/2 ・ 山香 0/1 ・ 大田 —");
@@ -422,9 +434,15 @@ mod tests {
         assert!(html.contains("1950"));
         assert!(html.contains("杵築 1/2 ・ 山香 0/1 ・ 大田 —"));
         assert!(html.contains(&format!("href=\"/titles/{TITLE_ID}\"")));
-        assert!(html.contains("value=\"漱石\""), "the query stays in the box");
+        assert!(
+            html.contains("value=\"漱石\""),
+            "the query stays in the box"
+        );
         assert!(html.contains("貸出可能のみ"));
-        assert!(!html.contains("前へ") && !html.contains("次へ"), "one page only");
+        assert!(
+            !html.contains("前へ") && !html.contains("次へ"),
+            "one page only"
+        );
     }
 
     #[test]
@@ -441,12 +459,19 @@ mod tests {
 
     #[test]
     fn a_results_page_links_previous_and_next_pages_keeping_the_query() {
-        let hits = vec![summary("吾輩は猫である", MaterialType::Book, &[("kitsuki", 1, 1)])];
+        let hits = vec![summary(
+            "吾輩は猫である",
+            MaterialType::Book,
+            &[("kitsuki", 1, 1)],
+        )];
         let html = render_results(&params("猫", 2), &results(hits, 45)).unwrap();
         assert!(html.contains("45件"));
         assert!(html.contains("2 / 3"));
         assert!(html.contains("前へ") && html.contains("次へ"));
-        assert!(html.contains("href=\"/search?q=%E7%8C%AB\""), "page 1 has no page parameter");
+        assert!(
+            html.contains("href=\"/search?q=%E7%8C%AB\""),
+            "page 1 has no page parameter"
+        );
         assert!(html.contains("href=\"/search?q=%E7%8C%AB&amp;page=3\""));
     }
 
@@ -505,7 +530,10 @@ mod tests {
         ] {
             assert!(html.contains(word), "{word}");
         }
-        let d = detail(MaterialType::Book, &[(ItemStatus::Available, "kitsuki", "")]);
+        let d = detail(
+            MaterialType::Book,
+            &[(ItemStatus::Available, "kitsuki", "")],
+        );
         assert!(render_title(&d).unwrap().contains("貸出可"));
     }
 
@@ -513,7 +541,10 @@ mod tests {
     fn h1_the_hold_button_appears_when_every_copy_of_a_book_is_out() {
         let d = detail(
             MaterialType::Book,
-            &[(ItemStatus::OnLoan, "kitsuki", "2025-02-01"), (ItemStatus::InTransit, "ota", "")],
+            &[
+                (ItemStatus::OnLoan, "kitsuki", "2025-02-01"),
+                (ItemStatus::InTransit, "ota", ""),
+            ],
         );
         let html = render_title(&d).unwrap();
         assert!(html.contains("予約申込"));
@@ -524,7 +555,10 @@ mod tests {
     fn h1_no_hold_button_when_a_copy_is_on_the_shelf() {
         let d = detail(
             MaterialType::Book,
-            &[(ItemStatus::OnLoan, "kitsuki", "2025-02-01"), (ItemStatus::Available, "ota", "")],
+            &[
+                (ItemStatus::OnLoan, "kitsuki", "2025-02-01"),
+                (ItemStatus::Available, "ota", ""),
+            ],
         );
         let html = render_title(&d).unwrap();
         assert!(!html.contains("予約申込"));
@@ -568,7 +602,11 @@ mod tests {
             render_results(&params("", 1), &results(vec![], 0)).unwrap(),
             render_title(&detail(MaterialType::Book, &[])).unwrap(),
             PageError::not_found().render().unwrap(),
-            templates::render("index.html", context! { form => templates::to_value(&FormView::new(&SearchParams::default())) }).unwrap(),
+            templates::render(
+                "index.html",
+                context! { form => templates::to_value(&FormView::new(&SearchParams::default())) },
+            )
+            .unwrap(),
             templates::render("login.html", context! {}).unwrap(),
         ];
         for html in pages {

@@ -100,9 +100,10 @@ async fn method_not_allowed(uri: Uri) -> Response {
             message: "このページではこの操作はできません。",
         }
         .into_response();
-        response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, "no-store".parse().expect("static header"));
+        response.headers_mut().insert(
+            header::CACHE_CONTROL,
+            "no-store".parse().expect("static header"),
+        );
         response
     }
 }
@@ -143,9 +144,8 @@ mod tests {
 
     async fn json(response: Response) -> serde_json::Value {
         let bytes = to_bytes(response.into_body(), 1 << 20).await.unwrap();
-        serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-            panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes))
-        })
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))
     }
 
     async fn text(response: Response) -> String {
@@ -166,7 +166,10 @@ mod tests {
             assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
             if path.starts_with("/api/") && status == StatusCode::NOT_FOUND {
                 let body = json(response).await;
-                assert_ne!(body["error"]["code"], "not_found", "{method} {path} fell through");
+                assert_ne!(
+                    body["error"]["code"], "not_found",
+                    "{method} {path} fell through"
+                );
             }
         }
     }
@@ -182,10 +185,12 @@ mod tests {
     async fn unknown_pages_answer_a_japanese_page() {
         let response = send("GET", "/nothing-here", None).await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
-        assert!(response.headers()[header::CONTENT_TYPE]
-            .to_str()
-            .unwrap()
-            .starts_with("text/html"));
+        assert!(
+            response.headers()[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
         assert!(text(response).await.contains("ページが見つかりません"));
     }
 
@@ -209,7 +214,11 @@ mod tests {
         ] {
             let response = send(method, uri, None).await;
             let h = response.headers();
-            assert_eq!(h[header::CONTENT_SECURITY_POLICY], CONTENT_SECURITY_POLICY, "{uri}");
+            assert_eq!(
+                h[header::CONTENT_SECURITY_POLICY],
+                CONTENT_SECURITY_POLICY,
+                "{uri}"
+            );
             assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff", "{uri}");
             assert_eq!(h[header::REFERRER_POLICY], "same-origin", "{uri}");
         }
@@ -241,11 +250,19 @@ mod tests {
 
     #[tokio::test]
     async fn errors_are_english_when_asked() {
-        let response =
-            send_with("GET", "/api/v1/titles?type=xyz", None, &[("accept-language", "en-US")]).await;
+        let response = send_with(
+            "GET",
+            "/api/v1/titles?type=xyz",
+            None,
+            &[("accept-language", "en-US")],
+        )
+        .await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
         let body = json(response).await;
-        assert_eq!(body["error"]["message"], ErrorCode::InvalidInput.message_en());
+        assert_eq!(
+            body["error"]["message"],
+            ErrorCode::InvalidInput.message_en()
+        );
     }
 
     #[tokio::test]
@@ -264,13 +281,21 @@ mod tests {
             )
             .await;
             assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
-            assert_eq!(json(response).await["error"]["code"], "invalid_input", "{body}");
+            assert_eq!(
+                json(response).await["error"]["code"],
+                "invalid_input",
+                "{body}"
+            );
         }
     }
 
     #[tokio::test]
     async fn admin_routes_need_a_staff_session() {
-        for path in ["/api/v1/admin/titles", "/api/v1/admin/items", "/api/v1/admin/staff"] {
+        for path in [
+            "/api/v1/admin/titles",
+            "/api/v1/admin/items",
+            "/api/v1/admin/staff",
+        ] {
             let response = send("POST", path, Some("{}")).await;
             assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{path}");
             assert_eq!(json(response).await["error"]["code"], "not_logged_in");
@@ -287,7 +312,11 @@ mod tests {
 
         let response = send("GET", "/search?q=x", None).await;
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert!(text(response).await.contains("ただいまご利用いただけません"));
+        assert!(
+            text(response)
+                .await
+                .contains("ただいまご利用いただけません")
+        );
 
         // A session token to check with a down patron service is 503, not 401.
         let response = send_with(
@@ -314,11 +343,16 @@ mod tests {
     async fn the_stylesheet_is_cached_long() {
         let response = send("GET", "/static/site.css", None).await;
         assert_eq!(response.status(), StatusCode::OK);
-        assert_eq!(response.headers()[header::CONTENT_TYPE], "text/css; charset=utf-8");
-        assert!(response.headers()[header::CACHE_CONTROL]
-            .to_str()
-            .unwrap()
-            .contains("max-age=31536000"));
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "text/css; charset=utf-8"
+        );
+        assert!(
+            response.headers()[header::CACHE_CONTROL]
+                .to_str()
+                .unwrap()
+                .contains("max-age=31536000")
+        );
     }
 
     #[tokio::test]

@@ -82,9 +82,10 @@ impl SearchParams {
         }
         let material = match present(&raw.material) {
             None => None,
-            Some(code) => Some(parse_material(code).ok_or_else(|| {
-                ApiError::invalid_input("type must be book, magazine or av")
-            })?),
+            Some(code) => Some(
+                parse_material(code)
+                    .ok_or_else(|| ApiError::invalid_input("type must be book, magazine or av"))?,
+            ),
         };
         let branch = present(&raw.branch).map(Branch::parse).transpose()?;
         let available_only = match present(&raw.available) {
@@ -114,7 +115,10 @@ impl SearchParams {
         SearchTitlesRequest {
             q: self.q.clone(),
             r#type: self.material.unwrap_or(MaterialType::Unspecified) as i32,
-            branch: self.branch.map(|b| b.code().to_string()).unwrap_or_default(),
+            branch: self
+                .branch
+                .map(|b| b.code().to_string())
+                .unwrap_or_default(),
             available_only: self.available_only,
             page: self.page,
             per_page: self.per_page,
@@ -236,7 +240,10 @@ mod tests {
         assert_eq!(refused(&[("per_page", "1000")]), ErrorCode::InvalidInput);
         assert_eq!(refused(&[("per_page", "101")]), ErrorCode::InvalidInput);
         assert_eq!(refused(&[("per_page", "0")]), ErrorCode::InvalidInput);
-        assert_eq!(refused(&[("per_page", "99999999999999")]), ErrorCode::InvalidInput);
+        assert_eq!(
+            refused(&[("per_page", "99999999999999")]),
+            ErrorCode::InvalidInput
+        );
     }
 
     #[test]
@@ -252,7 +259,13 @@ mod tests {
 
     #[test]
     fn available_accepts_booleans_and_a_checkbox() {
-        for (v, expected) in [("true", true), ("1", true), ("on", true), ("false", false), ("0", false)] {
+        for (v, expected) in [
+            ("true", true),
+            ("1", true),
+            ("on", true),
+            ("false", false),
+            ("0", false),
+        ] {
             let p = SearchParams::parse(&raw(&[("available", v)])).unwrap();
             assert_eq!(p.available_only, expected, "{v}");
         }

@@ -74,7 +74,9 @@ impl Availability {
                     count.total += row.total;
                     count.available += row.available;
                 }
-                Err(_) => tracing::warn!(branch = %row.branch, "availability for an unknown branch ignored"),
+                Err(_) => {
+                    tracing::warn!(branch = %row.branch, "availability for an unknown branch ignored")
+                }
             }
         }
         availability

@@ -16,6 +16,8 @@ pub struct Proc {
     pub url: String,
     child: Child,
     pub lines: mpsc::Receiver<String>,
+    /// What it printed before its `listening on` line.
+    pub startup: Vec<String>,
 }
 
 pub fn binary() -> &'static str {
@@ -36,6 +38,8 @@ pub fn start(name: &str, args: &[&str], envs: &[(&str, &str)], cwd: &Path) -> Pr
     for (k, v) in envs {
         cmd.env(k, v);
     }
+    // Waited for in `terminate` or `Drop`, which always reap the child.
+    #[allow(clippy::zombie_processes)]
     let mut child = cmd.spawn().expect("start kitsuki");
     let stdout = child.stdout.take().expect("stdout");
     let (tx, rx) = mpsc::channel();
@@ -53,7 +57,15 @@ pub fn start(name: &str, args: &[&str], envs: &[(&str, &str)], cwd: &Path) -> Pr
         match rx.recv_timeout(left) {
             Ok(line) => {
                 if let Some(url) = line.split("listening on ").nth(1) {
-                    return Proc { name: name.to_string(), url: url.trim().to_string(), child, lines: rx };
+                    let url = url.trim().to_string();
+                    seen.push(line);
+                    return Proc {
+                        name: name.to_string(),
+                        url,
+                        child,
+                        lines: rx,
+                        startup: seen,
+                    };
                 }
                 seen.push(line);
             }
@@ -72,7 +84,10 @@ impl Proc {
 
     /// SIGTERM and wait for a clean exit (graceful shutdown); returns the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -86,16 +101,21 @@ impl Proc {
         }
     }
 
-    /// Every line printed since start-up that the reader has not taken yet.
+    /// Every line printed so far: the start-up lines and whatever came after.
     pub fn drain_lines(&self) -> Vec<String> {
-        self.lines.try_iter().collect()
+        let mut all = self.startup.clone();
+        all.extend(self.lines.try_iter());
+        all
     }
 }
 
 impl Drop for Proc {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
-            let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(self.child.id().to_string())
+                .status();
             for _ in 0..100 {
                 if let Ok(Some(_)) = self.child.try_wait() {
                     return;

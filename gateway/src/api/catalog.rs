@@ -41,7 +41,12 @@ pub async fn get_title(
     let detail = fetch_title(&state, path).await?;
     TitleDetailView::new(&detail, lang)
         .map(Json)
-        .ok_or_else(|| ApiError::internal("catalog answered a title without its summary", &""))
+        .ok_or_else(|| {
+            ApiError::internal(
+                "catalog answered a title without its summary",
+                &"TitleDetail.title missing",
+            )
+        })
 }
 
 /// Reads the id of a title path and asks the catalogue for it. An id that is not even a

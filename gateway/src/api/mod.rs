@@ -4,3 +4,6 @@
 pub mod admin;
 pub mod catalog;
 pub mod staff;
+
+#[cfg(test)]
+mod tests;

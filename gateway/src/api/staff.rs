@@ -77,8 +77,13 @@ impl FromRequestParts<AppState> for Staff {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = session_token(&parts.headers).ok_or_else(|| ApiError::new(ErrorCode::NotLoggedIn))?;
-        match state.patron().staff_session(state.rpc(SessionToken { token })).await {
+        let token =
+            session_token(&parts.headers).ok_or_else(|| ApiError::new(ErrorCode::NotLoggedIn))?;
+        match state
+            .patron()
+            .staff_session(state.rpc(SessionToken { token }))
+            .await
+        {
             Ok(identity) => Ok(Staff::from(identity.into_inner())),
             Err(status) => {
                 let err = ApiError::from_status(&status);
@@ -91,6 +96,22 @@ impl FromRequestParts<AppState> for Staff {
                 }
             }
         }
+    }
+}
+
+/// A staff member with the admin role: 401 `not_logged_in` without a session, 403
+/// `forbidden` for any other role. An extractor, so the refusal comes before the request
+/// body is even read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admin(pub Staff);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let staff = Staff::from_request_parts(parts, state).await?;
+        staff.require_admin()?;
+        Ok(Admin(staff))
     }
 }
 
@@ -164,7 +185,10 @@ pub async fn logout(
     jar: CookieJar,
 ) -> Result<impl IntoResponse, ApiError> {
     if let Some(token) = session_token(&headers)
-        && let Err(status) = state.patron().staff_logout(state.rpc(SessionToken { token })).await
+        && let Err(status) = state
+            .patron()
+            .staff_logout(state.rpc(SessionToken { token }))
+            .await
     {
         let err = ApiError::from_status(&status);
         if err.status().is_server_error() {
@@ -215,7 +239,10 @@ mod tests {
             session_token(&headers(&[(header::AUTHORIZATION, "Basic dXNlcjpwdw==")])),
             None
         );
-        assert_eq!(session_token(&headers(&[(header::AUTHORIZATION, "Bearer ")])), None);
+        assert_eq!(
+            session_token(&headers(&[(header::AUTHORIZATION, "Bearer ")])),
+            None
+        );
     }
 
     #[test]
@@ -230,9 +257,16 @@ mod tests {
         assert!(plain.contains("HttpOnly"));
         assert!(plain.contains("SameSite=Strict"));
         assert!(plain.contains("Path=/"));
-        assert!(plain.contains("Expires=Wed, 02 Jan 2030 03:04:05 GMT"), "{plain}");
+        assert!(
+            plain.contains("Expires=Wed, 02 Jan 2030 03:04:05 GMT"),
+            "{plain}"
+        );
         assert!(!plain.contains("Secure"));
-        assert!(session_cookie(&granted, true).to_string().contains("Secure"));
+        assert!(
+            session_cookie(&granted, true)
+                .to_string()
+                .contains("Secure")
+        );
     }
 
     #[test]
@@ -242,7 +276,10 @@ mod tests {
             branches: vec!["yamaga".into()],
             role: "staff".into(),
         };
-        assert_eq!(staff.require_admin().unwrap_err().code(), ErrorCode::Forbidden);
+        assert_eq!(
+            staff.require_admin().unwrap_err().code(),
+            ErrorCode::Forbidden
+        );
         staff.role = "admin".into();
         assert!(staff.require_admin().is_ok());
     }

@@ -18,7 +18,12 @@ async fn open(backend: &str) -> (Catalog, std::path::PathBuf) {
     };
     let db = db::connect(&url).await.unwrap();
     let dir = std::env::temp_dir().join(format!("kitsuki-index-{}", testing::unique_id()));
-    (Catalog::open(db, Some(&dir), Arc::new(SystemClock)).await.unwrap(), dir)
+    (
+        Catalog::open(db, Some(&dir), Arc::new(SystemClock))
+            .await
+            .unwrap(),
+        dir,
+    )
 }
 
 fn book(title: &str, author: &str) -> NewTitle {
@@ -36,16 +41,41 @@ fn book(title: &str, author: &str) -> NewTitle {
 }
 
 fn all() -> SearchFilter {
-    SearchFilter { material_type: None, branch: None, available_only: false }
+    SearchFilter {
+        material_type: None,
+        branch: None,
+        available_only: false,
+    }
 }
 
 async fn create_read_search_and_availability(backend: &str) {
     let (c, _) = open(backend).await;
-    let (id, created) = c.create_title(book("こころ", "夏目漱石"), true).await.unwrap();
+    let (id, created) = c
+        .create_title(book("こころ", "夏目漱石"), true)
+        .await
+        .unwrap();
     assert!(created);
-    c.create_title(book("東京都の歴史", "歴史研究会"), true).await.unwrap();
-    c.create_item(&id, &Barcode::parse("kt-0001").unwrap(), Branch::Kitsuki, "913.6/ナ", true).await.unwrap();
-    c.create_item(&id, &Barcode::parse("YM-0001").unwrap(), Branch::Yamaga, "", true).await.unwrap();
+    c.create_title(book("東京都の歴史", "歴史研究会"), true)
+        .await
+        .unwrap();
+    c.create_item(
+        &id,
+        &Barcode::parse("kt-0001").unwrap(),
+        Branch::Kitsuki,
+        "913.6/ナ",
+        true,
+    )
+    .await
+    .unwrap();
+    c.create_item(
+        &id,
+        &Barcode::parse("YM-0001").unwrap(),
+        Branch::Yamaga,
+        "",
+        true,
+    )
+    .await
+    .unwrap();
 
     for q in ["こころ", "ココロ", "ｺｺﾛ", "漱石", "夏目 こころ"] {
         let r = c.search(q, &all(), 1, 20).await.unwrap();
@@ -58,17 +88,36 @@ async fn create_read_search_and_availability(backend: &str) {
 
     let detail = c.get_title(&id).await.unwrap();
     assert_eq!(detail.items.len(), 2);
-    assert_eq!(detail.items[0].barcode, "KT-0001", "barcodes are upper-cased (M1)");
+    assert_eq!(
+        detail.items[0].barcode, "KT-0001",
+        "barcodes are upper-cased (M1)"
+    );
     let s = detail.title.unwrap();
-    let by_branch = |b: &str| s.availability.iter().find(|a| a.branch == b).map(|a| (a.total, a.available)).unwrap();
+    let by_branch = |b: &str| {
+        s.availability
+            .iter()
+            .find(|a| a.branch == b)
+            .map(|a| (a.total, a.available))
+            .unwrap()
+    };
     assert_eq!(by_branch("kitsuki"), (1, 1));
     assert_eq!(by_branch("yamaga"), (1, 1));
     assert_eq!(by_branch("ota"), (0, 0));
 
-    let at_ota = SearchFilter { branch: Some("ota".into()), ..all() };
+    let at_ota = SearchFilter {
+        branch: Some("ota".into()),
+        ..all()
+    };
     assert_eq!(c.search("こころ", &at_ota, 1, 20).await.unwrap().total, 0);
-    let at_yamaga = SearchFilter { branch: Some("yamaga".into()), available_only: true, ..all() };
-    assert_eq!(c.search("こころ", &at_yamaga, 1, 20).await.unwrap().total, 1);
+    let at_yamaga = SearchFilter {
+        branch: Some("yamaga".into()),
+        available_only: true,
+        ..all()
+    };
+    assert_eq!(
+        c.search("こころ", &at_yamaga, 1, 20).await.unwrap().total,
+        1
+    );
 
     // Empty query browses newest first.
     let r = c.search("", &all(), 1, 20).await.unwrap();
@@ -78,25 +127,75 @@ async fn create_read_search_and_availability(backend: &str) {
 
 async fn refusals_have_codes(backend: &str) {
     let (c, _) = open(backend).await;
-    let (id, _) = c.create_title(book("坊っちゃん", "夏目漱石"), true).await.unwrap();
+    let (id, _) = c
+        .create_title(book("坊っちゃん", "夏目漱石"), true)
+        .await
+        .unwrap();
     let bc = Barcode::parse("KT-9").unwrap();
-    c.create_item(&id, &bc, Branch::Ota, "", true).await.unwrap();
-    let again = c.create_item(&id, &bc, Branch::Kitsuki, "", true).await.unwrap_err();
-    assert_eq!(again.code, ErrorCode::BarcodeTaken, "M1: unique across the three branches");
-    let missing = c.create_item("0192f1c2-7a5e-7c3b-9d1e-0123456789ab", &Barcode::parse("X1").unwrap(), Branch::Ota, "", true).await.unwrap_err();
+    c.create_item(&id, &bc, Branch::Ota, "", true)
+        .await
+        .unwrap();
+    let again = c
+        .create_item(&id, &bc, Branch::Kitsuki, "", true)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        again.code,
+        ErrorCode::BarcodeTaken,
+        "M1: unique across the three branches"
+    );
+    let missing = c
+        .create_item(
+            "0192f1c2-7a5e-7c3b-9d1e-0123456789ab",
+            &Barcode::parse("X1").unwrap(),
+            Branch::Ota,
+            "",
+            true,
+        )
+        .await
+        .unwrap_err();
     assert_eq!(missing.code, ErrorCode::TitleNotFound);
     let empty = c.create_title(book("  ", ""), true).await.unwrap_err();
     assert_eq!(empty.code, ErrorCode::InvalidInput);
-    assert_eq!(c.get_title("0192f1c2-7a5e-7c3b-9d1e-0123456789ab").await.unwrap_err().code, ErrorCode::TitleNotFound);
+    assert_eq!(
+        c.get_title("0192f1c2-7a5e-7c3b-9d1e-0123456789ab")
+            .await
+            .unwrap_err()
+            .code,
+        ErrorCode::TitleNotFound
+    );
 }
 
 async fn events_are_written_with_the_change(backend: &str) {
     let (c, _) = open(backend).await;
-    let (id, _) = c.create_title(book("三四郎", "夏目漱石"), true).await.unwrap();
-    c.create_item(&id, &Barcode::parse("KT-10").unwrap(), Branch::Kitsuki, "", true).await.unwrap();
-    assert_eq!(outbox::pending_count(c.db()).await.unwrap(), 2, "one event per change, in the outbox");
+    let (id, _) = c
+        .create_title(book("三四郎", "夏目漱石"), true)
+        .await
+        .unwrap();
+    c.create_item(
+        &id,
+        &Barcode::parse("KT-10").unwrap(),
+        Branch::Kitsuki,
+        "",
+        true,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        outbox::pending_count(c.db()).await.unwrap(),
+        2,
+        "one event per change, in the outbox"
+    );
     // A refused change writes no event.
-    let _ = c.create_item(&id, &Barcode::parse("KT-10").unwrap(), Branch::Kitsuki, "", true).await;
+    let _ = c
+        .create_item(
+            &id,
+            &Barcode::parse("KT-10").unwrap(),
+            Branch::Kitsuki,
+            "",
+            true,
+        )
+        .await;
     assert_eq!(outbox::pending_count(c.db()).await.unwrap(), 2);
 }
 
@@ -104,7 +203,9 @@ async fn source_ids_make_reimport_idempotent_and_index_rebuilds(backend: &str) {
     let (c, dir) = open(backend).await;
     let mut t = book("門", "夏目漱石");
     t.source_id = Some("marc:123".into());
-    t.isbn = Some(Isbn::parse("4-10-101013-2").unwrap_or_else(|_| Isbn::parse("9784101010137").unwrap()));
+    t.isbn = Some(
+        Isbn::parse("4-10-101013-2").unwrap_or_else(|_| Isbn::parse("9784101010137").unwrap()),
+    );
     let (a, created_a) = c.create_title(t.clone(), true).await.unwrap();
     let (b, created_b) = c.create_title(t, true).await.unwrap();
     assert!(created_a && !created_b);
@@ -115,7 +216,9 @@ async fn source_ids_make_reimport_idempotent_and_index_rebuilds(backend: &str) {
     // the index's writer lock) finds the title again.
     let db = c.db().clone();
     drop(c);
-    let reopened = Catalog::open(db, Some(&dir), Arc::new(SystemClock)).await.unwrap();
+    let reopened = Catalog::open(db, Some(&dir), Arc::new(SystemClock))
+        .await
+        .unwrap();
     assert_eq!(reopened.search("門", &all(), 1, 20).await.unwrap().total, 1);
 }
 

@@ -12,7 +12,11 @@ use kitsuki_platform::clock::SystemClock;
 use kitsuki_platform::{db, testing};
 
 fn data(rel: &str) -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/marc/")).join(rel)
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/data/marc/"
+    ))
+    .join(rel)
 }
 
 /// (file, titles created, bad records reported, deliberately skipped)
@@ -32,12 +36,18 @@ const EXPECTED: &[(&str, usize, usize, usize)] = &[
 #[tokio::test]
 async fn every_file_imports_with_counts_and_reimport_creates_nothing() {
     let db = db::connect(&testing::fresh_sqlite_url()).await.unwrap();
-    let catalog = Catalog::open(db, None, Arc::new(SystemClock)).await.unwrap();
+    let catalog = Catalog::open(db, None, Arc::new(SystemClock))
+        .await
+        .unwrap();
     let mut total = 0;
     for (file, created, bad, skipped) in EXPECTED {
         let report = kitsuki_catalog::marc::parse_file(&data(file)).unwrap();
         let s = import_report(&catalog, &report).await;
-        assert_eq!((s.created, s.parse_errors, s.skipped, s.failed), (*created, *bad, *skipped, 0), "{file}: {s:?}");
+        assert_eq!(
+            (s.created, s.parse_errors, s.skipped, s.failed),
+            (*created, *bad, *skipped, 0),
+            "{file}: {s:?}"
+        );
         total += s.created;
     }
     assert_eq!(catalog.counts().await.unwrap().0 as usize, total);
@@ -47,9 +57,19 @@ async fn every_file_imports_with_counts_and_reimport_creates_nothing() {
     assert_eq!((s.created, s.already_present), (0, 300));
 
     // Imported records are searchable in original script (880) and by romanised reading.
-    let all = SearchFilter { material_type: None, branch: None, available_only: false };
+    let all = SearchFilter {
+        material_type: None,
+        branch: None,
+        available_only: false,
+    };
     let hit = catalog.search("講談", &all, 1, 10).await.unwrap();
-    assert!(hit.hits.iter().any(|h| h.title.contains("伝統話芸・講談のすべて")), "{:?}", hit.hits);
+    assert!(
+        hit.hits
+            .iter()
+            .any(|h| h.title.contains("伝統話芸・講談のすべて")),
+        "{:?}",
+        hit.hits
+    );
     let hit = catalog.search("Dento wagei", &all, 1, 10).await.unwrap();
     assert!(hit.total >= 1, "romanised 245 kept as a searchable reading");
     // ISBNs are validated and normalised to 13 digits.

@@ -4,7 +4,9 @@
 
 use kitsuki_proto::Branch;
 use kitsuki_proto::circulation as pb;
-use kitsuki_proto::circulation::circulation_service_server::{CirculationService, CirculationServiceServer};
+use kitsuki_proto::circulation::circulation_service_server::{
+    CirculationService, CirculationServiceServer,
+};
 use tonic::{Request, Response, Status};
 
 /// gRPC server of one branch's circulation instance.
@@ -24,7 +26,12 @@ impl CirculationGrpc {
 
 #[tonic::async_trait]
 impl CirculationService for CirculationGrpc {
-    async fn branch_info(&self, _req: Request<pb::BranchInfoRequest>) -> Result<Response<pb::BranchInfoResponse>, Status> {
-        Ok(Response::new(pb::BranchInfoResponse { branch: self.branch.code().to_string() }))
+    async fn branch_info(
+        &self,
+        _req: Request<pb::BranchInfoRequest>,
+    ) -> Result<Response<pb::BranchInfoResponse>, Status> {
+        Ok(Response::new(pb::BranchInfoResponse {
+            branch: self.branch.code().to_string(),
+        }))
     }
 }

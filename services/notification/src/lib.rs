@@ -2,7 +2,9 @@
 //! skeleton serves the contract with an empty delivery log; issue 3 builds the mail.
 
 use kitsuki_proto::notification as pb;
-use kitsuki_proto::notification::notification_service_server::{NotificationService, NotificationServiceServer};
+use kitsuki_proto::notification::notification_service_server::{
+    NotificationService, NotificationServiceServer,
+};
 use tonic::{Request, Response, Status};
 
 /// gRPC server of the notification service.
@@ -17,7 +19,12 @@ impl NotificationGrpc {
 
 #[tonic::async_trait]
 impl NotificationService for NotificationGrpc {
-    async fn list_deliveries(&self, _req: Request<pb::ListDeliveriesRequest>) -> Result<Response<pb::Deliveries>, Status> {
-        Ok(Response::new(pb::Deliveries { deliveries: Vec::new() }))
+    async fn list_deliveries(
+        &self,
+        _req: Request<pb::ListDeliveriesRequest>,
+    ) -> Result<Response<pb::Deliveries>, Status> {
+        Ok(Response::new(pb::Deliveries {
+            deliveries: Vec::new(),
+        }))
     }
 }

@@ -36,9 +36,13 @@ fn dummy_hash() -> &'static str {
 /// answers false.
 pub async fn verify(password: String, stored: Option<String>) -> bool {
     tokio::task::spawn_blocking(move || {
+        let known = stored.is_some();
         let target = stored.unwrap_or_else(|| dummy_hash().to_string());
-        let ok = hasher().verify_password(password.as_bytes(), target.as_str()).is_ok();
-        ok && !target.is_empty()
+        let ok = hasher()
+            .verify_password(password.as_bytes(), target.as_str())
+            .is_ok();
+        // Without an account the answer is no, whatever was typed.
+        ok && known
     })
     .await
     .unwrap_or(false)

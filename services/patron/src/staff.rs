@@ -73,7 +73,9 @@ fn internal(context: &str, err: impl std::fmt::Display) -> ServiceError {
 }
 
 fn valid_username(u: &str) -> bool {
-    (1..=64).contains(&u.len()) && u.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    (1..=64).contains(&u.len())
+        && u.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 impl StaffAccounts {
@@ -90,7 +92,10 @@ impl StaffAccounts {
     /// API.md: the first start with no staff creates `admin` (all branches, role admin) with
     /// the given password, or a generated one that is returned to be printed once.
     pub async fn ensure_admin(&self, password: Option<String>) -> anyhow::Result<Option<String>> {
-        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM staff").fetch_one(&self.db.pool).await?.try_get("n")?;
+        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM staff")
+            .fetch_one(&self.db.pool)
+            .await?
+            .try_get("n")?;
         if n > 0 {
             return Ok(None);
         }
@@ -98,26 +103,57 @@ impl StaffAccounts {
             Some(p) => (p, false),
             None => (tokens::new_password(16), true),
         };
-        self.create(&StaffIdentity { username: "admin".into(), branches: Branch::ALL.to_vec(), role: Role::Admin }, &password, "system")
-            .await
-            .map_err(|e| anyhow::anyhow!("creating the admin account: {e}"))?;
+        self.create(
+            &StaffIdentity {
+                username: "admin".into(),
+                branches: Branch::ALL.to_vec(),
+                role: Role::Admin,
+            },
+            &password,
+            "system",
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the admin account: {e}"))?;
         Ok(generated.then_some(password))
     }
 
-    pub async fn create(&self, who: &StaffIdentity, password: &str, actor: &str) -> Result<(), ServiceError> {
+    pub async fn create(
+        &self,
+        who: &StaffIdentity,
+        password: &str,
+        actor: &str,
+    ) -> Result<(), ServiceError> {
         if !valid_username(&who.username) {
-            return Err(ServiceError::with_detail(ErrorCode::InvalidInput, "username"));
+            return Err(ServiceError::with_detail(
+                ErrorCode::InvalidInput,
+                "username",
+            ));
         }
         if who.branches.is_empty() {
-            return Err(ServiceError::with_detail(ErrorCode::InvalidInput, "branches"));
+            return Err(ServiceError::with_detail(
+                ErrorCode::InvalidInput,
+                "branches",
+            ));
         }
         if password.chars().count() < 8 {
             return Err(ServiceError::new(ErrorCode::WeakPassword));
         }
-        let hash = passwords::hash(password.to_string()).await.map_err(|e| internal("hashing", e))?;
+        let hash = passwords::hash(password.to_string())
+            .await
+            .map_err(|e| internal("hashing", e))?;
         let now = format_instant(self.clock.now());
-        let branches = who.branches.iter().map(|b| b.code()).collect::<Vec<_>>().join(",");
-        let mut tx = self.db.pool.begin().await.map_err(|e| internal("beginning", e))?;
+        let branches = who
+            .branches
+            .iter()
+            .map(|b| b.code())
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut tx = self
+            .db
+            .pool
+            .begin()
+            .await
+            .map_err(|e| internal("beginning", e))?;
         let res = sqlx::query("INSERT INTO staff (username, password_hash, branches, role, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(&who.username)
             .bind(&hash)
@@ -133,7 +169,9 @@ impl StaffAccounts {
                 internal("inserting staff", e)
             });
         }
-        audit(&mut tx, actor, "staff.create", "", &who.username, &now).await.map_err(|e| internal("auditing", e))?;
+        audit(&mut tx, actor, "staff.create", "", &who.username, &now)
+            .await
+            .map_err(|e| internal("auditing", e))?;
         tx.commit().await.map_err(|e| internal("committing", e))?;
         Ok(())
     }
@@ -145,14 +183,22 @@ impl StaffAccounts {
             .fetch_optional(&self.db.pool)
             .await
             .map_err(|e| internal("reading staff", e))?;
-        let stored: Option<String> = row.map(|r| r.try_get("password_hash")).transpose().map_err(|e| internal("reading", e))?;
+        let stored: Option<String> = row
+            .map(|r| r.try_get("password_hash"))
+            .transpose()
+            .map_err(|e| internal("reading", e))?;
         if !passwords::verify(password.to_string(), stored).await {
             return Err(ServiceError::new(ErrorCode::BadCredentials));
         }
         let token = tokens::new_token();
         let now = self.clock.now();
         let expires = now + STAFF_MAX;
-        let mut tx = self.db.pool.begin().await.map_err(|e| internal("beginning", e))?;
+        let mut tx = self
+            .db
+            .pool
+            .begin()
+            .await
+            .map_err(|e| internal("beginning", e))?;
         sqlx::query("INSERT INTO staff_sessions (token_hash, username, created_at, last_seen_at, expires_at, revoked) VALUES ($1, $2, $3, $3, $4, 0)")
             .bind(tokens::token_hash(&token))
             .bind(username)
@@ -161,9 +207,21 @@ impl StaffAccounts {
             .execute(&mut *tx)
             .await
             .map_err(|e| internal("creating a session", e))?;
-        audit(&mut tx, username, "staff.login", "", "", &format_instant(now)).await.map_err(|e| internal("auditing", e))?;
+        audit(
+            &mut tx,
+            username,
+            "staff.login",
+            "",
+            "",
+            &format_instant(now),
+        )
+        .await
+        .map_err(|e| internal("auditing", e))?;
         tx.commit().await.map_err(|e| internal("committing", e))?;
-        Ok(Granted { token, expires_at: format_instant(expires) })
+        Ok(Granted {
+            token,
+            expires_at: format_instant(expires),
+        })
     }
 
     /// Resolves a session token; refreshes its idle clock.
@@ -178,8 +236,13 @@ impl StaffAccounts {
         .await
         .map_err(|e| internal("reading a session", e))?
         .ok_or_else(|| ServiceError::new(ErrorCode::NotLoggedIn))?;
-        let get = |c: &str| row.try_get::<String, _>(c).map_err(|e| internal("reading a session", e));
-        let revoked: i64 = row.try_get("revoked").map_err(|e| internal("reading a session", e))?;
+        let get = |c: &str| {
+            row.try_get::<String, _>(c)
+                .map_err(|e| internal("reading a session", e))
+        };
+        let revoked: i64 = row
+            .try_get("revoked")
+            .map_err(|e| internal("reading a session", e))?;
         let now = self.clock.now();
         let last = parse_instant(&get("last_seen_at")?).ok_or_else(ServiceError::internal)?;
         let expires = parse_instant(&get("expires_at")?).ok_or_else(ServiceError::internal)?;
@@ -192,9 +255,16 @@ impl StaffAccounts {
             .execute(&self.db.pool)
             .await
             .map_err(|e| internal("touching a session", e))?;
-        let branches = get("branches")?.split(',').filter_map(|b| Branch::parse(b).ok()).collect();
+        let branches = get("branches")?
+            .split(',')
+            .filter_map(|b| Branch::parse(b).ok())
+            .collect();
         let role = Role::parse(&get("role")?).unwrap_or(Role::Staff);
-        Ok(StaffIdentity { username: get("username")?, branches, role })
+        Ok(StaffIdentity {
+            username: get("username")?,
+            branches,
+            role,
+        })
     }
 
     pub async fn logout(&self, token: &str) -> Result<(), ServiceError> {

@@ -18,7 +18,9 @@ pub fn token_hash(token: &str) -> String {
 pub fn new_password(len: usize) -> String {
     const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut rng = rand::rng();
-    (0..len).map(|_| ALPHABET[(rng.next_u32() as usize) % ALPHABET.len()] as char).collect()
+    (0..len)
+        .map(|_| ALPHABET[(rng.next_u32() as usize) % ALPHABET.len()] as char)
+        .collect()
 }
 
 #[cfg(test)]

@@ -61,8 +61,12 @@ pub async fn connect(url: &str) -> anyhow::Result<Db> {
                 .next()
                 .unwrap_or_default()
                 .to_string();
-            if let Some(parent) = Path::new(&path).parent().filter(|_| !path.is_empty() && path != ":memory:") {
-                std::fs::create_dir_all(parent).with_context(|| format!("while creating the folder of {path}"))?;
+            if let Some(parent) = Path::new(&path)
+                .parent()
+                .filter(|_| !path.is_empty() && path != ":memory:")
+            {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("while creating the folder of {path}"))?;
             }
             let sep = if url.contains('?') { '&' } else { '?' };
             let url = if url.contains("mode=") {

@@ -16,10 +16,20 @@ pub fn new_event_id() -> String {
 }
 
 /// An event whose payload is `msg`, with the current span's trace context in its headers.
-pub fn build<M: prost::Message>(subject: impl Into<String>, id: String, occurred_at: &str, msg: &M) -> Event {
+pub fn build<M: prost::Message>(
+    subject: impl Into<String>,
+    id: String,
+    occurred_at: &str,
+    msg: &M,
+) -> Event {
     let mut headers = vec![(EVENT_TIME_HEADER.to_string(), occurred_at.to_string())];
     inject_trace_context(&mut headers);
-    Event { id, subject: subject.into(), payload: msg.encode_to_vec(), headers }
+    Event {
+        id,
+        subject: subject.into(),
+        payload: msg.encode_to_vec(),
+        headers,
+    }
 }
 
 struct VecInjector<'a>(&'a mut Vec<(String, String)>);
@@ -33,7 +43,9 @@ impl Injector for VecInjector<'_> {
 /// Adds `traceparent` (and `tracestate`) of the current span, when tracing is exported.
 pub fn inject_trace_context(headers: &mut Vec<(String, String)>) {
     let cx = tracing::Span::current().context();
-    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&cx, &mut VecInjector(headers)));
+    opentelemetry::global::get_text_map_propagator(|p| {
+        p.inject_context(&cx, &mut VecInjector(headers))
+    });
 }
 
 struct MapExtractor<'a>(&'a HashMap<String, String>);

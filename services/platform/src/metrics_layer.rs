@@ -16,7 +16,11 @@ pub async fn track(req: Request, next: Next) -> Response {
             // gRPC paths are fixed method names; anything else unmatched is folded so that
             // random URLs cannot blow up the label set.
             let p = req.uri().path();
-            if req.headers().get("content-type").is_some_and(|v| v.as_bytes().starts_with(b"application/grpc")) {
+            if req
+                .headers()
+                .get("content-type")
+                .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+            {
                 p.to_string()
             } else {
                 "unmatched".to_string()
@@ -25,7 +29,9 @@ pub async fn track(req: Request, next: Next) -> Response {
     let start = Instant::now();
     let res = next.run(req).await;
     let status = res.status().as_u16().to_string();
-    metrics::counter!("kitsuki_requests_total", "route" => route.clone(), "status" => status).increment(1);
-    metrics::histogram!("kitsuki_request_duration_seconds", "route" => route).record(start.elapsed().as_secs_f64());
+    metrics::counter!("kitsuki_requests_total", "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("kitsuki_request_duration_seconds", "route" => route)
+        .record(start.elapsed().as_secs_f64());
     res
 }

@@ -55,7 +55,10 @@ pub fn ops_router(readiness: Readiness) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(|| async { crate::telemetry::prometheus().render() }))
+        .route(
+            "/metrics",
+            get(|| async { crate::telemetry::prometheus().render() }),
+        )
         .with_state(readiness)
 }
 
@@ -75,10 +78,20 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<(TcpListener, SocketAddr)>
 }
 
 /// Serves `app` merged with the ops routes until `shutdown`, then drains in-flight requests.
-pub async fn serve(listener: TcpListener, app: Router, readiness: Readiness, shutdown: Shutdown) -> anyhow::Result<()> {
-    let app = app.merge(ops_router(readiness)).layer(axum::middleware::from_fn(crate::metrics_layer::track));
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move { shutdown.wait().await })
-        .await?;
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    readiness: Readiness,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let app = app
+        .merge(ops_router(readiness))
+        .layer(axum::middleware::from_fn(crate::metrics_layer::track));
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.wait().await })
+    .await?;
     Ok(())
 }

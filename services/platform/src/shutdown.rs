@@ -20,7 +20,10 @@ impl Default for Shutdown {
 impl Shutdown {
     pub fn new() -> Self {
         let (tx, rx) = watch::channel(false);
-        Shutdown { tx: std::sync::Arc::new(tx), rx }
+        Shutdown {
+            tx: std::sync::Arc::new(tx),
+            rx,
+        }
     }
 
     pub fn trigger(&self) {
@@ -80,7 +83,10 @@ mod tests {
         let c = s.clone();
         let waiter = tokio::spawn(async move { c.wait().await });
         s.trigger();
-        tokio::time::timeout(std::time::Duration::from_secs(2), waiter).await.unwrap().unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(2), waiter)
+            .await
+            .unwrap()
+            .unwrap();
         assert!(s.is_triggered());
     }
 }

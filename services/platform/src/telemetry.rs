@@ -53,13 +53,23 @@ pub fn init(service: &str, branch: Option<&str>) -> TelemetryGuard {
     );
     let _ = prometheus();
     let filter = EnvFilter::try_from_env("KITSUKI_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let fmt = tracing_subscriber::fmt::layer().json().with_current_span(false);
+    let fmt = tracing_subscriber::fmt::layer()
+        .json()
+        .with_current_span(false);
     let endpoint_set = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").is_ok_and(|v| !v.is_empty());
-    let provider = if endpoint_set { build_provider(service, branch) } else { None };
+    let provider = if endpoint_set {
+        build_provider(service, branch)
+    } else {
+        None
+    };
     let otel = provider
         .as_ref()
         .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("kitsuki")));
-    let _ = tracing_subscriber::registry().with(filter).with(fmt).with(otel).try_init();
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(otel)
+        .try_init();
     if let Some(p) = &provider {
         opentelemetry::global::set_tracer_provider(p.clone());
     }
@@ -67,7 +77,10 @@ pub fn init(service: &str, branch: Option<&str>) -> TelemetryGuard {
 }
 
 fn build_provider(service: &str, branch: Option<&str>) -> Option<SdkTracerProvider> {
-    let exporter = match opentelemetry_otlp::SpanExporter::builder().with_tonic().build() {
+    let exporter = match opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .build()
+    {
         Ok(e) => e,
         Err(e) => {
             eprintln!("OTLP exporter not started: {e}");
@@ -76,9 +89,15 @@ fn build_provider(service: &str, branch: Option<&str>) -> Option<SdkTracerProvid
     };
     let mut resource = opentelemetry_sdk::Resource::builder()
         .with_service_name(format!("kitsuki-{service}"))
-        .with_attribute(opentelemetry::KeyValue::new("service.version", env!("CARGO_PKG_VERSION")));
+        .with_attribute(opentelemetry::KeyValue::new(
+            "service.version",
+            env!("CARGO_PKG_VERSION"),
+        ));
     if let Some(b) = branch {
-        resource = resource.with_attribute(opentelemetry::KeyValue::new("kitsuki.branch", b.to_string()));
+        resource = resource.with_attribute(opentelemetry::KeyValue::new(
+            "kitsuki.branch",
+            b.to_string(),
+        ));
     }
     Some(
         SdkTracerProvider::builder()

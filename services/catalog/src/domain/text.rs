@@ -68,7 +68,11 @@ fn strip_latin_marks(s: &str) -> String {
             let latin = matches!(c, '\u{00C0}'..='\u{024F}' | '\u{1E00}'..='\u{1EFF}');
             let mut out: Vec<char> = Vec::new();
             if latin {
-                out.extend(std::iter::once(c).nfd().filter(|m| !('\u{0300}'..='\u{036F}').contains(m)));
+                out.extend(
+                    std::iter::once(c)
+                        .nfd()
+                        .filter(|m| !('\u{0300}'..='\u{036F}').contains(m)),
+                );
             } else {
                 out.push(c);
             }

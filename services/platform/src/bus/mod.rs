@@ -18,8 +18,8 @@
 //! was built with (`library` in a deployment, a unique one per test), so that deployments
 //! and tests sharing a server never see each other's events.
 
-mod memory;
-mod nats;
+pub mod memory;
+pub mod nats;
 
 use std::fmt;
 use std::sync::Arc;

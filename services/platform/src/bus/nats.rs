@@ -203,6 +203,15 @@ async fn ensure_stream(js: &jetstream::Context, prefix: &str, name: &str) -> Res
 
 fn stream_attempt(e: jetstream::context::CreateStreamError) -> Attempt {
     match e.kind() {
+        // nats-server 2.9 removes the account's storage folder when its last stream is
+        // deleted; a stream created at that moment fails to make its folder. Seen with
+        // tests that delete their streams while others create theirs: trying again works.
+        CreateStreamErrorKind::JetStream(err)
+            if err.error_code() == ErrorCode::STREAM_CREATE
+                || err.error_code() == ErrorCode::STREAM_STORE_FAILED =>
+        {
+            Attempt::Again(BusError::unavailable("creating the stream's storage", e))
+        }
         CreateStreamErrorKind::JetStream(err) => Attempt::GiveUp(BusError::Conflict(format!(
             "the server refused the stream: {err}"
         ))),

@@ -1,0 +1,196 @@
+//! The OpenAPI 3.1 document of the whole API of API.md, served at
+//! `/api/v1/openapi.json`. It is a hand-written file (`openapi.json`) because it describes
+//! the contract, including the routes not served yet (`x-kitsuki-status: planned`); the
+//! tests below keep it honest against [`crate::SERVED_ROUTES`].
+
+use axum::http::{HeaderValue, header};
+use axum::response::IntoResponse;
+
+/// The document, as served.
+pub const OPENAPI_JSON: &str = include_str!("openapi.json");
+
+/// `GET /api/v1/openapi.json`.
+pub async fn serve() -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        OPENAPI_JSON,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routes::SERVED_ROUTES;
+    use serde_json::Value;
+
+    const METHODS: [&str; 8] = [
+        "get", "put", "post", "delete", "options", "head", "patch", "trace",
+    ];
+
+    fn document() -> Value {
+        serde_json::from_str(OPENAPI_JSON).expect("openapi.json parses")
+    }
+
+    fn operations(doc: &Value) -> Vec<(String, String, Value)> {
+        let mut out = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                if METHODS.contains(&method.as_str()) {
+                    out.push((method.to_ascii_uppercase(), path.clone(), op.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_document_parses_as_openapi_3_1() {
+        let doc = document();
+        assert_eq!(doc["openapi"], "3.1.0");
+        assert!(doc["info"]["title"].is_string());
+        assert!(doc["info"]["version"].is_string());
+        assert!(doc["paths"].as_object().is_some_and(|p| !p.is_empty()));
+    }
+
+    #[test]
+    fn every_served_route_is_in_the_document_and_not_marked_planned() {
+        let doc = document();
+        for (method, path) in SERVED_ROUTES {
+            let op = &doc["paths"][*path][method.to_ascii_lowercase()];
+            assert!(op.is_object(), "{method} {path} missing from openapi.json");
+            assert_ne!(
+                op["x-kitsuki-status"], "planned",
+                "{method} {path} is served"
+            );
+        }
+    }
+
+    #[test]
+    fn every_operation_is_served_planned_or_served_by_the_binary() {
+        for (method, path, op) in operations(&document()) {
+            let served = SERVED_ROUTES
+                .iter()
+                .any(|(m, p)| *m == method && *p == path);
+            let planned = op["x-kitsuki-status"] == "planned";
+            let binary = op["x-kitsuki-served-by"] == "binary";
+            assert!(
+                served || planned || binary,
+                "{method} {path} is neither served nor marked planned"
+            );
+        }
+    }
+
+    #[test]
+    fn every_path_of_api_md_is_documented() {
+        let doc = document();
+        let api_md = [
+            ("POST", "/api/v1/session"),
+            ("DELETE", "/api/v1/session"),
+            ("GET", "/api/v1/me"),
+            ("PUT", "/api/v1/me/password"),
+            ("POST", "/api/v1/me/email"),
+            ("POST", "/api/v1/email-verifications"),
+            ("POST", "/api/v1/password-resets"),
+            ("POST", "/api/v1/password-resets/confirm"),
+            ("GET", "/api/v1/me/loans"),
+            ("POST", "/api/v1/me/loans/{loan_id}/renew"),
+            ("GET", "/api/v1/me/holds"),
+            ("POST", "/api/v1/me/holds"),
+            ("DELETE", "/api/v1/me/holds/{hold_id}"),
+            ("GET", "/api/v1/titles"),
+            ("GET", "/api/v1/titles/{title_id}"),
+            ("POST", "/api/v1/staff/session"),
+            ("DELETE", "/api/v1/staff/session"),
+            ("POST", "/api/v1/branches/{branch}/patrons"),
+            (
+                "POST",
+                "/api/v1/branches/{branch}/patrons/{card}/web-service",
+            ),
+            ("POST", "/api/v1/branches/{branch}/checkouts"),
+            ("POST", "/api/v1/branches/{branch}/checkins"),
+            ("POST", "/api/v1/branches/{branch}/loans/{loan_id}/renew"),
+            ("POST", "/api/v1/branches/{branch}/holds"),
+            ("POST", "/api/v1/branches/{branch}/holds/{hold_id}/confirm"),
+            ("POST", "/api/v1/branches/{branch}/holds/{hold_id}/reject"),
+            ("GET", "/api/v1/branches/{branch}/hold-shelf"),
+            ("GET", "/api/v1/branches/{branch}/pull-list"),
+            ("GET", "/api/v1/branches/{branch}/transits"),
+            ("GET", "/api/v1/branches/{branch}/provisional-holds"),
+            ("POST", "/api/v1/admin/titles"),
+            ("POST", "/api/v1/admin/items"),
+            ("POST", "/api/v1/admin/staff"),
+            ("GET", "/api/v1/openapi.json"),
+            ("GET", "/healthz"),
+            ("GET", "/readyz"),
+            ("GET", "/metrics"),
+            ("POST", "/api/v1/test/clock"),
+        ];
+        for (method, path) in api_md {
+            assert!(
+                doc["paths"][path][method.to_ascii_lowercase()].is_object(),
+                "{method} {path} missing"
+            );
+        }
+    }
+
+    #[test]
+    fn every_reference_resolves() {
+        fn walk(v: &Value, doc: &Value) {
+            match v {
+                Value::Object(map) => {
+                    if let Some(Value::String(r)) = map.get("$ref") {
+                        let pointer = r.strip_prefix('#').expect("local refs only");
+                        assert!(doc.pointer(pointer).is_some(), "dangling {r}");
+                    }
+                    map.values().for_each(|x| walk(x, doc));
+                }
+                Value::Array(items) => items.iter().for_each(|x| walk(x, doc)),
+                _ => {}
+            }
+        }
+        let doc = document();
+        walk(&doc, &doc);
+    }
+
+    #[test]
+    fn path_parameters_are_declared_and_operation_ids_unique() {
+        let doc = document();
+        let mut ids = std::collections::HashSet::new();
+        for (method, path, op) in operations(&doc) {
+            let id = op["operationId"].as_str().expect("operationId");
+            assert!(ids.insert(id.to_string()), "duplicate operationId {id}");
+            let declared: Vec<String> = op["parameters"]
+                .as_array()
+                .map(|ps| {
+                    ps.iter()
+                        .map(|p| match p.get("$ref").and_then(Value::as_str) {
+                            Some(r) => doc.pointer(&r[1..]).unwrap()["name"].clone(),
+                            None => p["name"].clone(),
+                        })
+                        .filter_map(|n| n.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            for segment in path.split('/') {
+                if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                    assert!(
+                        declared.iter().any(|d| d == name),
+                        "{method} {path}: {name}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_error_codes_of_the_error_schema_example_exist() {
+        let doc = document();
+        let code = doc["components"]["schemas"]["Error"]["example"]["error"]["code"]
+            .as_str()
+            .unwrap();
+        assert!(kitsuki_proto::ErrorCode::from_code(code).is_some());
+    }
+}
