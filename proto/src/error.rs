@@ -117,6 +117,16 @@ error_codes! {
         "この資料は貸出中ではありません。", "This item is not on loan.";
     HoldNotReady => "hold_not_ready", 409, FailedPrecondition, Some("H8"),
         "予約資料の用意ができたお知らせの送信前のため、まだ貸出できません。", "The ready mail has not been sent yet.";
+    MethodNotAllowed => "method_not_allowed", 405, Unimplemented, None,
+        "この操作はできません。", "Method not allowed.";
+    CsrfFailed => "csrf_failed", 403, PermissionDenied, None,
+        "画面の有効期限が切れました。もう一度操作してください。", "The form has expired; please try again.";
+    InvalidBirthDate => "invalid_birth_date", 400, InvalidArgument, Some("P4"),
+        "生年月日は西暦の年月日（例: 2010-04-02）で入力してください。", "Enter the birth date as YYYY-MM-DD.";
+    InvalidIdDocument => "invalid_id_document", 400, InvalidArgument, Some("P2"),
+        "本人確認書類の種類を選んでください。", "Choose the kind of identity document.";
+    PatronNotFound => "patron_not_found", 404, NotFound, None,
+        "この利用者カードの番号は登録されていません。", "No patron has this card number.";
     Unavailable => "unavailable", 503, Unavailable, None,
         "ただいま混み合っているか、一時的に利用できません。しばらくしてからお試しください。", "Temporarily unavailable; please try again.";
     Internal => "internal", 500, Internal, None,
