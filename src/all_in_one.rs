@@ -12,6 +12,7 @@ use kitsuki_catalog::Catalog;
 use kitsuki_catalog::grpc::CatalogGrpc;
 use kitsuki_catalog::import;
 use kitsuki_gateway::{AppState, Clients};
+use kitsuki_notification::{GrpcContacts, NotificationGrpc, Notifier, NotifierConfig};
 use kitsuki_platform::bus::SharedBus;
 use kitsuki_platform::bus::memory::MemoryBus;
 use kitsuki_platform::config::{CommonArgs, display_url};
@@ -58,7 +59,13 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
         data_dir: data.clone(),
     };
     let clock = crate::roles::clock(&common);
-    let bus: SharedBus = Arc::new(MemoryBus::new());
+    // The in-process bus keeps its log and consumer positions in a file, so a crash of the
+    // one process loses no event between the outbox relay and a consumer.
+    let bus: SharedBus = Arc::new(
+        MemoryBus::open_journal(&data.join("bus.db"))
+            .await
+            .context("while opening the event bus journal (is another kitsuki using this data folder?)")?,
+    );
 
     let catalog_db = db::connect(&sqlite_url(&data, "catalog.db")).await?;
     let catalog = Catalog::open(
@@ -86,23 +93,38 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
         });
     }
 
+    // The web listener first: its address is the base of the links in mails.
+    let (listener, addr) = bind(cli.listen)
+        .await
+        .with_context(|| format!("while binding {}", cli.listen))?;
+
     // The services' gRPC on an internal loopback port, as separate roles would serve it.
     let (internal, internal_addr) = bind("127.0.0.1:0".parse()?).await?;
+    let url = format!("http://{internal_addr}");
+
+    let notification_db = db::connect(&sqlite_url(&data, "notification.db")).await?;
+    let mut mail_config = NotifierConfig::from_env(&data);
+    if std::env::var("KITSUKI_PUBLIC_BASE_URL").is_err() {
+        mail_config.public_base_url = display_url(addr);
+    }
+    let contacts = Arc::new(GrpcContacts::connect_lazy(&url)?);
+    let notifier = Notifier::open(notification_db.clone(), mail_config, clock.clone(), contacts).await?;
+    notifier.spawn(bus.clone(), &shutdown);
+
     let grpc = Routes::new(CatalogGrpc::new(catalog).into_server())
         .add_service(kitsuki_patron::grpc::PatronGrpc::new(staff).into_server())
-        .add_service(kitsuki_notification::NotificationGrpc.into_server())
+        .add_service(NotificationGrpc::new(notifier).into_server())
         .into_axum_router();
     let internal_ready = Readiness::new();
     internal_ready.set_ready();
     let s = shutdown.clone();
     let internal_task = tokio::spawn(async move { serve(internal, grpc, internal_ready, s).await });
 
-    let url = format!("http://{internal_addr}");
     let state = AppState::new(clients(&url, &url)?);
-    let (listener, addr) = bind(cli.listen)
-        .await
-        .with_context(|| format!("while binding {}", cli.listen))?;
-    let readiness = Readiness::new().with_db(catalog_db).with_db(patron_db);
+    let readiness = Readiness::new()
+        .with_db(catalog_db)
+        .with_db(patron_db)
+        .with_db(notification_db);
     readiness.set_ready();
     println!("kitsuki all-in-one listening on {}", display_url(addr));
     println!("杵築市立図書館 蔵書検索: {}/", display_url(addr));

@@ -35,7 +35,7 @@ pub enum Command {
     /// The patron-account service (patrons, staff, sessions).
     Patron(PatronArgs),
     /// The notification service (mail).
-    Notification(ServiceArgs),
+    Notification(NotificationArgs),
     /// One branch's circulation instance.
     Circulation(CirculationArgs),
     /// The web gateway (pages, JSON API, staff pages).
@@ -66,6 +66,15 @@ pub struct CatalogArgs {
 pub struct PatronArgs {
     #[command(flatten)]
     pub service: ServiceArgs,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct NotificationArgs {
+    #[command(flatten)]
+    pub service: ServiceArgs,
+    /// The patron-account service, asked for addresses when a mail is sent.
+    #[arg(long, env = "KITSUKI_PATRON_URL")]
+    pub patron_url: String,
 }
 
 #[derive(clap::Args, Debug)]

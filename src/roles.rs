@@ -18,7 +18,8 @@ use kitsuki_platform::shutdown::Shutdown;
 use kitsuki_proto::Branch;
 use tonic::service::Routes;
 
-use crate::cli::{CatalogArgs, CirculationArgs, GatewayArgs, PatronArgs};
+use crate::cli::{CatalogArgs, CirculationArgs, GatewayArgs, NotificationArgs, PatronArgs};
+use kitsuki_notification::{GrpcContacts, NotificationGrpc, Notifier, NotifierConfig};
 
 pub fn clock(common: &CommonArgs) -> SharedClock {
     if common.test_clock {
@@ -97,18 +98,20 @@ pub async fn bootstrap_admin(staff: &kitsuki_patron::staff::StaffAccounts) -> an
     Ok(())
 }
 
-pub async fn notification(
-    args: kitsuki_platform::config::ServiceArgs,
-    shutdown: Shutdown,
-) -> anyhow::Result<()> {
-    let db = db::connect(&args.database_url).await?;
-    kitsuki_platform::outbox::ensure_tables(&db).await?;
-    let _bus = nats(&args.bus).await?;
-    let (listener, addr) = bind(args.listen).await?;
+pub async fn notification(args: NotificationArgs, shutdown: Shutdown) -> anyhow::Result<()> {
+    let service = args.service;
+    let db = db::connect(&service.database_url).await?;
+    let contacts = Arc::new(GrpcContacts::connect_lazy(&args.patron_url)?);
+    let config = NotifierConfig::from_env(&service.common.data_dir);
+    let notifier = Notifier::open(db.clone(), config, clock(&service.common), contacts).await?;
+    let bus = nats(&service.bus).await?;
+    // Consumer, sender and the outbox relay of MailSent events.
+    notifier.spawn(bus, &shutdown);
+    let (listener, addr) = bind(service.listen).await?;
     let readiness = Readiness::new().with_db(db);
     readiness.set_ready();
     announce("notification", addr);
-    let app = Routes::new(kitsuki_notification::NotificationGrpc.into_server()).into_axum_router();
+    let app = Routes::new(NotificationGrpc::new(notifier).into_server()).into_axum_router();
     serve(listener, app, readiness, shutdown).await
 }
 

@@ -136,6 +136,12 @@ impl ApiError {
         self.detail.as_deref()
     }
 
+    /// Rule P13: seconds a throttled caller should wait (only for `too_many_attempts`).
+    pub fn retry_after(&self) -> Option<u64> {
+        (self.code == ErrorCode::TooManyAttempts)
+            .then(|| self.retry_after.unwrap_or(DEFAULT_RETRY_AFTER_SECS))
+    }
+
     pub fn status(&self) -> StatusCode {
         StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
@@ -158,9 +164,7 @@ impl ApiError {
             } else {
                 self.detail.clone()
             },
-            retry_after: self
-                .retry_after
-                .or((self.code == ErrorCode::TooManyAttempts).then_some(DEFAULT_RETRY_AFTER_SECS)),
+            retry_after: self.retry_after(),
         }
     }
 }
@@ -211,18 +215,9 @@ pub struct ErrorBody {
 }
 
 impl ErrorBody {
-    /// 405 for a known path asked with a method it does not serve. Not in the shared code
-    /// table (which has no 405), so it is spelled here.
+    /// 405 for a known path asked with a method it does not serve.
     pub fn method_not_allowed() -> Self {
-        ErrorBody {
-            status: StatusCode::METHOD_NOT_ALLOWED,
-            code: "method_not_allowed",
-            message_ja: "このURLではこの操作はできません。",
-            message_en: "This method is not allowed for this URL.",
-            rule: None,
-            detail: None,
-            retry_after: None,
-        }
+        ApiError::new(ErrorCode::MethodNotAllowed).error_body()
     }
 
     pub fn json(&self, lang: Lang) -> serde_json::Value {

@@ -1,9 +1,12 @@
 //! kitsuki gateway: the one door of the library system for people and programs. It serves
 //! the Japanese HTML pages and the JSON API of `API.md`, and answers both by asking the
 //! services (catalog, patron-account) over gRPC; it holds no library rule of its own except
-//! the ones a page must show before anything is asked (rule H1's 「予約申込」 button).
+//! the ones a page must show before anything is asked (rule H1's 「予約申込」 button, the
+//! rule P5 banner). Sessions belong to patron-account; the gateway carries their tokens in
+//! cookies or bearer headers (`session`) and guards the forms against forgery (`csrf`).
 
 pub mod api;
+pub mod csrf;
 pub mod error;
 pub mod extract;
 pub mod holdability;
@@ -12,6 +15,7 @@ pub mod pages;
 pub mod routes;
 pub mod search;
 pub mod security;
+pub mod session;
 pub mod state;
 pub mod templates;
 pub mod views;

@@ -1,7 +1,12 @@
-//! The HTML pages for patrons, in Japanese: the top page with the search box, search
-//! results, a title's page with its copies and the 「予約申込」 button (rule H1), the
-//! placeholder login page and friendly error pages. They work without JavaScript; the
-//! values they show come from the same views as the JSON API.
+//! The HTML pages, in Japanese, working without JavaScript: the catalogue (top page with
+//! the search box, results, a title's page with the 「予約申込」 button of rule H1) here,
+//! the patron's 「Webサービス」 pages in [`account`], the counter's pages in [`staff`], and
+//! what they all share in [`layout`]. The values they show come from the same views as
+//! the JSON API.
+
+pub mod account;
+pub mod layout;
+pub mod staff;
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -13,6 +18,7 @@ use minijinja::context;
 use serde::Serialize;
 
 use crate::api::catalog::fetch_title;
+pub use crate::pages::layout::{Layout, LayoutView};
 use crate::error::{ApiError, Lang};
 use crate::search::{RawSearchParams, SearchParams};
 use crate::state::AppState;
@@ -150,6 +156,7 @@ fn search_href(params: &SearchParams, page: u32) -> String {
 
 /// Renders the results page of `params` from the catalogue's answer.
 pub fn render_results(
+    layout: &LayoutView,
     params: &SearchParams,
     response: &SearchTitlesResponse,
 ) -> Result<String, minijinja::Error> {
@@ -176,8 +183,9 @@ pub fn render_results(
     let prev_href = (page > 1).then(|| search_href(params, page - 1));
     let next_href =
         (u64::from(page) * per_page < response.total).then(|| search_href(params, page + 1));
-    templates::render(
+    templates::render_page(
         "results.html",
+        layout,
         context! {
             form => templates::to_value(&FormView::new(params)),
             q => params.q.clone(),
@@ -201,7 +209,10 @@ struct ItemRow {
 
 /// Renders a title's page. The 「予約申込」 button appears only when rule H1 allows a web
 /// hold; otherwise the page says why.
-pub fn render_title(detail: &TitleDetail) -> Result<String, minijinja::Error> {
+pub fn render_title(
+    layout: &LayoutView,
+    detail: &TitleDetail,
+) -> Result<String, minijinja::Error> {
     let summary = detail.title.clone().unwrap_or_default();
     let view = TitleSummaryView::new(&summary, Lang::Ja);
     let items: Vec<ItemRow> = detail
@@ -219,8 +230,9 @@ pub fn render_title(detail: &TitleDetail) -> Result<String, minijinja::Error> {
     let hold_href = view
         .holdable
         .then(|| format!("/titles/{}/hold", view.title_id));
-    templates::render(
+    templates::render_page(
         "title.html",
+        layout,
         context! {
             title => templates::to_value(&view),
             material => material_label(view.material),
@@ -232,17 +244,22 @@ pub fn render_title(detail: &TitleDetail) -> Result<String, minijinja::Error> {
     )
 }
 
-/// An error as a page: the status and what a patron should read.
+/// An error as a page: the status and what a patron should read. As a response it also
+/// travels as an extension, so that [`layout::page_context`] can render it again inside
+/// the page's layout (with the header and the rule P5 banner of the signed-in patron).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageError {
     pub status: StatusCode,
     pub heading: &'static str,
     pub message: &'static str,
+    /// Rule P13: how long a throttled browser should wait, sent as `Retry-After`.
+    pub retry_after: Option<u64>,
 }
 
 impl From<ApiError> for PageError {
     fn from(err: ApiError) -> Self {
         let code = err.code();
+        let message = code.message_ja();
         let (heading, message) = match code {
             ErrorCode::TitleNotFound => (
                 "資料が見つかりません",
@@ -252,14 +269,24 @@ impl From<ApiError> for PageError {
                 "ページが見つかりません",
                 "お探しのページは見つかりませんでした。URLをお確かめください。",
             ),
-            ErrorCode::Unavailable => ("ただいまご利用いただけません", code.message_ja()),
-            ErrorCode::Internal => ("システムエラー", code.message_ja()),
-            _ => ("検索条件に誤りがあります", code.message_ja()),
+            ErrorCode::MethodNotAllowed => {
+                ("この操作はできません", "このページではこの操作はできません。")
+            }
+            ErrorCode::Unavailable => ("ただいまご利用いただけません", message),
+            ErrorCode::Internal => ("システムエラー", message),
+            ErrorCode::CsrfFailed => ("画面の有効期限が切れました", message),
+            ErrorCode::NotLoggedIn => ("ログインしてください", message),
+            ErrorCode::Forbidden => ("この操作は許可されていません", message),
+            ErrorCode::TooManyAttempts => ("しばらくお待ちください", message),
+            ErrorCode::TokenInvalid | ErrorCode::TokenExpired => ("リンクが無効です", message),
+            _ if err.status() == StatusCode::BAD_REQUEST => ("入力内容に誤りがあります", message),
+            _ => ("お手続きできません", message),
         };
         PageError {
             status: err.status(),
             heading,
             message,
+            retry_after: err.retry_after(),
         }
     }
 }
@@ -269,68 +296,126 @@ impl PageError {
         ApiError::new(ErrorCode::NotFound).into()
     }
 
-    pub fn render(&self) -> Result<String, minijinja::Error> {
-        templates::render(
+    /// The same error under another heading (a page that knows better what went wrong).
+    pub fn headed(self, heading: &'static str) -> Self {
+        PageError { heading, ..self }
+    }
+
+    pub fn render(&self, layout: &LayoutView) -> Result<String, minijinja::Error> {
+        templates::render_page(
             "error.html",
+            layout,
             context! { status => self.status.as_u16(), heading => self.heading, message => self.message },
         )
+    }
+
+    /// The page, or a bare one should the template fail (an error page must not fail).
+    pub fn render_body(&self, layout: &LayoutView) -> String {
+        self.render(layout).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "error page did not render");
+            "<!doctype html><html lang=\"ja\"><title>エラー</title><p>エラーが発生しました。</p></html>"
+                .to_string()
+        })
     }
 }
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        match self.render() {
-            Ok(html) => (self.status, Html(html)).into_response(),
-            Err(e) => {
-                tracing::error!(error = %e, "error page did not render");
-                (
-                    self.status,
-                    Html("<!doctype html><html lang=\"ja\"><title>エラー</title><p>エラーが発生しました。</p></html>".to_string()),
-                )
-                    .into_response()
-            }
+        let mut response =
+            (self.status, Html(self.render_body(&LayoutView::default()))).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+/// A rendered page as a response, or the error page if the template failed.
+pub fn html_page(
+    status: StatusCode,
+    name: &str,
+    layout: &LayoutView,
+    context: minijinja::Value,
+) -> Response {
+    match templates::render_page(name, layout, context) {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => PageError::from(ApiError::internal("page did not render", &e)).into_response(),
+    }
+}
+
+/// A form body of a page. A body that is not a form (or misses a field) is a 400 page,
+/// never a 500 or axum's plain-text rejection. The `csrf` field was checked (and is
+/// ignored here) by [`crate::csrf::verify`].
+#[derive(Debug, Clone)]
+pub struct PageForm<T>(pub T);
+
+impl<S, T> axum::extract::FromRequest<S> for PageForm<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned,
+{
+    type Rejection = PageError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, PageError> {
+        match axum::Form::<T>::from_request(request, state).await {
+            Ok(axum::Form(value)) => Ok(PageForm(value)),
+            Err(rejection) => Err(ApiError::invalid_input(rejection.body_text()).into()),
         }
     }
 }
 
-fn page(rendered: Result<String, minijinja::Error>) -> Result<Html<String>, PageError> {
-    rendered
-        .map(Html)
-        .map_err(|e| ApiError::internal("page did not render", &e).into())
+/// A 303 to `location`: after a form, the browser asks for the next page with GET.
+pub fn see_other(location: &str) -> Response {
+    Redirect::to(location).into_response()
 }
 
 /// `GET /`: the search box.
-pub async fn index() -> Result<Html<String>, PageError> {
+pub async fn index(layout: Layout) -> Response {
     let form = FormView::new(&SearchParams::default());
-    page(templates::render(
+    html_page(
+        StatusCode::OK,
         "index.html",
+        &layout.view(),
         context! { form => templates::to_value(&form) },
-    ))
+    )
 }
 
 /// `GET /search?q=…`: results with pagination.
 #[tracing::instrument(skip_all)]
 pub async fn search(
     State(state): State<AppState>,
+    layout: Layout,
     query: Result<Query<RawSearchParams>, QueryRejection>,
-) -> Result<Html<String>, PageError> {
-    let Query(raw) = query.map_err(|r| ApiError::invalid_input(r.body_text()))?;
-    let params = SearchParams::parse(&raw)?;
+) -> Result<Response, PageError> {
+    let bad_search = |e: ApiError| PageError::from(e).headed("検索条件に誤りがあります");
+    let Query(raw) = query.map_err(|r| bad_search(ApiError::invalid_input(r.body_text())))?;
+    let params = SearchParams::parse(&raw).map_err(bad_search)?;
     let response = state
         .catalog()
         .search_titles(state.rpc(params.to_request()))
         .await
         .map_err(|s| ApiError::from_status(&s))?
         .into_inner();
-    page(render_results(&params, &response))
+    Ok(rendered(render_results(&layout.view(), &params, &response)))
+}
+
+fn rendered(result: Result<String, minijinja::Error>) -> Response {
+    match result {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => PageError::from(ApiError::internal("page did not render", &e)).into_response(),
+    }
 }
 
 /// `GET /titles/{title_id}`: the title, its copies and (rule H1) the hold button.
 #[tracing::instrument(skip_all)]
 pub async fn title(
     State(state): State<AppState>,
+    layout: Layout,
     path: Result<Path<String>, PathRejection>,
-) -> Result<Html<String>, PageError> {
+) -> Result<Response, PageError> {
     let detail = fetch_title(&state, path).await?;
     if detail.title.is_none() {
         return Err(ApiError::internal(
@@ -339,18 +424,28 @@ pub async fn title(
         )
         .into());
     }
-    page(render_title(&detail))
+    Ok(rendered(render_title(&layout.view(), &detail)))
 }
 
-/// `GET /titles/{title_id}/hold`: placing a hold needs a patron login (rule H3), which a
-/// later issue builds; until then the button leads to the login page.
-pub async fn hold() -> Redirect {
-    Redirect::to("/login")
-}
-
-/// `GET /login`: placeholder until patron login is served.
-pub async fn login() -> Result<Html<String>, PageError> {
-    page(templates::render("login.html", context! {}))
+/// `GET /titles/{title_id}/hold`: placing a hold needs a patron login (rule H3); the
+/// hold form itself comes with a later issue, so a signed-in patron is told so.
+pub async fn hold(layout: Layout) -> Response {
+    if layout.patron().is_none() {
+        return see_other("/login");
+    }
+    html_page(
+        StatusCode::OK,
+        "notice.html",
+        &layout.view(),
+        context! {
+            heading => "予約申込",
+            paragraphs => vec![
+                "インターネット予約の受付は、ただいま準備中です。",
+                "予約は、利用者カードをお持ちのうえ、杵築市立図書館・山香図書室・大田図書室のカウンターでお申し込みください。",
+            ],
+            links => templates::to_value(&[("/my", "マイページへ"), ("/", "蔵書検索へ戻る")]),
+        },
+    )
 }
 
 /// `GET /static/site.css`. Its URL carries a fingerprint of its content, so it can be
@@ -421,7 +516,7 @@ mod tests {
             MaterialType::Book,
             &[("kitsuki", 2, 1), ("yamaga", 1, 0)],
         )];
-        let html = render_results(&params("漱石", 1), &results(hits, 1)).unwrap();
+        let html = render_results(&LayoutView::default(), &params("漱石", 1), &results(hits, 1)).unwrap();
         assert!(html.contains("<html lang=\"ja\">"));
         assert!(html.contains("杵築市立図書館 蔵書検索"));
         for name in ["杵築市立図書館", "山香図書室", "大田図書室"] {
@@ -452,7 +547,7 @@ mod tests {
             MaterialType::Book,
             &[("ota", 1, 1)],
         )];
-        let html = render_results(&params("<script>", 1), &results(hits, 1)).unwrap();
+        let html = render_results(&LayoutView::default(), &params("<script>", 1), &results(hits, 1)).unwrap();
         assert!(!html.contains("<script>"), "{html}");
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     }
@@ -464,7 +559,7 @@ mod tests {
             MaterialType::Book,
             &[("kitsuki", 1, 1)],
         )];
-        let html = render_results(&params("猫", 2), &results(hits, 45)).unwrap();
+        let html = render_results(&LayoutView::default(), &params("猫", 2), &results(hits, 45)).unwrap();
         assert!(html.contains("45件"));
         assert!(html.contains("2 / 3"));
         assert!(html.contains("前へ") && html.contains("次へ"));
@@ -477,7 +572,7 @@ mod tests {
 
     #[test]
     fn an_empty_results_page_says_nothing_was_found() {
-        let html = render_results(&params("存在しない本", 1), &results(vec![], 0)).unwrap();
+        let html = render_results(&LayoutView::default(), &params("存在しない本", 1), &results(vec![], 0)).unwrap();
         assert!(html.contains("0件"));
         assert!(html.contains("見つかりませんでした"));
     }
@@ -514,7 +609,7 @@ mod tests {
                 (ItemStatus::OnHoldShelf, "ota", ""),
             ],
         );
-        let html = render_title(&d).unwrap();
+        let html = render_title(&LayoutView::default(), &d).unwrap();
         assert!(html.contains("<h1>こころ</h1>"), "{html}");
         for word in [
             "杵築市立図書館",
@@ -534,7 +629,7 @@ mod tests {
             MaterialType::Book,
             &[(ItemStatus::Available, "kitsuki", "")],
         );
-        assert!(render_title(&d).unwrap().contains("貸出可"));
+        assert!(render_title(&LayoutView::default(), &d).unwrap().contains("貸出可"));
     }
 
     #[test]
@@ -546,7 +641,7 @@ mod tests {
                 (ItemStatus::InTransit, "ota", ""),
             ],
         );
-        let html = render_title(&d).unwrap();
+        let html = render_title(&LayoutView::default(), &d).unwrap();
         assert!(html.contains("予約申込"));
         assert!(html.contains(&format!("href=\"/titles/{TITLE_ID}/hold\"")));
     }
@@ -560,7 +655,7 @@ mod tests {
                 (ItemStatus::Available, "ota", ""),
             ],
         );
-        let html = render_title(&d).unwrap();
+        let html = render_title(&LayoutView::default(), &d).unwrap();
         assert!(!html.contains("予約申込"));
         assert!(html.contains(ErrorCode::HoldAvailableCopy.message_ja()));
     }
@@ -569,7 +664,7 @@ mod tests {
     fn h1_no_hold_button_for_magazines_and_av() {
         for kind in [MaterialType::Magazine, MaterialType::Av] {
             let d = detail(kind, &[(ItemStatus::OnLoan, "kitsuki", "2025-02-01")]);
-            let html = render_title(&d).unwrap();
+            let html = render_title(&LayoutView::default(), &d).unwrap();
             assert!(!html.contains("予約申込"), "{kind:?}");
             assert!(html.contains(ErrorCode::HoldMaterialType.message_ja()));
         }
@@ -577,7 +672,7 @@ mod tests {
 
     #[test]
     fn h1_no_hold_button_for_a_title_without_copies() {
-        let html = render_title(&detail(MaterialType::Book, &[])).unwrap();
+        let html = render_title(&LayoutView::default(), &detail(MaterialType::Book, &[])).unwrap();
         assert!(!html.contains("予約申込"));
         assert!(html.contains(ErrorCode::HoldNotHeldHere.message_ja()));
         assert!(html.contains("所蔵している資料はありません"));
@@ -590,7 +685,7 @@ mod tests {
             t.title = "<script>alert('x')</script>".into();
             t.author = "\"><img src=x onerror=alert(1)>".into();
         }
-        let html = render_title(&d).unwrap();
+        let html = render_title(&LayoutView::default(), &d).unwrap();
         assert!(!html.contains("<script>"));
         assert!(!html.contains("<img"));
         assert!(html.contains("&lt;script&gt;"));
@@ -599,15 +694,15 @@ mod tests {
     #[test]
     fn every_page_is_phone_ready_and_japanese() {
         let pages = [
-            render_results(&params("", 1), &results(vec![], 0)).unwrap(),
-            render_title(&detail(MaterialType::Book, &[])).unwrap(),
-            PageError::not_found().render().unwrap(),
-            templates::render(
+            render_results(&LayoutView::default(), &params("", 1), &results(vec![], 0)).unwrap(),
+            render_title(&LayoutView::default(), &detail(MaterialType::Book, &[])).unwrap(),
+            PageError::not_found().render(&LayoutView::default()).unwrap(),
+            templates::render_page(
                 "index.html",
+                &LayoutView::default(),
                 context! { form => templates::to_value(&FormView::new(&SearchParams::default())) },
             )
             .unwrap(),
-            templates::render("login.html", context! {}).unwrap(),
         ];
         for html in pages {
             assert!(html.starts_with("<!doctype html>"));
@@ -625,10 +720,10 @@ mod tests {
     fn error_pages_speak_japanese() {
         let unavailable = PageError::from(ApiError::new(ErrorCode::Unavailable));
         assert_eq!(unavailable.status, StatusCode::SERVICE_UNAVAILABLE);
-        assert!(unavailable.render().unwrap().contains("しばらくしてから"));
+        assert!(unavailable.render(&LayoutView::default()).unwrap().contains("しばらくしてから"));
         let missing = PageError::from(ApiError::new(ErrorCode::TitleNotFound));
         assert_eq!(missing.status, StatusCode::NOT_FOUND);
-        assert!(missing.render().unwrap().contains("資料が見つかりません"));
+        assert!(missing.render(&LayoutView::default()).unwrap().contains("資料が見つかりません"));
         let bad = PageError::from(ApiError::invalid_input("page"));
         assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     }
@@ -637,5 +732,148 @@ mod tests {
     fn japanese_dates() {
         assert_eq!(date_ja("2025-02-01"), "2025年2月1日");
         assert_eq!(date_ja("soon"), "soon");
+    }
+
+    fn signed_in(temporary_password: bool) -> LayoutView {
+        LayoutView {
+            csrf: Some("ab".repeat(32)),
+            patron: Some(layout::PatronBadge {
+                name: "杵築 花子".into(),
+                temporary_password,
+            }),
+            staff: None,
+        }
+    }
+
+    fn me(email: &str, pending: &str) -> minijinja::Value {
+        templates::to_value(&serde_json::json!({
+            "card_number": "1234567", "name": "杵築 花子",
+            "email": if email.is_empty() { None } else { Some(email) },
+            "email_verified": !email.is_empty(),
+            "pending_email": if pending.is_empty() { None } else { Some(pending) },
+            "temporary_password": true,
+        }))
+    }
+
+    /// Every page of the accounts and the counter, rendered from hand-built values, with
+    /// whether it may ask for a password (rule P12).
+    fn account_pages(layout: &LayoutView) -> Vec<(&'static str, String, bool)> {
+        let staff = LayoutView {
+            csrf: Some("cd".repeat(32)),
+            patron: None,
+            staff: Some(layout::StaffBadge {
+                username: "yamada".into(),
+            }),
+        };
+        let docs = templates::to_value(&crate::api::counter::ID_DOCUMENTS);
+        let form = templates::to_value(&crate::api::counter::NewPatronBody::default());
+        let r = |name: &str, layout: &LayoutView, ctx: minijinja::Value| {
+            templates::render_page(name, layout, ctx).unwrap_or_else(|e| panic!("{name}: {e:#}"))
+        };
+        vec![
+            ("login.html", r("login.html", layout, context! { card_number => "", error => () }), true),
+            ("my.html", r("my.html", layout, context! { me => me("a@example.jp", ""), notice => () }), false),
+            ("my_email.html", r("my_email.html", layout, context! { me => me("", ""), email => "", error => (), first => true }), false),
+            ("my_email_sent.html", r("my_email_sent.html", layout, context! { email => "a@docomo.ne.jp", carrier_notice => true, sender_address => "library@city.kitsuki.lg.jp" }), false),
+            ("my_password.html", r("my_password.html", layout, context! { error => () }), true),
+            ("password_forgot.html", r("password_forgot.html", layout, context! { card_number => "", email => "", error => () }), false),
+            ("password_forgot_sent.html", r("password_forgot_sent.html", layout, context! {}), false),
+            ("password_reset.html", r("password_reset.html", layout, context! { token => "t", error => () }), true),
+            ("email_verify.html", r("email_verify.html", layout, context! { token => "t" }), false),
+            ("notice.html", r("notice.html", layout, context! { heading => "h", paragraphs => vec!["p"], links => templates::to_value(&[("/my", "マイページへ")]) }), false),
+            ("staff_login.html", r("staff_login.html", layout, context! { username => "", error => () }), true),
+            ("staff_menu.html", r("staff_menu.html", &staff, context! { branches => templates::to_value(&[serde_json::json!({"code": "yamaga", "name": "山香図書室"})]), error => () }), false),
+            ("staff_patron_new.html", r("staff_patron_new.html", &staff, context! { branch => "yamaga", branch_name => "山香図書室", form => form, id_documents => docs, error => () }), false),
+            ("staff_patron_created.html", r("staff_patron_created.html", &staff, context! { branch => "yamaga", card_number => "1234567", name => "杵築 花子" }), false),
+            ("staff_web_service.html", r("staff_web_service.html", &staff, context! { branch => "yamaga", branch_name => "山香図書室", card_number => "1234567", error => () }), false),
+            ("staff_slip.html", r("staff_slip.html", &staff, context! { branch_name => "山香図書室", card_number => "1234567", name => "杵築 花子", temporary_password => "Kx7-pq2-Wm9" }), false),
+        ]
+    }
+
+    #[test]
+    fn every_account_and_counter_page_is_phone_ready_japanese_and_script_free() {
+        for (name, html, asks_password) in account_pages(&LayoutView::default()) {
+            assert!(html.starts_with("<!doctype html>"), "{name}");
+            assert!(html.contains("<html lang=\"ja\">"), "{name}");
+            assert!(html.contains("width=device-width"), "{name}");
+            assert!(!html.contains("<script") && !html.contains("style="), "{name}");
+            // Rule P12: only the login and password forms ask for a password.
+            assert_eq!(html.contains("type=\"password\""), asks_password, "{name}");
+            // Every POST form carries the CSRF field.
+            let posts = html.matches("method=\"post\"").count();
+            let fields = html.matches("name=\"csrf\"").count();
+            assert_eq!(posts, fields, "{name}: each form has its token");
+        }
+    }
+
+    #[test]
+    fn p5_every_page_recommends_a_password_change_while_it_is_temporary() {
+        let banner = "仮パスワードのままご利用中です";
+        let temporary = signed_in(true);
+        let mut pages: Vec<(&str, String)> = account_pages(&temporary)
+            .into_iter()
+            .filter(|(name, _, _)| !name.starts_with("staff_"))
+            .map(|(name, html, _)| (name, html))
+            .collect();
+        pages.push(("results", render_results(&temporary, &params("", 1), &results(vec![], 0)).unwrap()));
+        pages.push(("title", render_title(&temporary, &detail(MaterialType::Book, &[])).unwrap()));
+        pages.push(("error", PageError::not_found().render(&temporary).unwrap()));
+        for (name, html) in &pages {
+            assert!(html.contains(banner), "{name}");
+            assert!(html.contains("href=\"/my/password\""), "{name}");
+            assert!(html.contains("action=\"/logout\""), "{name}: the logout button");
+        }
+        for (name, html, _) in account_pages(&signed_in(false)) {
+            assert!(!html.contains(banner), "{name}");
+        }
+        let anonymous = render_results(&LayoutView::default(), &params("", 1), &results(vec![], 0)).unwrap();
+        assert!(!anonymous.contains(banner));
+        assert!(anonymous.contains("href=\"/login\""));
+        assert!(!anonymous.contains("action=\"/logout\""));
+    }
+
+    #[test]
+    fn p6_the_email_page_asks_for_an_address_first_when_none_is_registered() {
+        let html = &account_pages(&signed_in(true))[2].1;
+        assert!(html.contains("はじめに、メールアドレスを登録してください"));
+        assert!(html.contains("フリーメールアドレスでの登録はご遠慮ください"), "rule P7");
+    }
+
+    #[test]
+    fn p8_the_carrier_notice_names_the_sender_address() {
+        let html = &account_pages(&signed_in(false))[3].1;
+        assert!(html.contains("ドメイン指定受信"));
+        assert!(html.contains("「library@city.kitsuki.lg.jp」を受信できるように設定してください"));
+    }
+
+    #[test]
+    fn p3_the_slip_shows_the_temporary_password_once_and_prints() {
+        let pages = account_pages(&LayoutView::default());
+        let (_, slip, _) = pages.iter().find(|(n, _, _)| *n == "staff_slip.html").unwrap();
+        for word in ["Kx7-pq2-Wm9", "1234567", "杵築 花子", "このパスワードは再表示できません", "no-print"] {
+            assert!(slip.contains(word), "{word}");
+        }
+        assert!(SITE_CSS.contains("@media print"));
+        let (_, login, _) = &pages[0];
+        assert!(login.contains("利用者カードの番号は、ハイフンを除く7桁です"));
+        assert!(login.contains("href=\"/password/forgot\""));
+    }
+
+    #[test]
+    fn p11_the_forgot_page_sends_patrons_without_an_address_to_a_counter() {
+        let pages = account_pages(&LayoutView::default());
+        for name in ["password_forgot.html", "password_forgot_sent.html"] {
+            let (_, html, _) = pages.iter().find(|(n, _, _)| *n == name).unwrap();
+            assert!(html.contains("カウンター"), "{name}");
+        }
+    }
+
+    #[test]
+    fn the_staff_header_replaces_the_patron_one() {
+        let pages = account_pages(&LayoutView::default());
+        let (_, menu, _) = pages.iter().find(|(n, _, _)| *n == "staff_menu.html").unwrap();
+        assert!(menu.contains("職員: yamada"));
+        assert!(menu.contains("action=\"/staff/logout\""));
+        assert!(menu.contains("action=\"/staff/yamaga/web-service\""));
     }
 }

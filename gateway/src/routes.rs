@@ -1,36 +1,81 @@
 //! The router: every page and API route the gateway serves, listed once in
 //! [`SERVED_ROUTES`]. The router is built from that list, so the list (which the OpenAPI
 //! test checks against the document) cannot drift from what is served.
+//!
+//! Around the routes, from the inside out: the CSRF check of every page POST (per route),
+//! the page context (layout, CSRF cookie; see `pages::layout`), `Cache-Control: no-store`
+//! on whatever is personal, English error bodies on request, and the security headers on
+//! every response, redirects and errors included.
 
-use axum::http::Uri;
-use axum::middleware;
+use axum::extract::Request;
+use axum::http::{HeaderValue, Uri};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, delete, get, post};
+use axum::routing::{MethodRouter, delete, get, post, put};
 use axum::{Router, http::header};
 use kitsuki_proto::ErrorCode;
 
-use crate::api::{admin, catalog, staff};
+use crate::api::{admin, catalog, counter, patron, staff};
+use crate::csrf;
 use crate::error::{ApiError, ErrorBody, localize};
-use crate::pages::{self, PageError};
+use crate::pages::{self, PageError, account, layout};
 use crate::security::security_headers_layer;
+use crate::session::{PATRON_COOKIE, STAFF_COOKIE};
 use crate::state::AppState;
 
 /// Every (method, path) the router serves, in axum's path syntax (which is also
 /// OpenAPI's). `/healthz`, `/readyz` and `/metrics` are served by the binary.
 pub const SERVED_ROUTES: &[(&str, &str)] = &[
-    // Pages.
+    // Pages: the catalogue.
     ("GET", "/"),
     ("GET", "/search"),
     ("GET", "/titles/{title_id}"),
     ("GET", "/titles/{title_id}/hold"),
-    ("GET", "/login"),
     ("GET", "/static/site.css"),
+    // Pages: the patron's Webサービス.
+    ("GET", "/login"),
+    ("POST", "/login"),
+    ("POST", "/logout"),
+    ("GET", "/my"),
+    ("GET", "/my/email"),
+    ("POST", "/my/email"),
+    ("GET", "/my/password"),
+    ("POST", "/my/password"),
+    ("GET", "/password/forgot"),
+    ("POST", "/password/forgot"),
+    ("GET", "/password/reset"),
+    ("POST", "/password/reset"),
+    ("GET", "/email/verify"),
+    ("POST", "/email/verify"),
+    // Pages: the counter.
+    ("GET", "/staff/login"),
+    ("POST", "/staff/login"),
+    ("POST", "/staff/logout"),
+    ("GET", "/staff"),
+    ("GET", "/staff/{branch}/patrons/new"),
+    ("POST", "/staff/{branch}/patrons/new"),
+    ("GET", "/staff/{branch}/web-service"),
+    ("GET", "/staff/{branch}/patrons/{card}/web-service"),
+    ("POST", "/staff/{branch}/patrons/{card}/web-service"),
     // JSON API.
     ("GET", "/api/v1/openapi.json"),
     ("GET", "/api/v1/titles"),
     ("GET", "/api/v1/titles/{title_id}"),
+    ("POST", "/api/v1/session"),
+    ("DELETE", "/api/v1/session"),
+    ("GET", "/api/v1/me"),
+    ("PUT", "/api/v1/me/password"),
+    ("POST", "/api/v1/me/email"),
+    ("POST", "/api/v1/email-verifications"),
+    ("POST", "/api/v1/password-resets"),
+    ("POST", "/api/v1/password-resets/confirm"),
     ("POST", "/api/v1/staff/session"),
     ("DELETE", "/api/v1/staff/session"),
+    ("POST", "/api/v1/branches/{branch}/patrons"),
+    (
+        "POST",
+        "/api/v1/branches/{branch}/patrons/{card}/web-service",
+    ),
     ("POST", "/api/v1/admin/titles"),
     ("POST", "/api/v1/admin/items"),
     ("POST", "/api/v1/admin/staff"),
@@ -38,18 +83,57 @@ pub const SERVED_ROUTES: &[(&str, &str)] = &[
 
 /// The handler of one entry of [`SERVED_ROUTES`].
 fn handler_for(method: &str, path: &str) -> MethodRouter<AppState> {
+    use pages::staff as counter_pages;
     match (method, path) {
         ("GET", "/") => get(pages::index),
         ("GET", "/search") => get(pages::search),
         ("GET", "/titles/{title_id}") => get(pages::title),
         ("GET", "/titles/{title_id}/hold") => get(pages::hold),
-        ("GET", "/login") => get(pages::login),
         ("GET", "/static/site.css") => get(pages::site_css),
+        ("GET", "/login") => get(account::login_form),
+        ("POST", "/login") => post(account::login_submit),
+        ("POST", "/logout") => post(account::logout),
+        ("GET", "/my") => get(account::my),
+        ("GET", "/my/email") => get(account::email_form),
+        ("POST", "/my/email") => post(account::email_submit),
+        ("GET", "/my/password") => get(account::password_form),
+        ("POST", "/my/password") => post(account::password_submit),
+        ("GET", "/password/forgot") => get(account::forgot_form),
+        ("POST", "/password/forgot") => post(account::forgot_submit),
+        ("GET", "/password/reset") => get(account::reset_form),
+        ("POST", "/password/reset") => post(account::reset_submit),
+        ("GET", "/email/verify") => get(account::verify_form),
+        ("POST", "/email/verify") => post(account::verify_submit),
+        ("GET", "/staff/login") => get(counter_pages::login_form),
+        ("POST", "/staff/login") => post(counter_pages::login_submit),
+        ("POST", "/staff/logout") => post(counter_pages::logout),
+        ("GET", "/staff") => get(counter_pages::menu),
+        ("GET", "/staff/{branch}/patrons/new") => get(counter_pages::patron_form),
+        ("POST", "/staff/{branch}/patrons/new") => post(counter_pages::patron_submit),
+        ("GET", "/staff/{branch}/web-service") => get(counter_pages::web_service_lookup),
+        ("GET", "/staff/{branch}/patrons/{card}/web-service") => {
+            get(counter_pages::web_service_form)
+        }
+        ("POST", "/staff/{branch}/patrons/{card}/web-service") => {
+            post(counter_pages::web_service_submit)
+        }
         ("GET", "/api/v1/openapi.json") => get(crate::openapi::serve),
         ("GET", "/api/v1/titles") => get(catalog::search_titles),
         ("GET", "/api/v1/titles/{title_id}") => get(catalog::get_title),
+        ("POST", "/api/v1/session") => post(patron::login),
+        ("DELETE", "/api/v1/session") => delete(patron::logout),
+        ("GET", "/api/v1/me") => get(patron::me),
+        ("PUT", "/api/v1/me/password") => put(patron::put_password),
+        ("POST", "/api/v1/me/email") => post(patron::post_email),
+        ("POST", "/api/v1/email-verifications") => post(patron::post_email_verification),
+        ("POST", "/api/v1/password-resets") => post(patron::post_password_reset),
+        ("POST", "/api/v1/password-resets/confirm") => post(patron::post_password_reset_confirm),
         ("POST", "/api/v1/staff/session") => post(staff::login),
         ("DELETE", "/api/v1/staff/session") => delete(staff::logout),
+        ("POST", "/api/v1/branches/{branch}/patrons") => post(counter::register_patron),
+        ("POST", "/api/v1/branches/{branch}/patrons/{card}/web-service") => {
+            post(counter::enable_web_service)
+        }
         ("POST", "/api/v1/admin/titles") => post(admin::create_title),
         ("POST", "/api/v1/admin/items") => post(admin::create_item),
         ("POST", "/api/v1/admin/staff") => post(admin::create_staff),
@@ -64,20 +148,80 @@ fn handler_for(method: &str, path: &str) -> MethodRouter<AppState> {
 pub fn router(state: AppState) -> Router {
     let mut router = Router::new();
     for (method, path) in SERVED_ROUTES {
-        router = router.route(path, handler_for(method, path));
+        let mut route = handler_for(method, path);
+        if *method == "POST" && !is_api_path(path) {
+            // Every form of every page proves it came from one of our pages.
+            route = route.route_layer(middleware::from_fn(csrf::verify));
+        }
+        router = router.route(path, route);
     }
     router
         // After the routes: it applies to the routes present when it is called.
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            layout::page_context,
+        ))
+        .layer(middleware::from_fn(no_store_when_personal))
         .layer(middleware::from_fn(localize))
         .layer(security_headers_layer())
         .with_state(state)
 }
 
-fn is_api(uri: &Uri) -> bool {
-    let path = uri.path();
+fn is_api_path(path: &str) -> bool {
     path == "/api" || path.starts_with("/api/")
+}
+
+/// Whether a request is for the JSON API (else it is for a page).
+pub fn is_api(uri: &Uri) -> bool {
+    is_api_path(uri.path())
+}
+
+/// Paths whose answers are always about one person or carry a token or a link's secret,
+/// even to a request that brings no credential (a login, a reset link, a slip).
+const PERSONAL_PREFIXES: &[&str] = &[
+    "/login",
+    "/logout",
+    "/my",
+    "/password/",
+    "/email/",
+    "/staff",
+    "/api/v1/session",
+    "/api/v1/me",
+    "/api/v1/email-verifications",
+    "/api/v1/password-resets",
+    "/api/v1/staff/",
+    "/api/v1/branches/",
+    "/api/v1/admin/",
+];
+
+fn is_personal(path: &str) -> bool {
+    PERSONAL_PREFIXES.iter().any(|prefix| {
+        path.strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/') || prefix.ends_with('/'))
+    })
+}
+
+/// Middleware: `Cache-Control: no-store` on every answer that is personal: to a request
+/// with a credential (the page then shows who is signed in, or the rule P5 banner), on a
+/// personal path, or setting a cookie. Answers that choose their own caching (the
+/// stylesheet) keep it.
+async fn no_store_when_personal(request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let credentialed = headers.contains_key(header::AUTHORIZATION)
+        || [PATRON_COOKIE, STAFF_COOKIE]
+            .iter()
+            .any(|name| crate::session::cookie(headers, name).is_some());
+    let personal = credentialed || is_personal(request.uri().path());
+    let mut response = next.run(request).await;
+    let sets_cookie = response.headers().contains_key(header::SET_COOKIE);
+    if (personal || sets_cookie) && !response.headers().contains_key(header::CACHE_CONTROL) {
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
 }
 
 /// Unknown paths: JSON `not_found` under `/api`, a Japanese page elsewhere.
@@ -94,17 +238,7 @@ async fn method_not_allowed(uri: Uri) -> Response {
     if is_api(&uri) {
         ErrorBody::method_not_allowed().into_response()
     } else {
-        let mut response = PageError {
-            status: axum::http::StatusCode::METHOD_NOT_ALLOWED,
-            heading: "この操作はできません",
-            message: "このページではこの操作はできません。",
-        }
-        .into_response();
-        response.headers_mut().insert(
-            header::CACHE_CONTROL,
-            "no-store".parse().expect("static header"),
-        );
-        response
+        PageError::from(ApiError::new(ErrorCode::MethodNotAllowed)).into_response()
     }
 }
 
@@ -155,6 +289,8 @@ mod tests {
 
     fn concrete(path: &str) -> String {
         path.replace("{title_id}", crate::test_support::TITLE_ID)
+            .replace("{branch}", "yamaga")
+            .replace("{card}", "1234567")
     }
 
     #[tokio::test]
@@ -206,6 +342,8 @@ mod tests {
     async fn every_response_carries_the_security_headers() {
         for (method, uri) in [
             ("GET", "/"),
+            ("GET", "/my"),
+            ("POST", "/login"),
             ("GET", "/static/site.css"),
             ("GET", "/api/v1/titles?page=0"),
             ("GET", "/api/v1/nothing"),
@@ -303,33 +441,6 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_down_service_is_503_for_the_api_and_a_friendly_page() {
-        let response = send("GET", "/api/v1/titles?q=x", None).await;
-        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-        let body = json(response).await;
-        assert_eq!(body["error"]["code"], "unavailable");
-        assert!(!body.to_string().contains("127.0.0.1"));
-
-        let response = send("GET", "/search?q=x", None).await;
-        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert!(
-            text(response)
-                .await
-                .contains("ただいまご利用いただけません")
-        );
-
-        // A session token to check with a down patron service is 503, not 401.
-        let response = send_with(
-            "POST",
-            "/api/v1/admin/titles",
-            Some("{}"),
-            &[("authorization", "Bearer abc")],
-        )
-        .await;
-        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    }
-
-    #[tokio::test]
     async fn a_title_id_that_is_not_a_uuid_is_title_not_found() {
         let response = send("GET", "/api/v1/titles/not-a-uuid", None).await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
@@ -371,6 +482,47 @@ mod tests {
         let response = send("GET", &concrete("/titles/{title_id}/hold"), None).await;
         assert!(response.status().is_redirection());
         assert_eq!(response.headers()[header::LOCATION], "/login");
+    }
+
+    #[tokio::test]
+    async fn a_page_post_without_its_form_token_is_403_but_a_wrong_method_stays_405() {
+        let response = send_with(
+            "POST",
+            "/login",
+            Some("card_number=1234567&password=x"),
+            &[("content-type", "application/x-www-form-urlencoded")],
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        assert!(text(response).await.contains("画面の有効期限が切れました"));
+        let response = send("POST", "/", None).await;
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert!(response.headers().contains_key(header::ALLOW));
+    }
+
+    #[tokio::test]
+    async fn account_pages_without_a_session_lead_to_the_login_pages() {
+        for (uri, login) in [
+            ("/my", "/login"),
+            ("/my/email", "/login"),
+            ("/staff", "/staff/login"),
+            ("/staff/yamaga/patrons/new", "/staff/login"),
+        ] {
+            let response = send("GET", uri, None).await;
+            assert_eq!(response.status(), StatusCode::SEE_OTHER, "{uri}");
+            assert_eq!(response.headers()[header::LOCATION], login, "{uri}");
+            assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store", "{uri}");
+        }
+    }
+
+    #[test]
+    fn personal_paths_are_matched_by_whole_segments() {
+        for path in ["/my", "/my/email", "/login", "/staff", "/staff/ota/patrons/new", "/password/reset", "/api/v1/me", "/api/v1/me/password", "/api/v1/branches/ota/patrons"] {
+            assert!(is_personal(path), "{path}");
+        }
+        for path in ["/", "/mystery", "/search", "/titles/x", "/api/v1/titles", "/api/v1/meta", "/staffroom"] {
+            assert!(!is_personal(path), "{path}");
+        }
     }
 
     #[tokio::test]

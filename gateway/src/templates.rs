@@ -22,8 +22,42 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("index.html", include_str!("templates/index.html")),
     ("results.html", include_str!("templates/results.html")),
     ("title.html", include_str!("templates/title.html")),
-    ("login.html", include_str!("templates/login.html")),
     ("error.html", include_str!("templates/error.html")),
+    ("notice.html", include_str!("templates/notice.html")),
+    ("csrf_field.html", include_str!("templates/csrf_field.html")),
+    ("login.html", include_str!("templates/login.html")),
+    ("my.html", include_str!("templates/my.html")),
+    ("my_email.html", include_str!("templates/my_email.html")),
+    ("my_email_sent.html", include_str!("templates/my_email_sent.html")),
+    ("my_password.html", include_str!("templates/my_password.html")),
+    (
+        "password_forgot.html",
+        include_str!("templates/password_forgot.html"),
+    ),
+    (
+        "password_forgot_sent.html",
+        include_str!("templates/password_forgot_sent.html"),
+    ),
+    (
+        "password_reset.html",
+        include_str!("templates/password_reset.html"),
+    ),
+    ("email_verify.html", include_str!("templates/email_verify.html")),
+    ("staff_login.html", include_str!("templates/staff_login.html")),
+    ("staff_menu.html", include_str!("templates/staff_menu.html")),
+    (
+        "staff_patron_new.html",
+        include_str!("templates/staff_patron_new.html"),
+    ),
+    (
+        "staff_patron_created.html",
+        include_str!("templates/staff_patron_created.html"),
+    ),
+    (
+        "staff_web_service.html",
+        include_str!("templates/staff_web_service.html"),
+    ),
+    ("staff_slip.html", include_str!("templates/staff_slip.html")),
 ];
 
 /// A short fingerprint of the stylesheet, put in its URL so that it can be cached for a
@@ -84,9 +118,22 @@ pub fn escape_html(text: &str) -> String {
     out
 }
 
-/// Renders one page template with `context`.
+/// Renders one template with `context`.
 pub fn render(name: &str, context: Value) -> Result<String, minijinja::Error> {
     ENV.get_template(name)?.render(context)
+}
+
+/// Renders a page: its own `context` plus `layout`, which `base.html` reads (header, the
+/// rule P5 banner, the CSRF token of the page's forms).
+pub fn render_page(
+    name: &str,
+    layout: &crate::pages::LayoutView,
+    context: Value,
+) -> Result<String, minijinja::Error> {
+    render(
+        name,
+        minijinja::context! { layout => to_value(layout), ..context },
+    )
 }
 
 /// Converts a serializable view into a template value (through JSON, since this build of

@@ -166,3 +166,97 @@ pub fn temp_dir(tag: &str) -> std::path::PathBuf {
 pub fn random_password() -> String {
     format!("pw-{}", uuid::Uuid::new_v4().simple())
 }
+
+/// The real SMTP server of the mail tests (aiosmtpd, `services/notification/tests/smtp_sink.py`)
+/// on a free loopback port, writing each received mail as `<n>.eml` into its folder.
+pub struct SmtpSink {
+    pub port: u16,
+    pub dir: std::path::PathBuf,
+    child: Option<Child>,
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl SmtpSink {
+    /// Starts the sink on `port` (use [`free_port`]) and waits for its "ready" line.
+    pub fn start(port: u16, dir: &Path) -> SmtpSink {
+        std::fs::create_dir_all(dir).unwrap();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/services/notification/tests/smtp_sink.py");
+        #[allow(clippy::zombie_processes)]
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg(port.to_string())
+            .arg(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 with aiosmtpd (scripts/test installs it)");
+        let stdout = child.stdout.take().unwrap();
+        let mut first = String::new();
+        BufReader::new(stdout).read_line(&mut first).unwrap();
+        assert!(first.contains("ready"), "smtp sink said {first:?}");
+        SmtpSink { port, dir: dir.to_path_buf(), child: Some(child) }
+    }
+
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let _ = c.wait();
+        }
+    }
+
+    /// The mails received so far, decoded to text (headers unfolded; MIME encoded-words of
+    /// the Subject decoded by the caller with [`decoded_subject`]).
+    pub fn mails(&self) -> Vec<String> {
+        read_mails(&self.dir)
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Every `.eml` in a folder, in name order, with quoted-printable / base64 bodies decoded.
+pub fn read_mails(dir: &Path) -> Vec<String> {
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .map(|r| r.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "eml")).collect())
+        .unwrap_or_default();
+    names.sort();
+    names.iter().map(|p| decode_mail(&std::fs::read_to_string(p).unwrap_or_default())).collect()
+}
+
+/// Decodes a mail's body transfer encoding and its Subject encoded-words (good enough for
+/// the plain-text UTF-8 mails of this project), via Python's email package.
+pub fn decode_mail(raw: &str) -> String {
+    let script = "import sys, email; from email import policy\n\
+m = email.message_from_string(sys.stdin.read(), policy=policy.default)\n\
+print('To: ' + str(m['To'])); print('Subject: ' + str(m['Subject'])); print('Message-ID: ' + str(m['Message-ID']))\n\
+b = m.get_body(preferencelist=('plain',)); print(); print(b.get_content() if b else '')";
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(raw.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// The value of `name=` in the first link of a mail that contains `path`.
+pub fn link_token(mail: &str, path: &str) -> Option<String> {
+    let at = mail.find(path)?;
+    let rest = &mail[at..];
+    let t = rest.find("token=")?;
+    Some(rest[t + 6..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect())
+}

@@ -4,21 +4,17 @@
 
 use axum::Json;
 use axum::extract::{FromRequestParts, State};
-use axum::http::{HeaderMap, StatusCode, header, request::Parts};
+use axum::http::{HeaderMap, Method, StatusCode, request::Parts};
 use axum::response::IntoResponse;
-use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
-use kitsuki_proto::ErrorCode;
+use axum_extra::extract::cookie::CookieJar;
 use kitsuki_proto::patron::{SessionGranted, SessionToken, StaffIdentity, StaffLoginRequest};
+use kitsuki_proto::{Branch, ErrorCode};
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ClientAddr};
+use crate::session::{self, STAFF_COOKIE, Secret, removal_cookie, session_cookie};
 use crate::state::AppState;
-
-/// Name of the staff session cookie.
-pub const STAFF_COOKIE: &str = "kitsuki_staff";
 
 /// The role that may administer the catalogue and staff accounts.
 pub const ADMIN_ROLE: &str = "admin";
@@ -30,6 +26,9 @@ pub struct Staff {
     pub username: String,
     pub branches: Vec<String>,
     pub role: String,
+    /// The session, passed on as `staff_token` so that patron-account checks the branch
+    /// itself and records who acted (rule S3).
+    pub token: Secret,
 }
 
 impl Staff {
@@ -41,54 +40,39 @@ impl Staff {
             Err(ApiError::new(ErrorCode::Forbidden))
         }
     }
-}
 
-impl From<StaffIdentity> for Staff {
-    fn from(identity: StaffIdentity) -> Self {
+    /// Rule S3: 403 `forbidden` unless this staff member is assigned to `branch`.
+    pub fn require_branch(&self, branch: Branch) -> Result<(), ApiError> {
+        if self.branches.iter().any(|b| b == branch.code()) {
+            Ok(())
+        } else {
+            Err(ApiError::new(ErrorCode::Forbidden))
+        }
+    }
+
+    pub fn new(identity: StaffIdentity, token: Secret) -> Self {
         Staff {
             username: identity.username,
             branches: identity.branches,
             role: identity.role,
+            token,
         }
     }
-}
 
-/// The session token of a request: the bearer token if there is one (API callers), else
-/// the cookie (the browser).
-pub fn session_token(headers: &HeaderMap) -> Option<String> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (scheme, token) = v.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-        })
-        .filter(|t| !t.is_empty())
-        .map(str::to_string);
-    bearer.or_else(|| {
-        CookieJar::from_headers(headers)
-            .get(STAFF_COOKIE)
-            .map(|c| c.value().to_string())
-            .filter(|t| !t.is_empty())
-    })
-}
-
-impl FromRequestParts<AppState> for Staff {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token =
-            session_token(&parts.headers).ok_or_else(|| ApiError::new(ErrorCode::NotLoggedIn))?;
+    /// Asks patron-account whose staff session `token` is. Every refusal of the token
+    /// (unknown, expired, revoked) means the same to the caller: 401 `not_logged_in`; a
+    /// service that is down stays a 503.
+    pub async fn check(state: &AppState, token: Secret) -> Result<Staff, ApiError> {
         match state
             .patron()
-            .staff_session(state.rpc(SessionToken { token }))
+            .staff_session(state.rpc(SessionToken {
+                token: token.expose().to_string(),
+            }))
             .await
         {
-            Ok(identity) => Ok(Staff::from(identity.into_inner())),
+            Ok(identity) => Ok(Staff::new(identity.into_inner(), token)),
             Err(status) => {
                 let err = ApiError::from_status(&status);
-                // A down service is a 503, but every refusal of the token (unknown,
-                // expired, revoked) means the same to the caller: log in again.
                 if err.status().is_server_error() {
                     Err(err)
                 } else {
@@ -96,6 +80,16 @@ impl FromRequestParts<AppState> for Staff {
                 }
             }
         }
+    }
+}
+
+impl FromRequestParts<AppState> for Staff {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let credential = session::api_credential(&parts.method, &parts.headers, STAFF_COOKIE)?
+            .ok_or_else(|| ApiError::new(ErrorCode::NotLoggedIn))?;
+        Staff::check(state, credential.token().clone()).await
     }
 }
 
@@ -130,20 +124,22 @@ pub struct SessionView {
     pub temporary_password: bool,
 }
 
-/// The session cookie for a granted session: HttpOnly so scripts cannot read it,
-/// SameSite=Strict so no other site can make the browser use it, `Secure` on https.
-pub fn session_cookie(granted: &SessionGranted, secure: bool) -> Cookie<'static> {
-    let mut cookie = Cookie::build((STAFF_COOKIE, granted.token.clone()))
-        .http_only(true)
-        .same_site(SameSite::Strict)
-        .path("/")
-        .secure(secure);
-    // Without a readable expiry the cookie lives as long as the browser; the server-side
-    // session still decides.
-    if let Ok(at) = OffsetDateTime::parse(&granted.expires_at, &Rfc3339) {
-        cookie = cookie.expires(at);
-    }
-    cookie.build()
+/// Logs a staff member in (rule P13's throttling applies to staff too).
+pub async fn staff_login(
+    state: &AppState,
+    username: String,
+    password: String,
+    client_address: String,
+) -> Result<SessionGranted, ApiError> {
+    Ok(state
+        .patron()
+        .staff_login(state.rpc(StaffLoginRequest {
+            username,
+            password,
+            client_address,
+        }))
+        .await?
+        .into_inner())
 }
 
 #[tracing::instrument(skip_all)]
@@ -153,27 +149,14 @@ pub async fn login(
     jar: CookieJar,
     ApiJson(body): ApiJson<LoginBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let granted = state
-        .patron()
-        .staff_login(state.rpc(StaffLoginRequest {
-            username: body.username,
-            password: body.password,
-            client_address,
-        }))
-        .await?
-        .into_inner();
-    let cookie = session_cookie(&granted, state.secure_cookies());
+    let granted = staff_login(&state, body.username, body.password, client_address).await?;
+    let cookie = session_cookie(STAFF_COOKIE, &granted, state.secure_cookies());
     let view = SessionView {
         token: granted.token,
         expires_at: granted.expires_at,
         temporary_password: granted.temporary_password,
     };
-    Ok((
-        jar.add(cookie),
-        // A token must not sit in a shared cache.
-        [(header::CACHE_CONTROL, "no-store")],
-        Json(view),
-    ))
+    Ok((jar.add(cookie), Json(view)))
 }
 
 /// `DELETE /api/v1/staff/session`: 204 whether or not the session was still valid, since
@@ -181,106 +164,70 @@ pub async fn login(
 #[tracing::instrument(skip_all)]
 pub async fn logout(
     State(state): State<AppState>,
+    method: Method,
     headers: HeaderMap,
     jar: CookieJar,
 ) -> Result<impl IntoResponse, ApiError> {
-    if let Some(token) = session_token(&headers)
-        && let Err(status) = state
-            .patron()
-            .staff_logout(state.rpc(SessionToken { token }))
-            .await
+    if let Some(credential) = session::api_credential(&method, &headers, STAFF_COOKIE)? {
+        end_staff_session(&state, credential.token()).await?;
+    }
+    Ok((
+        StatusCode::NO_CONTENT,
+        jar.add(removal_cookie(STAFF_COOKIE, state.secure_cookies())),
+    ))
+}
+
+/// Revokes a staff session. Only a down service is an error: a token already refused is
+/// as logged out as can be.
+pub async fn end_staff_session(state: &AppState, token: &Secret) -> Result<(), ApiError> {
+    match state
+        .patron()
+        .staff_logout(state.rpc(SessionToken {
+            token: token.expose().to_string(),
+        }))
+        .await
     {
-        let err = ApiError::from_status(&status);
-        if err.status().is_server_error() {
-            return Err(err);
+        Ok(_) => Ok(()),
+        Err(status) => {
+            let err = ApiError::from_status(&status);
+            if err.status().is_server_error() {
+                Err(err)
+            } else {
+                Ok(())
+            }
         }
     }
-    let removal = Cookie::build((STAFF_COOKIE, "")).path("/").build();
-    Ok((StatusCode::NO_CONTENT, jar.remove(removal)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
 
-    fn headers(pairs: &[(header::HeaderName, &'static str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(k.clone(), HeaderValue::from_static(v));
+    fn staff(role: &str, branches: &[&str]) -> Staff {
+        Staff {
+            username: "yamada".into(),
+            branches: branches.iter().map(|b| b.to_string()).collect(),
+            role: role.into(),
+            token: Secret::new("t"),
         }
-        h
-    }
-
-    #[test]
-    fn the_token_comes_from_bearer_first_then_the_cookie() {
-        assert_eq!(session_token(&HeaderMap::new()), None);
-        assert_eq!(
-            session_token(&headers(&[(header::AUTHORIZATION, "Bearer abc")])).as_deref(),
-            Some("abc")
-        );
-        assert_eq!(
-            session_token(&headers(&[(header::AUTHORIZATION, "bearer  abc ")])).as_deref(),
-            Some("abc")
-        );
-        assert_eq!(
-            session_token(&headers(&[(header::COOKIE, "a=1; kitsuki_staff=xyz")])).as_deref(),
-            Some("xyz")
-        );
-        assert_eq!(
-            session_token(&headers(&[
-                (header::AUTHORIZATION, "Bearer abc"),
-                (header::COOKIE, "kitsuki_staff=xyz")
-            ]))
-            .as_deref(),
-            Some("abc")
-        );
-        assert_eq!(
-            session_token(&headers(&[(header::AUTHORIZATION, "Basic dXNlcjpwdw==")])),
-            None
-        );
-        assert_eq!(
-            session_token(&headers(&[(header::AUTHORIZATION, "Bearer ")])),
-            None
-        );
-    }
-
-    #[test]
-    fn the_session_cookie_is_http_only_strict_and_secure_when_asked() {
-        let granted = SessionGranted {
-            token: "t0k3n".into(),
-            expires_at: "2030-01-02T03:04:05Z".into(),
-            temporary_password: false,
-        };
-        let plain = session_cookie(&granted, false).to_string();
-        assert!(plain.starts_with("kitsuki_staff=t0k3n"), "{plain}");
-        assert!(plain.contains("HttpOnly"));
-        assert!(plain.contains("SameSite=Strict"));
-        assert!(plain.contains("Path=/"));
-        assert!(
-            plain.contains("Expires=Wed, 02 Jan 2030 03:04:05 GMT"),
-            "{plain}"
-        );
-        assert!(!plain.contains("Secure"));
-        assert!(
-            session_cookie(&granted, true)
-                .to_string()
-                .contains("Secure")
-        );
     }
 
     #[test]
     fn only_the_admin_role_administers() {
-        let mut staff = Staff {
-            username: "yamada".into(),
-            branches: vec!["yamaga".into()],
-            role: "staff".into(),
-        };
         assert_eq!(
-            staff.require_admin().unwrap_err().code(),
+            staff("staff", &["yamaga"]).require_admin().unwrap_err().code(),
             ErrorCode::Forbidden
         );
-        staff.role = "admin".into();
-        assert!(staff.require_admin().is_ok());
+        assert!(staff("admin", &["yamaga"]).require_admin().is_ok());
+    }
+
+    #[test]
+    fn s3_staff_act_only_at_their_branches() {
+        let clerk = staff("staff", &["yamaga"]);
+        assert!(clerk.require_branch(Branch::Yamaga).is_ok());
+        assert_eq!(
+            clerk.require_branch(Branch::Ota).unwrap_err().code(),
+            ErrorCode::Forbidden
+        );
     }
 }

@@ -2,6 +2,8 @@
 //! routing, hold shelves, transits, expiry. This skeleton serves the contract with every
 //! method answering `Unimplemented` except `BranchInfo`; issue 4 builds the rest.
 
+pub mod domain;
+
 use kitsuki_proto::Branch;
 use kitsuki_proto::circulation as pb;
 use kitsuki_proto::circulation::circulation_service_server::{

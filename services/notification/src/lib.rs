@@ -1,30 +1,21 @@
-//! The notification service: mail templates, SMTP delivery, retries, delivery log. This
-//! skeleton serves the contract with an empty delivery log; issue 3 builds the mail.
+//! The notification service: the mails of rule N1 in Japanese, sent through SMTP (or
+//! written as `.eml` files in the embedded run), retried with back-off and logged per
+//! delivery (N2). It consumes the events that call for mail, asks patron-account for the
+//! address only when it sends, and announces each sent mail with `MailSent`.
 
-use kitsuki_proto::notification as pb;
-use kitsuki_proto::notification::notification_service_server::{
-    NotificationService, NotificationServiceServer,
-};
-use tonic::{Request, Response, Status};
+pub mod config;
+pub mod contacts;
+pub mod domain;
+pub mod grpc;
+pub mod mail;
+pub mod service;
+pub mod store;
+pub mod transport;
 
-/// gRPC server of the notification service.
-#[derive(Debug, Clone, Default)]
-pub struct NotificationGrpc;
-
-impl NotificationGrpc {
-    pub fn into_server(self) -> NotificationServiceServer<NotificationGrpc> {
-        NotificationServiceServer::new(self)
-    }
-}
-
-#[tonic::async_trait]
-impl NotificationService for NotificationGrpc {
-    async fn list_deliveries(
-        &self,
-        _req: Request<pb::ListDeliveriesRequest>,
-    ) -> Result<Response<pb::Deliveries>, Status> {
-        Ok(Response::new(pb::Deliveries {
-            deliveries: Vec::new(),
-        }))
-    }
-}
+pub use config::{MailTransport, NotifierConfig};
+pub use contacts::{Contact, ContactDirectory, GrpcContacts};
+pub use domain::delivery::{RetryPolicy, Status as DeliveryStatus};
+pub use domain::plan::Template;
+pub use grpc::NotificationGrpc;
+pub use service::{MAIL_SENT_SUBJECT, Notifier, Recorded};
+pub use store::DeliveryRow;

@@ -60,4 +60,33 @@ mod tests {
         assert!(!verify("wrong horse".into(), Some(h)).await);
         assert!(!verify("kitsuki-timing-equaliser".into(), None).await);
     }
+
+    /// Prints what one hash and one verification cost here (the parameters are in the PHC
+    /// string). A measurement, not a check: run it in release mode,
+    /// `cargo test --release -p kitsuki-patron --lib -- --ignored --nocapture argon2id_cost`.
+    #[tokio::test]
+    #[ignore = "a measurement; run in release mode with --nocapture"]
+    async fn argon2id_cost_on_this_machine() {
+        let _ = dummy_hash();
+        let t = std::time::Instant::now();
+        let h = hash("correct horse battery".into()).await.unwrap();
+        let hashing = t.elapsed();
+        let mut times = Vec::new();
+        for _ in 0..7 {
+            let t = std::time::Instant::now();
+            assert!(verify("correct horse battery".into(), Some(h.clone())).await);
+            times.push(t.elapsed());
+        }
+        let t = std::time::Instant::now();
+        assert!(!verify("correct horse battery".into(), None).await);
+        let unknown = t.elapsed();
+        times.sort();
+        println!(
+            "argon2id {}: hash {hashing:?}, verify median {:?} (min {:?}, max {:?}), unknown account {unknown:?}",
+            h.split('$').nth(3).unwrap_or_default(),
+            times[times.len() / 2],
+            times[0],
+            times[times.len() - 1],
+        );
+    }
 }

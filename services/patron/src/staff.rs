@@ -1,5 +1,6 @@
 //! Staff accounts scoped to branches, with roles `staff` and `admin` (rule S3), their
-//! server-side sessions, and the audit record of staff actions.
+//! server-side sessions, and the audit record of staff actions. Staff logins are throttled
+//! like patron logins (P13), per user name and per client address.
 
 use kitsuki_platform::clock::{SharedClock, format_instant, parse_instant};
 use kitsuki_platform::db::{self, Db};
@@ -7,6 +8,9 @@ use kitsuki_proto::{Branch, ErrorCode, ServiceError};
 use sqlx::Row;
 use time::Duration;
 
+use crate::domain::throttle::ThrottleConfig;
+use crate::error::{PatronError, internal};
+use crate::throttle::{Key, Scope, Throttle};
 use crate::{passwords, tokens};
 
 static MIGRATIONS_PG: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -65,11 +69,7 @@ pub struct Granted {
 pub struct StaffAccounts {
     db: Db,
     clock: SharedClock,
-}
-
-fn internal(context: &str, err: impl std::fmt::Display) -> ServiceError {
-    tracing::error!(error = %err, "patron-account failure while {context}");
-    ServiceError::internal()
+    throttle: Throttle,
 }
 
 fn valid_username(u: &str) -> bool {
@@ -79,14 +79,31 @@ fn valid_username(u: &str) -> bool {
 }
 
 impl StaffAccounts {
+    /// Runs every migration of patron-account (staff and patron tables) and the outbox's,
+    /// with the default login throttling.
     pub async fn open(db: Db, clock: SharedClock) -> anyhow::Result<StaffAccounts> {
         db::migrate(&db, &MIGRATIONS_PG, &MIGRATIONS_SQLITE).await?;
         kitsuki_platform::outbox::ensure_tables(&db).await?;
-        Ok(StaffAccounts { db, clock })
+        let throttle = Throttle::new(db.clone(), ThrottleConfig::default());
+        Ok(StaffAccounts {
+            db,
+            clock,
+            throttle,
+        })
+    }
+
+    /// The same accounts with other throttling limits.
+    pub fn with_throttle(mut self, config: ThrottleConfig) -> StaffAccounts {
+        self.throttle = Throttle::new(self.db.clone(), config);
+        self
     }
 
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
     }
 
     /// API.md: the first start with no staff creates `admin` (all branches, role admin) with
@@ -176,8 +193,20 @@ impl StaffAccounts {
         Ok(())
     }
 
-    /// One answer for every failure (unknown user or wrong password), same time spent.
-    pub async fn login(&self, username: &str, password: &str) -> Result<Granted, ServiceError> {
+    /// One answer for every failure (unknown user or wrong password), same time spent;
+    /// failures counted per user name (known or not) and per client address (P13).
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        client_address: &str,
+    ) -> Result<Granted, PatronError> {
+        let now = self.clock.now();
+        let user_key = Key::new(Scope::StaffUser, username);
+        let keys: Vec<Key> = std::iter::once(user_key.clone())
+            .chain(Key::address(Scope::StaffAddress, client_address))
+            .collect();
+        self.throttle.check(&keys, now).await?;
         let row = sqlx::query("SELECT password_hash FROM staff WHERE username = $1")
             .bind(username)
             .fetch_optional(&self.db.pool)
@@ -188,10 +217,20 @@ impl StaffAccounts {
             .transpose()
             .map_err(|e| internal("reading", e))?;
         if !passwords::verify(password.to_string(), stored).await {
-            return Err(ServiceError::new(ErrorCode::BadCredentials));
+            let mut tx = self
+                .db
+                .pool
+                .begin()
+                .await
+                .map_err(|e| internal("beginning", e))?;
+            self.throttle
+                .record(&mut tx, &keys, now)
+                .await
+                .map_err(|e| internal("recording a failure", e))?;
+            tx.commit().await.map_err(|e| internal("committing", e))?;
+            return Err(ServiceError::new(ErrorCode::BadCredentials).into());
         }
         let token = tokens::new_token();
-        let now = self.clock.now();
         let expires = now + STAFF_MAX;
         let mut tx = self
             .db
@@ -207,6 +246,10 @@ impl StaffAccounts {
             .execute(&mut *tx)
             .await
             .map_err(|e| internal("creating a session", e))?;
+        self.throttle
+            .clear(&mut tx, &user_key)
+            .await
+            .map_err(|e| internal("clearing failures", e))?;
         audit(
             &mut tx,
             username,

@@ -1,7 +1,8 @@
-//! Session tokens: 256 random bits shown once to the client; only their SHA-256 is stored,
-//! so a copy of the database does not hold usable sessions.
+//! Secrets handed out once: session and link tokens (256 random bits, only their SHA-256
+//! stored, so a copy of the database holds no usable session or link) and readable
+//! temporary passwords (rule P3).
 
-use rand::RngCore;
+use rand::{Rng, RngCore};
 use sha2::{Digest, Sha256};
 
 pub fn new_token() -> String {
@@ -14,12 +15,18 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// A readable random password (no 0/O, 1/l/I) for the generated admin password.
+/// Letters and digits that cannot be mistaken for one another when read off a printed slip
+/// or typed on a phone: no 0/O/o, 1/l/I/i, nor 2/Z/z and 5/S/s.
+pub const READABLE_ALPHABET: &[u8] = b"abcdefghjkmnpqrtuvwxyABCDEFGHJKLMNPQRTUVWXY346789";
+
+/// Rule P3: length of a temporary password (about 56 bits with [`READABLE_ALPHABET`]).
+pub const TEMPORARY_PASSWORD_LEN: usize = 10;
+
+/// A random password of `len` characters of [`READABLE_ALPHABET`], each drawn uniformly.
 pub fn new_password(len: usize) -> String {
-    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut rng = rand::rng();
     (0..len)
-        .map(|_| ALPHABET[(rng.next_u32() as usize) % ALPHABET.len()] as char)
+        .map(|_| READABLE_ALPHABET[rng.random_range(0..READABLE_ALPHABET.len())] as char)
         .collect()
 }
 
@@ -35,5 +42,19 @@ mod tests {
         assert_eq!(token_hash(&a), token_hash(&a));
         assert_ne!(token_hash(&a), a);
         assert_eq!(new_password(16).len(), 16);
+    }
+
+    #[test]
+    fn p3_temporary_passwords_are_readable_and_differ() {
+        let a = new_password(TEMPORARY_PASSWORD_LEN);
+        assert_eq!(a.chars().count(), 10);
+        assert!(a.bytes().all(|b| READABLE_ALPHABET.contains(&b)), "{a}");
+        for confusable in "0Oo1lIi2Zz5Ss".chars() {
+            assert!(
+                !READABLE_ALPHABET.contains(&(confusable as u8)),
+                "{confusable}"
+            );
+        }
+        assert_ne!(a, new_password(TEMPORARY_PASSWORD_LEN));
     }
 }

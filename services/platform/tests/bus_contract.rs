@@ -1,7 +1,8 @@
 //! The event bus contract: one suite of properties, each a generic async fn taking a bus
-//! factory, run against `NatsBus` (the real server, a unique prefix and stream per test) and
-//! `MemoryBus`. The factory stands for "a process connecting": for NATS each call is a new
-//! connection to the same stream; for memory it hands out the one in-process bus.
+//! factory, run against `NatsBus` (the real server, a unique prefix and stream per test),
+//! `MemoryBus` and `MemoryBus` with a journal (a fresh SQLite file per test). The factory
+//! stands for "a process connecting": for NATS each call is a new connection to the same
+//! stream; for memory and the journal it hands out the one in-process bus.
 //!
 //! Waits are deadlines around `next()`, never sleeps. Absence is shown with a sentinel: an
 //! event published last, so that whatever comes before it has been seen.
@@ -335,6 +336,21 @@ macro_rules! contract {
             )*
         }
 
+        mod journal {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $property() {
+                    let bus: SharedBus = Arc::new(journal_bus().await);
+                    super::$property(move || {
+                        let bus = bus.clone();
+                        async move { bus }
+                    })
+                    .await;
+                }
+            )*
+        }
+
         mod nats {
             use super::*;
             $(
@@ -353,6 +369,17 @@ macro_rules! contract {
             )*
         }
     };
+}
+
+/// A journaled in-process bus on a file of its own (restarts are tested in
+/// `tests/bus_journal.rs`; here the factory hands out the one bus, as for memory).
+async fn journal_bus() -> MemoryBus {
+    let path = std::env::temp_dir()
+        .join(format!("kitsuki-test-{}", testing::unique_id()))
+        .join("bus.db");
+    MemoryBus::open_journal(&path)
+        .await
+        .expect("open a fresh bus journal")
 }
 
 async fn nats_bus(prefix: &str) -> NatsBus {
@@ -387,10 +414,14 @@ async fn nats_bus_reports_health_and_reuses_its_stream() {
 }
 
 #[tokio::test]
-async fn invalid_events_and_consumers_are_refused_by_both_buses() {
+async fn invalid_events_and_consumers_are_refused_by_every_bus() {
     let prefix = testing::unique_prefix();
     let nats = nats_bus(&prefix).await;
-    let buses: Vec<SharedBus> = vec![Arc::new(MemoryBus::new()), Arc::new(nats.clone())];
+    let buses: Vec<SharedBus> = vec![
+        Arc::new(MemoryBus::new()),
+        Arc::new(journal_bus().await),
+        Arc::new(nats.clone()),
+    ];
     for bus in buses {
         let wildcard = Event::new("catalog.*", Vec::new());
         assert!(

@@ -4,6 +4,11 @@
 //! one-process run). Both pass the same contract suite (`tests/bus_contract.rs`), so a
 //! service cannot tell them apart.
 //!
+//! [`MemoryBus::open_journal`] keeps the in-process log and the consumers' acknowledgements
+//! in a SQLite file (`journal.rs`), so that the embedded run, too, keeps events and
+//! positions across a crash; it passes the contract suite as a third implementation, and
+//! `tests/bus_journal.rs` restarts it.
+//!
 //! Guarantees both give ("Nothing lost"):
 //! - `publish` returns only once the bus has stored the event; an event id published again
 //!   is stored once and reported as a duplicate (the outbox relay relies on this after a
@@ -18,6 +23,7 @@
 //! was built with (`library` in a deployment, a unique one per test), so that deployments
 //! and tests sharing a server never see each other's events.
 
+mod journal;
 pub mod memory;
 pub mod nats;
 
@@ -27,6 +33,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use journal::JournalOptions;
 pub use memory::MemoryBus;
 pub use nats::NatsBus;
 

@@ -1,0 +1,563 @@
+//! The gateway's integration tests run against the real services: catalog and
+//! patron-account serve gRPC on a loopback port (127.0.0.1:0) as their roles do, each on
+//! its own fresh database (SQLite by default, PostgreSQL on request), the gateway serves
+//! HTTP on another, and the tests speak HTTP to it. Every record a test needs is made
+//! through the API itself; the only step that is not is the first admin account, which
+//! the binary also makes at its first start (`ensure_admin`).
+//!
+//! The mails patron-account asks for (verification and reset links) are read where the
+//! notification service reads them: the events its outbox publishes on a bus.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kitsuki_catalog::Catalog;
+use kitsuki_catalog::grpc::CatalogGrpc;
+use kitsuki_gateway::{AppState, Clients};
+use kitsuki_patron::grpc::PatronGrpc;
+use kitsuki_patron::{PatronAccounts, PatronConfig};
+use kitsuki_platform::bus::memory::MemoryBus;
+use kitsuki_platform::bus::{ConsumerSpec, SharedBus, Subscription};
+use kitsuki_platform::clock::{SharedClock, TestClock};
+use kitsuki_platform::db::{self, Db};
+use kitsuki_platform::outbox::publish_pending_once;
+use kitsuki_platform::server::{Readiness, bind, serve};
+use kitsuki_platform::shutdown::Shutdown;
+use kitsuki_platform::testing::{fresh_pg_database, fresh_sqlite_url};
+use kitsuki_proto::catalog::catalog_service_client::CatalogServiceClient;
+use kitsuki_proto::patron::patron_service_client::PatronServiceClient;
+use reqwest::header::{self, HeaderMap};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tonic::service::Routes;
+use tonic::transport::Endpoint;
+
+/// The first admin's password in these tests (the binary takes it from
+/// `KITSUKI_ADMIN_PASSWORD`).
+pub const ADMIN_PASSWORD: &str = "admin-password-of-the-tests";
+
+/// A password that passes rule P10.
+pub const NEW_PASSWORD: &str = "hoshi-no-kitsuki-2025";
+
+/// A birth date well past rule P4's age.
+pub const ADULT: &str = "1985-06-15";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub backend: Backend,
+    /// Point the gateway's patron client at a closed port instead.
+    pub patron_down: bool,
+    /// Point the gateway's catalog client at a closed port instead.
+    pub catalog_down: bool,
+    pub secure_cookies: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            backend: Backend::Sqlite,
+            patron_down: false,
+            catalog_down: false,
+            secure_cookies: false,
+        }
+    }
+}
+
+/// The gateway and the services behind it, stopped when dropped.
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    /// The clock of both services (tests move it instead of waiting).
+    pub clock: Arc<TestClock>,
+    patron_db: Db,
+    bus: SharedBus,
+    subscriptions: tokio::sync::Mutex<HashMap<String, Box<dyn Subscription>>>,
+    shutdown: Shutdown,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+    }
+}
+
+async fn database(backend: Backend) -> Db {
+    let url = match backend {
+        Backend::Sqlite => fresh_sqlite_url(),
+        Backend::Postgres => fresh_pg_database().await.expect("a fresh PostgreSQL database"),
+    };
+    db::connect(&url).await.expect("connect to the test database")
+}
+
+/// An address nobody listens on: a port bound and let go again.
+async fn closed_port() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    format!("http://{addr}")
+}
+
+fn client(url: &str) -> tonic::transport::Channel {
+    Endpoint::from_shared(url.to_string())
+        .unwrap()
+        .connect_timeout(Duration::from_secs(5))
+        .connect_lazy()
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        TestApp::spawn_with(Options::default()).await
+    }
+
+    pub async fn spawn_with(options: Options) -> TestApp {
+        let shutdown = Shutdown::new();
+        let clock = Arc::new(TestClock::new());
+        let shared: SharedClock = clock.clone();
+
+        let catalog = Catalog::open(database(options.backend).await, None, shared.clone())
+            .await
+            .expect("open the catalog");
+        let patron_db = database(options.backend).await;
+        let accounts = PatronAccounts::open(patron_db.clone(), shared, PatronConfig::default())
+            .await
+            .expect("open patron-account");
+        accounts
+            .staff()
+            .ensure_admin(Some(ADMIN_PASSWORD.to_string()))
+            .await
+            .expect("create the first admin");
+
+        let grpc = Routes::new(CatalogGrpc::new(catalog).into_server())
+            .add_service(PatronGrpc::new(accounts).into_server())
+            .into_axum_router();
+        let (listener, addr) = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        tokio::spawn(serve(listener, grpc, Readiness::new(), shutdown.clone()));
+        let services = format!("http://{addr}");
+
+        let catalog_url = if options.catalog_down {
+            closed_port().await
+        } else {
+            services.clone()
+        };
+        let patron_url = if options.patron_down {
+            closed_port().await
+        } else {
+            services
+        };
+        let state = AppState::new(Clients {
+            catalog: CatalogServiceClient::new(client(&catalog_url)),
+            patron: PatronServiceClient::new(client(&patron_url)),
+        })
+        .with_secure_cookies(options.secure_cookies)
+        .with_rpc_timeout(Duration::from_secs(10));
+        let (listener, addr) = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        tokio::spawn(serve(
+            listener,
+            kitsuki_gateway::router(state),
+            Readiness::new(),
+            shutdown.clone(),
+        ));
+
+        TestApp {
+            base: format!("http://{addr}"),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            clock,
+            patron_db,
+            bus: Arc::new(MemoryBus::new()),
+            subscriptions: tokio::sync::Mutex::new(HashMap::new()),
+            shutdown,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// One JSON API call: `bearer` as `Authorization`, `body` as JSON.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        self.request(method, path, |mut r| {
+            if let Some(token) = bearer {
+                r = r.bearer_auth(token);
+            }
+            if let Some(body) = &body {
+                r = r.json(body);
+            }
+            r
+        })
+        .await
+    }
+
+    /// Any request, shaped by `build`.
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        build: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> Reply {
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let response = build(self.http.request(method, self.url(path)))
+            .send()
+            .await
+            .expect("the gateway answers");
+        Reply::read(response).await
+    }
+
+    pub fn browser(&self) -> Browser {
+        Browser {
+            http: self.http.clone(),
+            base: self.base.clone(),
+            cookies: BTreeMap::new(),
+        }
+    }
+
+    /// The next event of `subject` that patron-account's outbox published: what the
+    /// notification service would make a mail of. One per call, in order.
+    pub async fn next_event<M: prost::Message + Default>(&self, subject: &str) -> M {
+        publish_pending_once(&self.patron_db, &self.bus)
+            .await
+            .expect("publish patron-account's outbox");
+        let mut subscriptions = self.subscriptions.lock().await;
+        if !subscriptions.contains_key(subject) {
+            let durable = format!("test-{}", subject.replace('.', "-"));
+            let subscription = self
+                .bus
+                .subscribe(&ConsumerSpec::new(durable, subject))
+                .await
+                .unwrap();
+            subscriptions.insert(subject.to_string(), subscription);
+        }
+        let subscription = subscriptions.get_mut(subject).unwrap();
+        let delivery = tokio::time::timeout(Duration::from_secs(10), subscription.next())
+            .await
+            .unwrap_or_else(|_| panic!("no {subject} event within 10 s"))
+            .expect("subscription open")
+            .expect("bus delivery");
+        let message = M::decode(delivery.event.payload.as_slice()).expect("event decodes");
+        delivery.ack().await.unwrap();
+        message
+    }
+
+    /// The token of the next verification link mailed (rule P9).
+    pub async fn verification_token(&self) -> String {
+        self.next_event::<kitsuki_proto::events::EmailVerificationRequested>(
+            "patron.email.verification_requested",
+        )
+        .await
+        .token
+    }
+
+    /// The token of the next password-reset link mailed (rule P11).
+    pub async fn reset_token(&self) -> String {
+        self.next_event::<kitsuki_proto::events::PasswordResetRequested>(
+            "patron.password.reset_requested",
+        )
+        .await
+        .token
+    }
+
+    /// A staff (or admin) session token through `POST /api/v1/staff/session`.
+    pub async fn staff_login(&self, username: &str, password: &str) -> String {
+        let reply = self
+            .call(
+                "POST",
+                "/api/v1/staff/session",
+                None,
+                Some(json!({"username": username, "password": password})),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "staff login: {}", reply.text);
+        reply.json()["token"].as_str().unwrap().to_string()
+    }
+
+    pub async fn admin_token(&self) -> String {
+        self.staff_login("admin", ADMIN_PASSWORD).await
+    }
+
+    /// A new staff account assigned to `branches`, logged in.
+    pub async fn staff_of(&self, username: &str, branches: &[&str]) -> String {
+        let admin = self.admin_token().await;
+        let password = format!("{username}-password-123");
+        let reply = self
+            .call(
+                "POST",
+                "/api/v1/admin/staff",
+                Some(&admin),
+                Some(json!({"username": username, "password": password, "branches": branches, "role": "staff"})),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+        self.staff_login(username, &password).await
+    }
+
+    /// Registers a patron at `branch` (rule P2) and answers the card number.
+    pub async fn register_patron(
+        &self,
+        staff: &str,
+        branch: &str,
+        name: &str,
+        birth_date: &str,
+        email: Option<&str>,
+    ) -> String {
+        let mut body = json!({
+            "name": name, "name_reading": "キツキ タロウ", "birth_date": birth_date,
+            "id_document": "driving_licence",
+        });
+        if let Some(email) = email {
+            body["email"] = json!(email);
+        }
+        let reply = self
+            .call(
+                "POST",
+                &format!("/api/v1/branches/{branch}/patrons"),
+                Some(staff),
+                Some(body),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+        reply.json()["card_number"].as_str().unwrap().to_string()
+    }
+
+    /// Enables web service (rule P3) and answers the temporary password.
+    pub async fn enable_web_service(&self, staff: &str, branch: &str, card: &str) -> String {
+        let reply = self
+            .call(
+                "POST",
+                &format!("/api/v1/branches/{branch}/patrons/{card}/web-service"),
+                Some(staff),
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        reply.json()["temporary_password"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// A patron registered at the main library with web service enabled: (card number,
+    /// temporary password).
+    pub async fn web_patron(&self, name: &str) -> (String, String) {
+        let admin = self.admin_token().await;
+        let card = self
+            .register_patron(&admin, "kitsuki", name, ADULT, None)
+            .await;
+        let password = self.enable_web_service(&admin, "kitsuki", &card).await;
+        (card, password)
+    }
+
+    /// `POST /api/v1/session`: the whole reply.
+    pub async fn patron_login(&self, card: &str, password: &str) -> Reply {
+        self.call(
+            "POST",
+            "/api/v1/session",
+            None,
+            Some(json!({"card_number": card, "password": password})),
+        )
+        .await
+    }
+
+    /// A patron session token.
+    pub async fn patron_token(&self, card: &str, password: &str) -> String {
+        let reply = self.patron_login(card, password).await;
+        assert_eq!(reply.status, StatusCode::OK, "patron login: {}", reply.text);
+        reply.json()["token"].as_str().unwrap().to_string()
+    }
+
+    /// Registers `email` for the patron of `token` and opens its link (rule P9).
+    pub async fn verify_email(&self, token: &str, email: &str) {
+        let reply = self
+            .call("POST", "/api/v1/me/email", Some(token), Some(json!({"email": email})))
+            .await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text);
+        let link = self.verification_token().await;
+        let reply = self
+            .call(
+                "POST",
+                "/api/v1/email-verifications",
+                None,
+                Some(json!({"token": link})),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text);
+    }
+}
+
+/// An HTTP answer, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub text: String,
+}
+
+impl Reply {
+    async fn read(response: reqwest::Response) -> Reply {
+        Reply {
+            status: response.status(),
+            headers: response.headers().clone(),
+            text: response.text().await.unwrap(),
+        }
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+
+    /// The `code` of an error body.
+    pub fn code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error code in {}", self.text))
+            .to_string()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn location(&self) -> &str {
+        self.header("location").unwrap_or_default()
+    }
+
+    /// The `Set-Cookie` line of cookie `name`.
+    pub fn set_cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with(&format!("{name}=")))
+            .map(str::to_string)
+    }
+
+    /// The value of the hidden `csrf` field of the page's (first) form.
+    pub fn csrf_field(&self) -> String {
+        let marker = "name=\"csrf\" value=\"";
+        let start = self
+            .text
+            .find(marker)
+            .unwrap_or_else(|| panic!("no csrf field in {}", self.text))
+            + marker.len();
+        let end = self.text[start..].find('"').unwrap() + start;
+        self.text[start..end].to_string()
+    }
+}
+
+/// A browser without JavaScript: it keeps cookies as a browser would (the tests check
+/// their attributes on the `Set-Cookie` lines) and follows no redirect by itself.
+pub struct Browser {
+    http: reqwest::Client,
+    base: String,
+    pub cookies: BTreeMap<String, String>,
+}
+
+impl Browser {
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn absorb(&mut self, reply: &Reply) {
+        for line in reply.headers.get_all(header::SET_COOKIE) {
+            let line = line.to_str().unwrap();
+            let pair = line.split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            let removed = value.is_empty() || line.contains("Max-Age=0");
+            if removed {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_string(), value.to_string());
+            }
+        }
+    }
+
+    async fn send(&mut self, request: reqwest::RequestBuilder) -> Reply {
+        let mut request = request;
+        if !self.cookies.is_empty() {
+            request = request.header(header::COOKIE, self.cookie_header());
+        }
+        let reply = Reply::read(request.send().await.expect("the gateway answers")).await;
+        self.absorb(&reply);
+        reply
+    }
+
+    pub async fn get(&mut self, path: &str) -> Reply {
+        let request = self.http.get(format!("{}{path}", self.base));
+        self.send(request).await
+    }
+
+    /// POSTs a form exactly as given (no token added).
+    pub async fn post_form(&mut self, path: &str, fields: &[(&str, &str)]) -> Reply {
+        let request = self.http.post(format!("{}{path}", self.base)).form(fields);
+        self.send(request).await
+    }
+
+    /// Submits a form of `page`: its `csrf` field plus `fields`.
+    pub async fn submit(&mut self, page: &Reply, path: &str, fields: &[(&str, &str)]) -> Reply {
+        let token = page.csrf_field();
+        let mut all = vec![("csrf", token.as_str())];
+        all.extend_from_slice(fields);
+        self.post_form(path, &all).await
+    }
+
+    /// Opens `form_page`, then submits its form to `path` with `fields`.
+    pub async fn fill(&mut self, form_page: &str, path: &str, fields: &[(&str, &str)]) -> Reply {
+        let page = self.get(form_page).await;
+        assert_eq!(page.status, StatusCode::OK, "{form_page}: {}", page.text);
+        self.submit(&page, path, fields).await
+    }
+
+    /// Logs a patron in through the login page.
+    pub async fn log_in(&mut self, card: &str, password: &str) -> Reply {
+        let reply = self
+            .fill("/login", "/login", &[("card_number", card), ("password", password)])
+            .await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "login: {}", reply.text);
+        reply
+    }
+
+    /// Logs a staff member in through the staff login page.
+    pub async fn staff_log_in(&mut self, username: &str, password: &str) -> Reply {
+        let reply = self
+            .fill(
+                "/staff/login",
+                "/staff/login",
+                &[("username", username), ("password", password)],
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "staff login: {}", reply.text);
+        reply
+    }
+}
+
+/// The security headers every response must carry (pages, API, errors, redirects).
+pub fn assert_security_headers(reply: &Reply, what: &str) {
+    assert_eq!(
+        reply.header("content-security-policy"),
+        Some(kitsuki_gateway::security::CONTENT_SECURITY_POLICY),
+        "{what}"
+    );
+    assert_eq!(reply.header("x-content-type-options"), Some("nosniff"), "{what}");
+    assert_eq!(reply.header("referrer-policy"), Some("same-origin"), "{what}");
+}

@@ -1,0 +1,161 @@
+//! How the notification service is set up: where mail goes (an SMTP server, or `.eml`
+//! files in a folder for the embedded run), who sends it, the base of links, and the
+//! retry schedule (rule N2).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::domain::delivery::RetryPolicy;
+
+/// The sender address of the guide (P8): carrier-mail users allow it by domain.
+pub const DEFAULT_SENDER_ADDRESS: &str = "library@city.kitsuki.lg.jp";
+/// The name shown beside the sender address.
+pub const DEFAULT_SENDER_NAME: &str = "杵築市立図書館";
+/// The embedded run's web address (API.md "Operations and tests").
+pub const DEFAULT_PUBLIC_BASE_URL: &str = "http://localhost:8080";
+
+/// Where mail goes.
+#[derive(Clone, PartialEq, Eq)]
+pub enum MailTransport {
+    /// An SMTP server: `smtp://host:port` (plain SMTP, for a relay on a private network or
+    /// loopback); other URLs that lettre reads (`smtps://…`, `smtp://…?tls=required`,
+    /// with credentials) are passed to it as they are.
+    Smtp { url: String },
+    /// One `<delivery id>.eml` file per mail in this folder (API.md: `<data dir>/outbox/`).
+    Files { dir: PathBuf },
+}
+
+/// An SMTP URL may carry credentials: it prints without them.
+impl fmt::Debug for MailTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MailTransport::Smtp { url } => {
+                let shown = match url.split_once("://") {
+                    Some((scheme, rest)) => match rest.rsplit_once('@') {
+                        Some((_, host)) => format!("{scheme}://…@{host}"),
+                        None => url.clone(),
+                    },
+                    None => "(not a URL)".to_string(),
+                };
+                f.debug_struct("Smtp").field("url", &shown).finish()
+            }
+            MailTransport::Files { dir } => f.debug_struct("Files").field("dir", dir).finish(),
+        }
+    }
+}
+
+/// Settings of a [`crate::Notifier`].
+#[derive(Debug, Clone)]
+pub struct NotifierConfig {
+    pub transport: MailTransport,
+    pub sender_address: String,
+    pub sender_name: String,
+    /// Base of the links in mails (`<base>/email/verify?token=…`).
+    pub public_base_url: String,
+    pub retry: RetryPolicy,
+    /// Durable consumers are named `<prefix>-<source>` (and so are their inbox rows).
+    pub consumer_prefix: String,
+    /// How often the sender looks for due deliveries without being woken.
+    pub poll_every: Duration,
+    /// Deliveries picked per sender round, and how many of them are sent at once.
+    pub batch: u32,
+    pub concurrency: usize,
+    /// How long a claimed delivery is left to its sender before another may take it (a
+    /// sender killed mid-attempt); longer than `smtp_timeout`.
+    pub claim_lease: Duration,
+    /// Timeout of each SMTP command.
+    pub smtp_timeout: Duration,
+    /// How long a stopping sender lets the mails in flight finish.
+    pub drain: Duration,
+}
+
+impl NotifierConfig {
+    /// The defaults, with mail going to `transport`.
+    pub fn new(transport: MailTransport) -> NotifierConfig {
+        NotifierConfig {
+            transport,
+            sender_address: DEFAULT_SENDER_ADDRESS.to_string(),
+            sender_name: DEFAULT_SENDER_NAME.to_string(),
+            public_base_url: DEFAULT_PUBLIC_BASE_URL.to_string(),
+            retry: RetryPolicy::default(),
+            consumer_prefix: "notification".to_string(),
+            poll_every: Duration::from_secs(1),
+            batch: 20,
+            concurrency: 4,
+            claim_lease: Duration::from_secs(300),
+            smtp_timeout: Duration::from_secs(30),
+            drain: Duration::from_secs(10),
+        }
+    }
+
+    /// From the environment: `KITSUKI_SMTP_URL` when set, otherwise files in
+    /// `<data_dir>/outbox/` (API.md); `KITSUKI_PUBLIC_BASE_URL` and `KITSUKI_MAIL_SENDER`
+    /// override the defaults.
+    pub fn from_env(data_dir: &Path) -> NotifierConfig {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let transport = match var("KITSUKI_SMTP_URL") {
+            Some(url) => MailTransport::Smtp { url },
+            None => MailTransport::Files {
+                dir: data_dir.join("outbox"),
+            },
+        };
+        let mut config = NotifierConfig::new(transport);
+        if let Some(base) = var("KITSUKI_PUBLIC_BASE_URL") {
+            config.public_base_url = base;
+        }
+        if let Some(sender) = var("KITSUKI_MAIL_SENDER") {
+            config.sender_address = sender;
+        }
+        // Operators shorten or lengthen the back-off (N2); tests use milliseconds.
+        let millis = |name: &str| var(name).and_then(|v| v.parse::<u64>().ok()).map(std::time::Duration::from_millis);
+        if let Some(base) = millis("KITSUKI_MAIL_RETRY_BASE_MS") {
+            config.retry.base = base;
+        }
+        if let Some(max) = millis("KITSUKI_MAIL_RETRY_MAX_MS") {
+            config.retry.max = max;
+        }
+        config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smtp_credentials_never_print() {
+        let t = MailTransport::Smtp {
+            url: "smtps://user:s3cret@mail.example.jp:465".into(),
+        };
+        let shown = format!("{t:?}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("user"),
+            "{shown}"
+        );
+        assert!(shown.contains("mail.example.jp:465"));
+        let plain = MailTransport::Smtp {
+            url: "smtp://127.0.0.1:2525".into(),
+        };
+        assert!(format!("{plain:?}").contains("smtp://127.0.0.1:2525"));
+    }
+
+    #[test]
+    fn without_an_smtp_url_mail_goes_to_the_outbox_folder() {
+        // Reads the process environment, which the suite leaves alone; when a developer's
+        // sets these, this test says nothing.
+        let set = |v: &str| std::env::var(v).is_ok();
+        if set("KITSUKI_SMTP_URL") || set("KITSUKI_MAIL_SENDER") {
+            return;
+        }
+        let c = NotifierConfig::from_env(Path::new("/data"));
+        assert_eq!(
+            c.transport,
+            MailTransport::Files {
+                dir: PathBuf::from("/data/outbox")
+            }
+        );
+        assert_eq!(c.sender_address, DEFAULT_SENDER_ADDRESS);
+        assert_eq!(c.sender_name, "杵築市立図書館");
+    }
+}

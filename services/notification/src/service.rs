@@ -1,0 +1,714 @@
+//! The notification service's state and its two loops.
+//!
+//! - The consumer ([`Notifier::run_consumer`]) turns events into pending deliveries: in
+//!   one transaction the inbox records the event id and one row per mail is inserted, then
+//!   the event is acknowledged (ARCHITECTURE.md "Nothing lost"). Killed before the ack,
+//!   the event comes again and the inbox skips it; nothing is doubled.
+//! - The sender ([`Notifier::run_sender`]) sends due deliveries: it asks for the address
+//!   at send time, renders the mail, hands it to the mail server (or writes it to the
+//!   outbox folder) and, in one transaction, marks it sent and writes `MailSent` to the
+//!   service's outbox (N2: the ready mail's sending time starts the hold-shelf clock).
+//!   A failed attempt is retried with back-off; see [`crate::domain::delivery`].
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::StreamExt;
+use kitsuki_platform::bus::{ConsumerSpec, Event, SharedBus};
+use kitsuki_platform::clock::{SharedClock, format_instant, parse_instant};
+use kitsuki_platform::db::{self, Db};
+use kitsuki_platform::outbox::Relay;
+use kitsuki_platform::shutdown::Shutdown;
+use kitsuki_platform::{events, inbox, outbox};
+use kitsuki_proto::ServiceError;
+use kitsuki_proto::events as ev;
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+use crate::config::NotifierConfig;
+use crate::contacts::ContactDirectory;
+use crate::domain::delivery::{AfterFailure, FailureKind, Status};
+use crate::domain::plan::{self, Params, Plan, SOURCES, Template};
+use crate::mail::{Context, Texts};
+use crate::store::{self, DeliveryRow, NewDelivery};
+use crate::transport::{Mailer, Outgoing, SendFailure, build_message};
+
+static MIGRATIONS_PG: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+static MIGRATIONS_SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Subject of the event written when a mail has been sent.
+pub const MAIL_SENT_SUBJECT: &str = "notification.mail.sent";
+
+/// Largest page of the delivery log.
+pub const MAX_LIST: u32 = 500;
+
+/// What became of one consumed event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// Not an event that calls for mail.
+    Ignored,
+    /// Handled before (a redelivery): nothing was written.
+    Duplicate,
+    /// Unusable (undecodable payload, missing token or id): logged, nothing written.
+    Rejected,
+    /// This many deliveries were queued.
+    Queued(usize),
+}
+
+/// The notification service. Clones share one state.
+#[derive(Debug, Clone)]
+pub struct Notifier {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    db: Db,
+    config: NotifierConfig,
+    clock: SharedClock,
+    contacts: Arc<dyn ContactDirectory>,
+    mailer: Mailer,
+    texts: Texts,
+    /// Wakes the sender after the consumer committed new deliveries.
+    sender_wake: Notify,
+    /// Wakes the outbox relay after `MailSent` rows were committed.
+    relay_wake: Arc<Notify>,
+}
+
+fn internal(context: &str, err: impl std::fmt::Display) -> ServiceError {
+    tracing::error!(error = %err, "notification failure while {context}");
+    ServiceError::internal()
+}
+
+/// An instant `d` after `t`, as stored.
+fn later(t: OffsetDateTime, d: Duration) -> String {
+    format_instant(t + time::Duration::try_from(d).unwrap_or(time::Duration::DAY))
+}
+
+impl Notifier {
+    /// Migrates the database (its tables and the outbox/inbox tables), reads the
+    /// templates and sets up the way mail goes out.
+    pub async fn open(
+        db: Db,
+        config: NotifierConfig,
+        clock: SharedClock,
+        contacts: Arc<dyn ContactDirectory>,
+    ) -> anyhow::Result<Notifier> {
+        db::migrate(&db, &MIGRATIONS_PG, &MIGRATIONS_SQLITE).await?;
+        outbox::ensure_tables(&db).await?;
+        let texts = Texts::new().map_err(|e| anyhow::anyhow!("a mail template is broken: {e}"))?;
+        let mailer = Mailer::new(&config.transport, config.smtp_timeout)?;
+        anyhow::ensure!(
+            config.sender_address.contains('@'),
+            "the sender address is not a mail address"
+        );
+        Ok(Notifier {
+            inner: Arc::new(Inner {
+                db,
+                config,
+                clock,
+                contacts,
+                mailer,
+                texts,
+                sender_wake: Notify::new(),
+                relay_wake: Arc::new(Notify::new()),
+            }),
+        })
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    pub fn config(&self) -> &NotifierConfig {
+        &self.inner.config
+    }
+
+    /// Notified after every commit that wrote `MailSent` to the outbox: hand it to the
+    /// outbox `Relay` of this service's database.
+    pub fn relay_wake(&self) -> Arc<Notify> {
+        self.inner.relay_wake.clone()
+    }
+
+    /// The durable consumers [`Notifier::run_consumer`] runs, one per event source.
+    pub fn consumer_specs(&self) -> Vec<ConsumerSpec> {
+        SOURCES
+            .iter()
+            .map(|(name, filter)| {
+                ConsumerSpec::new(
+                    format!("{}-{name}", self.inner.config.consumer_prefix),
+                    *filter,
+                )
+            })
+            .collect()
+    }
+
+    /// Starts everything the service runs in the background until `shutdown`: the
+    /// consumers, the sender, and the outbox relay that publishes `MailSent` on `bus`.
+    pub fn spawn(&self, bus: SharedBus, shutdown: &Shutdown) -> Vec<JoinHandle<()>> {
+        let wait = |s: &Shutdown| {
+            let s = s.clone();
+            async move { s.wait().await }
+        };
+        let (consumer, sender) = (self.clone(), self.clone());
+        let consumer_bus = bus.clone();
+        let (c_stop, s_stop, r_stop) = (wait(shutdown), wait(shutdown), wait(shutdown));
+        vec![
+            tokio::spawn(async move { consumer.run_consumer(consumer_bus, c_stop).await }),
+            tokio::spawn(async move { sender.run_sender(s_stop).await }),
+            tokio::spawn(Relay::new(self.inner.db.clone(), bus, self.relay_wake()).run(r_stop)),
+        ]
+    }
+
+    // ---- consuming -------------------------------------------------------------------
+
+    /// Consumes the events that call for mail until `shutdown` completes: one durable
+    /// consumer per source (a NATS 2.9 consumer has one filter subject), each
+    /// re-subscribing after the bus failed.
+    pub async fn run_consumer(&self, bus: SharedBus, shutdown: impl Future<Output = ()> + Send) {
+        let shutdown = shutdown.boxed().shared();
+        let loops = self
+            .consumer_specs()
+            .into_iter()
+            .map(|spec| self.consume(bus.clone(), spec, shutdown.clone()));
+        futures::future::join_all(loops).await;
+    }
+
+    async fn consume(
+        &self,
+        bus: SharedBus,
+        spec: ConsumerSpec,
+        shutdown: impl Future<Output = ()> + Clone,
+    ) {
+        let first_backoff = Duration::from_millis(200);
+        let mut backoff = first_backoff;
+        loop {
+            let subscribed = tokio::select! {
+                biased;
+                _ = shutdown.clone() => return,
+                s = bus.subscribe(&spec) => s,
+            };
+            let mut subscription = match subscribed {
+                Ok(s) => s,
+                Err(err) => {
+                    tracing::warn!(durable = %spec.durable, error = %err, retry_in_ms = backoff.as_millis() as u64, "subscribing failed");
+                    if pause(backoff, shutdown.clone()).await {
+                        return;
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    continue;
+                }
+            };
+            loop {
+                let next = tokio::select! {
+                    biased;
+                    _ = shutdown.clone() => return,
+                    n = subscription.next() => n,
+                };
+                let delivery = match next {
+                    None => break,
+                    Some(Err(err)) => {
+                        tracing::warn!(durable = %spec.durable, error = %err, "receiving failed");
+                        if pause(backoff, shutdown.clone()).await {
+                            return;
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(10));
+                        continue;
+                    }
+                    Some(Ok(d)) => d,
+                };
+                match self.record_event(&spec.durable, &delivery.event).await {
+                    Ok(_) => {
+                        backoff = first_backoff;
+                        if let Err(err) = delivery.ack().await {
+                            // It comes again, and the inbox skips it.
+                            tracing::warn!(error = %err, "acknowledging failed");
+                        }
+                    }
+                    Err(_) => {
+                        // Our database failed: give the event back and slow down.
+                        let _ = delivery.nack().await;
+                        if pause(backoff, shutdown.clone()).await {
+                            return;
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(10));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Records what one event calls for, as consumer `consumer`: the inbox row and the
+    /// pending deliveries in one transaction. The caller acknowledges the event after
+    /// `Ok`; an `Err` (the database failed) leaves it to be delivered again.
+    pub async fn record_event(
+        &self,
+        consumer: &str,
+        event: &Event,
+    ) -> Result<Recorded, ServiceError> {
+        let span = tracing::info_span!("notification.consume", event_id = %event.id, subject = %event.subject);
+        events::set_parent_from_headers(&span, &event.headers);
+        self.record(consumer, event).instrument(span).await
+    }
+
+    async fn record(&self, consumer: &str, event: &Event) -> Result<Recorded, ServiceError> {
+        let mails = match plan::mails_for(&event.subject, &event.payload) {
+            Ok(Plan::Ignore) => return Ok(Recorded::Ignored),
+            Ok(Plan::Mails(m)) => m,
+            Err(err) => {
+                metrics::counter!("kitsuki_notification_events_rejected_total").increment(1);
+                tracing::error!(event_id = %event.id, error = %err, "event rejected");
+                return Ok(Recorded::Rejected);
+            }
+        };
+        if event.id.is_empty() {
+            // Without an id neither the inbox nor the unique key can keep it single.
+            metrics::counter!("kitsuki_notification_events_rejected_total").increment(1);
+            tracing::error!(subject = %event.subject, "event without an id rejected");
+            return Ok(Recorded::Rejected);
+        }
+        let now = format_instant(self.inner.clock.now());
+        let db = &self.inner.db;
+        let mut tx = db
+            .pool
+            .begin()
+            .await
+            .map_err(|e| internal("beginning", e))?;
+        if !inbox::first_time(&mut tx, consumer, &event.id, &now)
+            .await
+            .map_err(|e| internal("recording the event", e))?
+        {
+            tx.rollback()
+                .await
+                .map_err(|e| internal("rolling back", e))?;
+            return Ok(Recorded::Duplicate);
+        }
+        // The trace context goes with each delivery, so that the send joins the trace of
+        // the click that caused it (ARCHITECTURE.md "Operations").
+        let trace = serde_json::to_string(
+            &event
+                .headers
+                .iter()
+                .filter(|(n, _)| n == "traceparent" || n == "tracestate")
+                .collect::<Vec<_>>(),
+        )
+        .map_err(|e| internal("encoding", e))?;
+        let mut queued = 0;
+        for mail in &mails {
+            let params =
+                serde_json::to_string(&mail.params).map_err(|e| internal("encoding", e))?;
+            let subject = self
+                .inner
+                .texts
+                .subject(mail.template, &mail.params)
+                .map_err(|e| internal("rendering a subject", e))?;
+            let delivery_id = uuid::Uuid::now_v7().to_string();
+            let inserted = store::insert(
+                &mut tx,
+                &NewDelivery {
+                    delivery_id: &delivery_id,
+                    event_id: &event.id,
+                    template: mail.template.name(),
+                    card_number: &mail.card_number,
+                    params: &params,
+                    subject: &subject,
+                    trace: &trace,
+                    now: &now,
+                },
+            )
+            .await
+            .map_err(|e| internal("queueing a delivery", e))?;
+            if inserted {
+                queued += 1;
+            }
+        }
+        tx.commit().await.map_err(|e| internal("committing", e))?;
+        if queued > 0 {
+            tracing::info!(event_id = %event.id, queued, "deliveries queued");
+            self.inner.sender_wake.notify_one();
+        }
+        Ok(Recorded::Queued(queued))
+    }
+
+    // ---- sending ---------------------------------------------------------------------
+
+    /// Sends due deliveries until `shutdown` completes: after every consumer commit, when
+    /// the next retry comes due, and otherwise every `poll_every`. Mails in flight when
+    /// it stops get `drain` to finish; one cut off is sent again after its lease.
+    pub async fn run_sender(&self, shutdown: impl Future<Output = ()> + Send) {
+        tokio::pin!(shutdown);
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let round = self.send_due_once();
+            tokio::pin!(round);
+            let outcome = tokio::select! {
+                r = &mut round => r,
+                _ = &mut shutdown => {
+                    let _ = tokio::time::timeout(self.inner.config.drain, round).await;
+                    return;
+                }
+            };
+            let next_due = match outcome {
+                Ok(_) => Some(self.time_to_next_due().await),
+                Err(_) => None,
+            };
+            let wait = match (outcome, next_due) {
+                // Due rows that none of this round could take (the database failed at the
+                // claim): back off instead of spinning on them.
+                (Ok(0), Some(w)) if w.is_zero() => {
+                    let w = backoff;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    w
+                }
+                (Ok(_), Some(w)) => {
+                    backoff = Duration::from_millis(200);
+                    w
+                }
+                _ => {
+                    let w = backoff;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    w
+                }
+            };
+            tokio::select! {
+                biased;
+                _ = &mut shutdown => return,
+                _ = self.inner.sender_wake.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// How long the sender may sleep: until the next retry is due, at most `poll_every`.
+    async fn time_to_next_due(&self) -> Duration {
+        let poll = self.inner.config.poll_every;
+        match store::next_due_at(&self.inner.db.pool).await {
+            Ok(Some(at)) => match parse_instant(&at) {
+                Some(at) => {
+                    let now = self.inner.clock.now();
+                    if at <= now {
+                        Duration::ZERO
+                    } else {
+                        Duration::try_from(at - now).unwrap_or(poll).min(poll)
+                    }
+                }
+                None => poll,
+            },
+            _ => poll,
+        }
+    }
+
+    /// One round: every delivery due now (up to `batch`) gets one attempt. Returns how
+    /// many attempts were made. Also updates the gauge of pending deliveries.
+    pub async fn send_due_once(&self) -> Result<usize, ServiceError> {
+        let cfg = &self.inner.config;
+        let now = format_instant(self.inner.clock.now());
+        let due = store::due(&self.inner.db.pool, &now, i64::from(cfg.batch))
+            .await
+            .map_err(|e| internal("reading due deliveries", e))?;
+        let attempts = futures::stream::iter(due)
+            .map(|row| {
+                let span = tracing::info_span!("notification.send", delivery_id = %row.delivery_id, template = %row.template);
+                let headers: Vec<(String, String)> =
+                    serde_json::from_str(&row.trace).unwrap_or_default();
+                events::set_parent_from_headers(&span, &headers);
+                self.attempt(row).instrument(span)
+            })
+            .buffer_unordered(cfg.concurrency.max(1))
+            .filter(|made| futures::future::ready(*made))
+            .count()
+            .await;
+        if let Ok(n) = store::pending_count(&self.inner.db.pool).await {
+            metrics::gauge!("kitsuki_mail_pending").set(n as f64);
+        }
+        Ok(attempts)
+    }
+
+    /// One attempt at one delivery; false when another sender had it first or the
+    /// database failed before the attempt began.
+    async fn attempt(&self, row: DeliveryRow) -> bool {
+        let inner = &self.inner;
+        let started = inner.clock.now();
+        let lease_until = later(started, inner.config.claim_lease);
+        match store::claim(
+            &inner.db.pool,
+            &row.delivery_id,
+            row.attempts,
+            &format_instant(started),
+            &lease_until,
+        )
+        .await
+        {
+            Ok(true) => {}
+            Ok(false) => return false,
+            Err(e) => {
+                internal("claiming a delivery", e);
+                return false;
+            }
+        }
+        let attempts = u32::try_from(row.attempts + 1).unwrap_or(u32::MAX);
+
+        let Some(template) = Template::parse(&row.template) else {
+            // Written by a newer version of this service; this one cannot render it.
+            self.give_up(&row, Status::Failed, "unknown template", &row.params)
+                .await;
+            return true;
+        };
+        let params: Params = match serde_json::from_str(&row.params) {
+            Ok(p) => p,
+            Err(_) => {
+                self.give_up(&row, Status::Failed, "unreadable parameters", &row.params)
+                    .await;
+                return true;
+            }
+        };
+        let settled = serde_json::to_string(&params.settled()).unwrap_or_default();
+        let verification = Some(params.verification_id.as_str()).filter(|v| !v.is_empty());
+
+        let contact = match inner.contacts.contact(&row.card_number, verification).await {
+            Ok(Some(c)) => c,
+            Ok(None) => {
+                metrics::counter!("kitsuki_mail_no_address_total", "template" => template.name())
+                    .increment(1);
+                self.give_up(
+                    &row,
+                    Status::NoAddress,
+                    "patron-account has no address for this mail",
+                    &settled,
+                )
+                .await;
+                return true;
+            }
+            Err(e) => {
+                let failure = SendFailure {
+                    kind: FailureKind::Transient,
+                    reason: format!("patron-account did not answer ({})", e.code.as_str()),
+                };
+                self.failed(&row, template, attempts, failure, &settled)
+                    .await;
+                return true;
+            }
+        };
+        let cx = Context {
+            name: &contact.name,
+            base_url: &inner.config.public_base_url,
+            sender_address: &inner.config.sender_address,
+        };
+        let rendered = match inner.texts.render(template, &params, &cx) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "rendering failed");
+                let failure = SendFailure {
+                    kind: FailureKind::Refused,
+                    reason: "the template did not render".to_string(),
+                };
+                self.failed(&row, template, attempts, failure, &settled)
+                    .await;
+                return true;
+            }
+        };
+        let sent_at = inner.clock.now();
+        let message = build_message(&Outgoing {
+            delivery_id: &row.delivery_id,
+            from_name: &inner.config.sender_name,
+            from_address: &inner.config.sender_address,
+            to: &contact.email,
+            subject: &rendered.subject,
+            body: &rendered.body,
+            date: sent_at,
+        });
+        let sent = match message {
+            Ok(m) => inner.mailer.send(&row.delivery_id, m).await,
+            Err(f) => Err(f),
+        };
+        match sent {
+            Ok(()) => {
+                self.sent(
+                    &row,
+                    template,
+                    &params,
+                    &contact.email,
+                    &rendered.subject,
+                    &settled,
+                )
+                .await
+            }
+            Err(failure) => {
+                self.failed(&row, template, attempts, failure, &settled)
+                    .await;
+            }
+        }
+        true
+    }
+
+    /// Marks the delivery sent and writes `MailSent`, in one transaction. The mail is out:
+    /// a database that fails now is tried a few times, as a lost mark means the mail is
+    /// sent again when its lease runs out (recognisable by its Message-ID).
+    async fn sent(
+        &self,
+        row: &DeliveryRow,
+        template: Template,
+        params: &Params,
+        recipient: &str,
+        subject: &str,
+        settled: &str,
+    ) {
+        let inner = &self.inner;
+        let sent_at = format_instant(inner.clock.now());
+        let event_id = events::new_event_id();
+        let event = events::build(
+            MAIL_SENT_SUBJECT,
+            event_id.clone(),
+            &sent_at,
+            &ev::MailSent {
+                meta: Some(ev::EventMeta {
+                    event_id,
+                    occurred_at: sent_at.clone(),
+                }),
+                cause_event_id: row.event_id.clone(),
+                template: template.name().to_string(),
+                sent_at: sent_at.clone(),
+                hold_id: params.hold_id.clone(),
+            },
+        );
+        let mut pause = Duration::from_millis(100);
+        for attempt in 1..=5 {
+            let result: Result<bool, sqlx::Error> = async {
+                let mut tx = inner.db.pool.begin().await?;
+                let marked = store::mark_sent(
+                    &mut tx,
+                    &row.delivery_id,
+                    recipient,
+                    subject,
+                    settled,
+                    &sent_at,
+                )
+                .await?;
+                if marked {
+                    outbox::enqueue(&mut tx, &event, &sent_at).await?;
+                }
+                tx.commit().await?;
+                Ok(marked)
+            }
+            .await;
+            match result {
+                Ok(marked) => {
+                    if marked {
+                        inner.relay_wake.notify_one();
+                        metrics::counter!("kitsuki_mail_sent_total", "template" => template.name())
+                            .increment(1);
+                        tracing::info!("mail sent");
+                    } else {
+                        tracing::warn!("mail sent, but the delivery was settled meanwhile");
+                    }
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, attempt, "marking a sent mail failed");
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+            }
+        }
+    }
+
+    /// Records a failed attempt: back to pending with back-off, or given up.
+    async fn failed(
+        &self,
+        row: &DeliveryRow,
+        template: Template,
+        attempts: u32,
+        failure: SendFailure,
+        settled: &str,
+    ) {
+        metrics::counter!("kitsuki_mail_failed_total", "template" => template.name()).increment(1);
+        match self
+            .inner
+            .config
+            .retry
+            .after_failure(attempts, failure.kind)
+        {
+            AfterFailure::RetryIn(delay) => {
+                tracing::warn!(reason = %failure.reason, retry_in_ms = delay.as_millis() as u64, "mail attempt failed");
+                let next = later(self.inner.clock.now(), delay);
+                if let Err(e) = store::mark_retry(
+                    &self.inner.db.pool,
+                    &row.delivery_id,
+                    &next,
+                    &failure.reason,
+                )
+                .await
+                {
+                    // The lease stands in: the delivery comes due when it runs out.
+                    internal("recording a failed attempt", e);
+                }
+            }
+            AfterFailure::GiveUp => {
+                metrics::counter!("kitsuki_mail_given_up_total", "template" => template.name())
+                    .increment(1);
+                let reason = format!("given up after {attempts} attempts: {}", failure.reason);
+                self.give_up(row, Status::Failed, &reason, settled).await;
+            }
+        }
+    }
+
+    async fn give_up(&self, row: &DeliveryRow, status: Status, reason: &str, settled: &str) {
+        tracing::warn!(status = status.as_str(), reason, "delivery ended unsent");
+        if let Err(e) = store::mark_final(
+            &self.inner.db.pool,
+            &row.delivery_id,
+            status,
+            reason,
+            settled,
+        )
+        .await
+        {
+            internal("ending a delivery", e);
+        }
+    }
+
+    // ---- reading ---------------------------------------------------------------------
+
+    /// The delivery log, newest first (`limit` 0 means 50, at most [`MAX_LIST`]).
+    pub async fn list_deliveries(&self, limit: u32) -> Result<Vec<DeliveryRow>, ServiceError> {
+        let limit = if limit == 0 { 50 } else { limit.min(MAX_LIST) };
+        store::newest(&self.inner.db.pool, i64::from(limit))
+            .await
+            .map_err(|e| internal("listing deliveries", e))
+    }
+
+    pub async fn delivery(&self, delivery_id: &str) -> Result<Option<DeliveryRow>, ServiceError> {
+        store::get(&self.inner.db.pool, delivery_id)
+            .await
+            .map_err(|e| internal("reading a delivery", e))
+    }
+
+    /// The deliveries that an event called for.
+    pub async fn deliveries_of_event(
+        &self,
+        event_id: &str,
+    ) -> Result<Vec<DeliveryRow>, ServiceError> {
+        store::of_event(&self.inner.db.pool, event_id)
+            .await
+            .map_err(|e| internal("reading deliveries", e))
+    }
+
+    pub async fn pending_count(&self) -> Result<i64, ServiceError> {
+        store::pending_count(&self.inner.db.pool)
+            .await
+            .map_err(|e| internal("counting deliveries", e))
+    }
+}
+
+/// Waits `d` unless `shutdown` comes first; true when it did.
+async fn pause(d: Duration, shutdown: impl Future<Output = ()>) -> bool {
+    tokio::select! {
+        biased;
+        _ = shutdown => true,
+        _ = tokio::time::sleep(d) => false,
+    }
+}

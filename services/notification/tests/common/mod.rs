@@ -1,0 +1,330 @@
+//! Helpers of the notification tests: the Python SMTP sink as a child process on a free
+//! port, a fixed contact directory, a small MIME reader (lettre encodes non-ASCII headers
+//! as RFC 2047 encoded words and Japanese bodies as base64), a notifier on a fresh
+//! PostgreSQL database or SQLite file, and waits with deadlines instead of sleeps.
+
+#![allow(dead_code)]
+
+pub mod mime;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use kitsuki_notification::{
+    Contact, ContactDirectory, MailTransport, Notifier, NotifierConfig, RetryPolicy,
+};
+use kitsuki_platform::bus::{Event, SharedBus};
+use kitsuki_platform::clock::{Clock, SharedClock, SystemClock, format_instant};
+use kitsuki_platform::db::{self, Db};
+use kitsuki_platform::events;
+use kitsuki_platform::shutdown::Shutdown;
+use kitsuki_platform::testing;
+use kitsuki_proto::events as ev;
+use kitsuki_proto::{ErrorCode, ServiceError};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+pub const BACKENDS: [&str; 2] = ["postgres", "sqlite"];
+
+/// A fresh database of `backend` ("postgres" or "sqlite").
+pub async fn fresh_db(backend: &str) -> Db {
+    let url = match backend {
+        "postgres" => testing::fresh_pg_database()
+            .await
+            .expect("a fresh PostgreSQL database"),
+        _ => testing::fresh_sqlite_url(),
+    };
+    db::connect(&url).await.expect("connect")
+}
+
+/// A fresh temporary folder.
+pub fn temp_dir(what: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("kitsuki-{what}-{}", testing::unique_id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// A config for tests: fast back-off and polling.
+pub fn config(transport: MailTransport) -> NotifierConfig {
+    let mut c = NotifierConfig::new(transport);
+    c.retry = RetryPolicy {
+        base: Duration::from_millis(20),
+        max: Duration::from_millis(200),
+        ..RetryPolicy::default()
+    };
+    c.poll_every = Duration::from_millis(100);
+    c.smtp_timeout = Duration::from_secs(5);
+    c.consumer_prefix = format!("notification-{}", testing::unique_id());
+    c
+}
+
+pub async fn notifier(db: Db, config: NotifierConfig, contacts: Arc<FixedContacts>) -> Notifier {
+    notifier_with_clock(db, config, contacts, Arc::new(SystemClock)).await
+}
+
+pub async fn notifier_with_clock(
+    db: Db,
+    config: NotifierConfig,
+    contacts: Arc<FixedContacts>,
+    clock: SharedClock,
+) -> Notifier {
+    Notifier::open(db, config, clock, contacts)
+        .await
+        .expect("open the notifier")
+}
+
+/// Runs the consumers, the sender and the relay until the returned shutdown is triggered.
+pub fn run(notifier: &Notifier, bus: SharedBus) -> Shutdown {
+    let shutdown = Shutdown::new();
+    notifier.spawn(bus, &shutdown);
+    shutdown
+}
+
+/// Polls `check` until it gives `Some`, failing the test at the deadline.
+pub async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+// ---- events ---------------------------------------------------------------------------
+
+fn meta(id: &str) -> Option<ev::EventMeta> {
+    Some(ev::EventMeta {
+        event_id: id.to_string(),
+        occurred_at: format_instant(SystemClock.now()),
+    })
+}
+
+pub fn verification_requested(
+    card: &str,
+    verification_id: &str,
+    token: &str,
+    expires_at: &str,
+) -> Event {
+    let id = events::new_event_id();
+    events::build(
+        "patron.email.verification_requested",
+        id.clone(),
+        &format_instant(SystemClock.now()),
+        &ev::EmailVerificationRequested {
+            meta: meta(&id),
+            card_number: card.to_string(),
+            verification_id: verification_id.to_string(),
+            token: token.to_string(),
+            expires_at: expires_at.to_string(),
+        },
+    )
+}
+
+pub fn email_changed(card: &str) -> Event {
+    let id = events::new_event_id();
+    events::build(
+        "patron.email.changed",
+        id.clone(),
+        &format_instant(SystemClock.now()),
+        &ev::EmailChanged {
+            meta: meta(&id),
+            card_number: card.to_string(),
+        },
+    )
+}
+
+pub fn reset_requested(card: &str, token: &str, expires_at: &str) -> Event {
+    let id = events::new_event_id();
+    events::build(
+        "patron.password.reset_requested",
+        id.clone(),
+        &format_instant(SystemClock.now()),
+        &ev::PasswordResetRequested {
+            meta: meta(&id),
+            card_number: card.to_string(),
+            token: token.to_string(),
+            expires_at: expires_at.to_string(),
+        },
+    )
+}
+
+// ---- contacts -------------------------------------------------------------------------
+
+/// A contact directory with fixed answers, standing in for patron-account in this
+/// crate's tests: the address in force per card, the address under verification per
+/// verification id, and a number of calls to fail first (a peer that is down).
+#[derive(Debug, Default)]
+pub struct FixedContacts {
+    in_force: Mutex<HashMap<String, Contact>>,
+    verifying: Mutex<HashMap<String, Contact>>,
+    fail_next: AtomicUsize,
+    pub calls: AtomicUsize,
+}
+
+impl FixedContacts {
+    pub fn new() -> Arc<FixedContacts> {
+        Arc::new(FixedContacts::default())
+    }
+
+    pub fn with(self: Arc<Self>, card: &str, email: &str) -> Arc<Self> {
+        self.in_force
+            .lock()
+            .unwrap()
+            .insert(card.to_string(), contact(card, email));
+        self
+    }
+
+    pub fn verifying(self: Arc<Self>, verification_id: &str, card: &str, email: &str) -> Arc<Self> {
+        self.verifying
+            .lock()
+            .unwrap()
+            .insert(verification_id.to_string(), contact(card, email));
+        self
+    }
+
+    pub fn fail_next(&self, n: usize) {
+        self.fail_next.store(n, Ordering::SeqCst);
+    }
+}
+
+fn contact(card: &str, email: &str) -> Contact {
+    Contact {
+        card_number: card.to_string(),
+        name: "杵築 花子".to_string(),
+        email: email.to_string(),
+    }
+}
+
+#[async_trait]
+impl ContactDirectory for FixedContacts {
+    async fn contact(
+        &self,
+        card_number: &str,
+        verification_id: Option<&str>,
+    ) -> Result<Option<Contact>, ServiceError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if self
+            .fail_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(ServiceError::new(ErrorCode::Unavailable));
+        }
+        Ok(match verification_id {
+            Some(v) => self
+                .verifying
+                .lock()
+                .unwrap()
+                .get(v)
+                .filter(|c| c.card_number == card_number)
+                .cloned(),
+            None => self.in_force.lock().unwrap().get(card_number).cloned(),
+        })
+    }
+}
+
+// ---- the SMTP sink --------------------------------------------------------------------
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// `tests/smtp_sink.py` running on a port, killed when dropped.
+pub struct Sink {
+    pub port: u16,
+    pub dir: PathBuf,
+    _child: Child,
+    _stdin: ChildStdin,
+}
+
+impl Sink {
+    /// Starts the sink on `port`, writing into `dir`, and waits for its "ready".
+    pub async fn start(port: u16, dir: &Path) -> Sink {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp_sink.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg(port.to_string())
+            .arg(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("python3 with aiosmtpd (pip install aiosmtpd)");
+        let stdin = child.stdin.take().expect("stdin");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let ready = tokio::time::timeout(DEADLINE, async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.trim() == "ready" {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        assert_eq!(ready, Ok(true), "the SMTP sink did not get ready");
+        Sink {
+            port,
+            dir: dir.to_path_buf(),
+            _child: child,
+            _stdin: stdin,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+}
+
+/// The complete mails in a folder (`*.eml`, temporary files excluded), by name.
+pub fn mails_in(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().to_string();
+                    (name.ends_with(".eml") && !name.starts_with('.'))
+                        .then(|| std::fs::read(e.path()).ok().map(|b| (name, b)))
+                        .flatten()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// The envelope recipients the sink recorded beside mail `name` (`000001.eml`).
+pub fn envelope_recipients(dir: &Path, name: &str) -> Vec<String> {
+    let json = std::fs::read(dir.join(name.replace(".eml", ".json"))).expect("envelope");
+    let v: serde_json::Value = serde_json::from_slice(&json).expect("envelope json");
+    v["rcpt_tos"]
+        .as_array()
+        .expect("rcpt_tos")
+        .iter()
+        .map(|r| r.as_str().unwrap_or_default().to_string())
+        .collect()
+}
