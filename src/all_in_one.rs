@@ -64,7 +64,9 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
     let bus: SharedBus = Arc::new(
         MemoryBus::open_journal(&data.join("bus.db"))
             .await
-            .context("while opening the event bus journal (is another kitsuki using this data folder?)")?,
+            .context(
+                "while opening the event bus journal (is another kitsuki using this data folder?)",
+            )?,
     );
 
     let catalog_db = db::connect(&sqlite_url(&data, "catalog.db")).await?;
@@ -77,13 +79,17 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
     first_start_seed(&catalog).await?;
 
     let patron_db = db::connect(&sqlite_url(&data, "patron.db")).await?;
-    let staff =
-        kitsuki_patron::staff::StaffAccounts::open(patron_db.clone(), clock.clone()).await?;
-    crate::roles::bootstrap_admin(&staff).await?;
+    let accounts = kitsuki_patron::PatronAccounts::open(
+        patron_db.clone(),
+        clock.clone(),
+        kitsuki_patron::PatronConfig::default(),
+    )
+    .await?;
+    crate::roles::bootstrap_admin(accounts.staff()).await?;
 
     for (db, wake) in [
         (catalog_db.clone(), catalog.relay_wake()),
-        (patron_db.clone(), Arc::new(tokio::sync::Notify::new())),
+        (patron_db.clone(), accounts.relay_wake()),
     ] {
         let (bus, s) = (bus.clone(), shutdown.clone());
         tokio::spawn(async move {
@@ -108,11 +114,17 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
         mail_config.public_base_url = display_url(addr);
     }
     let contacts = Arc::new(GrpcContacts::connect_lazy(&url)?);
-    let notifier = Notifier::open(notification_db.clone(), mail_config, clock.clone(), contacts).await?;
+    let notifier = Notifier::open(
+        notification_db.clone(),
+        mail_config,
+        clock.clone(),
+        contacts,
+    )
+    .await?;
     notifier.spawn(bus.clone(), &shutdown);
 
     let grpc = Routes::new(CatalogGrpc::new(catalog).into_server())
-        .add_service(kitsuki_patron::grpc::PatronGrpc::new(staff).into_server())
+        .add_service(kitsuki_patron::grpc::PatronGrpc::new(accounts).into_server())
         .add_service(NotificationGrpc::new(notifier).into_server())
         .into_axum_router();
     let internal_ready = Readiness::new();

@@ -20,6 +20,7 @@ use tonic::service::Routes;
 
 use crate::cli::{CatalogArgs, CirculationArgs, GatewayArgs, NotificationArgs, PatronArgs};
 use kitsuki_notification::{GrpcContacts, NotificationGrpc, Notifier, NotifierConfig};
+use kitsuki_patron::{PatronAccounts, PatronConfig};
 
 pub fn clock(common: &CommonArgs) -> SharedClock {
     if common.test_clock {
@@ -68,22 +69,21 @@ pub async fn catalog(args: CatalogArgs, shutdown: Shutdown) -> anyhow::Result<()
 
 pub async fn patron(args: PatronArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     let db = db::connect(&args.service.database_url).await?;
-    let staff =
-        kitsuki_patron::staff::StaffAccounts::open(db.clone(), clock(&args.service.common)).await?;
-    bootstrap_admin(&staff).await?;
-    let bus = nats(&args.service.bus).await?;
-    spawn_relay(
+    let accounts = PatronAccounts::open(
         db.clone(),
-        bus,
-        Arc::new(tokio::sync::Notify::new()),
-        &shutdown,
-    );
+        clock(&args.service.common),
+        PatronConfig::default(),
+    )
+    .await?;
+    bootstrap_admin(accounts.staff()).await?;
+    let bus = nats(&args.service.bus).await?;
+    spawn_relay(db.clone(), bus, accounts.relay_wake(), &shutdown);
     let (listener, addr) = bind(args.service.listen).await?;
     let readiness = Readiness::new().with_db(db);
     readiness.set_ready();
     announce("patron", addr);
-    let app =
-        Routes::new(kitsuki_patron::grpc::PatronGrpc::new(staff).into_server()).into_axum_router();
+    let app = Routes::new(kitsuki_patron::grpc::PatronGrpc::new(accounts).into_server())
+        .into_axum_router();
     serve(listener, app, readiness, shutdown).await
 }
 

@@ -19,9 +19,18 @@ pub async fn migrate(a: MigrateArgs) -> anyhow::Result<()> {
             Catalog::open(db, None, Arc::new(SystemClock)).await?;
         }
         "patron" => {
-            kitsuki_patron::staff::StaffAccounts::open(db, Arc::new(SystemClock)).await?;
+            kitsuki_patron::PatronAccounts::open(db, Arc::new(SystemClock), Default::default())
+                .await?;
         }
-        other => anyhow::bail!("no migrations for role {other} (catalog, patron)"),
+        "notification" => {
+            let config = kitsuki_notification::NotifierConfig::from_env(std::path::Path::new("."));
+            let contacts = Arc::new(kitsuki_notification::GrpcContacts::connect_lazy(
+                "http://127.0.0.1:1",
+            )?);
+            kitsuki_notification::Notifier::open(db, config, Arc::new(SystemClock), contacts)
+                .await?;
+        }
+        other => anyhow::bail!("no migrations for role {other} (catalog, patron, notification)"),
     }
     println!("migrated {}", a.role);
     Ok(())

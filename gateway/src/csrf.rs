@@ -150,7 +150,8 @@ pub async fn verify(request: Request, next: Next) -> Response {
         tracing::info!(path = %parts.uri.path(), "form refused: csrf token missing or wrong");
         return refusal();
     }
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 #[cfg(test)]
@@ -178,7 +179,10 @@ mod tests {
         for part in ["HttpOnly", "SameSite=Strict", "Path=/", "Secure"] {
             assert!(cookie.contains(part), "{part} in {cookie}");
         }
-        assert!(!token.accepts(&value), "a token born in this request proves nothing");
+        assert!(
+            !token.accepts(&value),
+            "a token born in this request proves nothing"
+        );
         assert_ne!(value, CsrfToken::from_headers(&HeaderMap::new()).for_form());
     }
 

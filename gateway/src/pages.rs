@@ -18,8 +18,8 @@ use minijinja::context;
 use serde::Serialize;
 
 use crate::api::catalog::fetch_title;
-pub use crate::pages::layout::{Layout, LayoutView};
 use crate::error::{ApiError, Lang};
+pub use crate::pages::layout::{Layout, LayoutView};
 use crate::search::{RawSearchParams, SearchParams};
 use crate::state::AppState;
 use crate::templates::{self, SITE_CSS};
@@ -209,10 +209,7 @@ struct ItemRow {
 
 /// Renders a title's page. The 「予約申込」 button appears only when rule H1 allows a web
 /// hold; otherwise the page says why.
-pub fn render_title(
-    layout: &LayoutView,
-    detail: &TitleDetail,
-) -> Result<String, minijinja::Error> {
+pub fn render_title(layout: &LayoutView, detail: &TitleDetail) -> Result<String, minijinja::Error> {
     let summary = detail.title.clone().unwrap_or_default();
     let view = TitleSummaryView::new(&summary, Lang::Ja);
     let items: Vec<ItemRow> = detail
@@ -269,9 +266,10 @@ impl From<ApiError> for PageError {
                 "ページが見つかりません",
                 "お探しのページは見つかりませんでした。URLをお確かめください。",
             ),
-            ErrorCode::MethodNotAllowed => {
-                ("この操作はできません", "このページではこの操作はできません。")
-            }
+            ErrorCode::MethodNotAllowed => (
+                "この操作はできません",
+                "このページではこの操作はできません。",
+            ),
             ErrorCode::Unavailable => ("ただいまご利用いただけません", message),
             ErrorCode::Internal => ("システムエラー", message),
             ErrorCode::CsrfFailed => ("画面の有効期限が切れました", message),
@@ -516,7 +514,12 @@ mod tests {
             MaterialType::Book,
             &[("kitsuki", 2, 1), ("yamaga", 1, 0)],
         )];
-        let html = render_results(&LayoutView::default(), &params("漱石", 1), &results(hits, 1)).unwrap();
+        let html = render_results(
+            &LayoutView::default(),
+            &params("漱石", 1),
+            &results(hits, 1),
+        )
+        .unwrap();
         assert!(html.contains("<html lang=\"ja\">"));
         assert!(html.contains("杵築市立図書館 蔵書検索"));
         for name in ["杵築市立図書館", "山香図書室", "大田図書室"] {
@@ -547,7 +550,12 @@ mod tests {
             MaterialType::Book,
             &[("ota", 1, 1)],
         )];
-        let html = render_results(&LayoutView::default(), &params("<script>", 1), &results(hits, 1)).unwrap();
+        let html = render_results(
+            &LayoutView::default(),
+            &params("<script>", 1),
+            &results(hits, 1),
+        )
+        .unwrap();
         assert!(!html.contains("<script>"), "{html}");
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     }
@@ -559,7 +567,8 @@ mod tests {
             MaterialType::Book,
             &[("kitsuki", 1, 1)],
         )];
-        let html = render_results(&LayoutView::default(), &params("猫", 2), &results(hits, 45)).unwrap();
+        let html =
+            render_results(&LayoutView::default(), &params("猫", 2), &results(hits, 45)).unwrap();
         assert!(html.contains("45件"));
         assert!(html.contains("2 / 3"));
         assert!(html.contains("前へ") && html.contains("次へ"));
@@ -572,7 +581,12 @@ mod tests {
 
     #[test]
     fn an_empty_results_page_says_nothing_was_found() {
-        let html = render_results(&LayoutView::default(), &params("存在しない本", 1), &results(vec![], 0)).unwrap();
+        let html = render_results(
+            &LayoutView::default(),
+            &params("存在しない本", 1),
+            &results(vec![], 0),
+        )
+        .unwrap();
         assert!(html.contains("0件"));
         assert!(html.contains("見つかりませんでした"));
     }
@@ -629,7 +643,11 @@ mod tests {
             MaterialType::Book,
             &[(ItemStatus::Available, "kitsuki", "")],
         );
-        assert!(render_title(&LayoutView::default(), &d).unwrap().contains("貸出可"));
+        assert!(
+            render_title(&LayoutView::default(), &d)
+                .unwrap()
+                .contains("貸出可")
+        );
     }
 
     #[test]
@@ -696,7 +714,9 @@ mod tests {
         let pages = [
             render_results(&LayoutView::default(), &params("", 1), &results(vec![], 0)).unwrap(),
             render_title(&LayoutView::default(), &detail(MaterialType::Book, &[])).unwrap(),
-            PageError::not_found().render(&LayoutView::default()).unwrap(),
+            PageError::not_found()
+                .render(&LayoutView::default())
+                .unwrap(),
             templates::render_page(
                 "index.html",
                 &LayoutView::default(),
@@ -720,10 +740,20 @@ mod tests {
     fn error_pages_speak_japanese() {
         let unavailable = PageError::from(ApiError::new(ErrorCode::Unavailable));
         assert_eq!(unavailable.status, StatusCode::SERVICE_UNAVAILABLE);
-        assert!(unavailable.render(&LayoutView::default()).unwrap().contains("しばらくしてから"));
+        assert!(
+            unavailable
+                .render(&LayoutView::default())
+                .unwrap()
+                .contains("しばらくしてから")
+        );
         let missing = PageError::from(ApiError::new(ErrorCode::TitleNotFound));
         assert_eq!(missing.status, StatusCode::NOT_FOUND);
-        assert!(missing.render(&LayoutView::default()).unwrap().contains("資料が見つかりません"));
+        assert!(
+            missing
+                .render(&LayoutView::default())
+                .unwrap()
+                .contains("資料が見つかりません")
+        );
         let bad = PageError::from(ApiError::invalid_input("page"));
         assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     }
@@ -771,22 +801,138 @@ mod tests {
             templates::render_page(name, layout, ctx).unwrap_or_else(|e| panic!("{name}: {e:#}"))
         };
         vec![
-            ("login.html", r("login.html", layout, context! { card_number => "", error => () }), true),
-            ("my.html", r("my.html", layout, context! { me => me("a@example.jp", ""), notice => () }), false),
-            ("my_email.html", r("my_email.html", layout, context! { me => me("", ""), email => "", error => (), first => true }), false),
-            ("my_email_sent.html", r("my_email_sent.html", layout, context! { email => "a@docomo.ne.jp", carrier_notice => true, sender_address => "library@city.kitsuki.lg.jp" }), false),
-            ("my_password.html", r("my_password.html", layout, context! { error => () }), true),
-            ("password_forgot.html", r("password_forgot.html", layout, context! { card_number => "", email => "", error => () }), false),
-            ("password_forgot_sent.html", r("password_forgot_sent.html", layout, context! {}), false),
-            ("password_reset.html", r("password_reset.html", layout, context! { token => "t", error => () }), true),
-            ("email_verify.html", r("email_verify.html", layout, context! { token => "t" }), false),
-            ("notice.html", r("notice.html", layout, context! { heading => "h", paragraphs => vec!["p"], links => templates::to_value(&[("/my", "マイページへ")]) }), false),
-            ("staff_login.html", r("staff_login.html", layout, context! { username => "", error => () }), true),
-            ("staff_menu.html", r("staff_menu.html", &staff, context! { branches => templates::to_value(&[serde_json::json!({"code": "yamaga", "name": "山香図書室"})]), error => () }), false),
-            ("staff_patron_new.html", r("staff_patron_new.html", &staff, context! { branch => "yamaga", branch_name => "山香図書室", form => form, id_documents => docs, error => () }), false),
-            ("staff_patron_created.html", r("staff_patron_created.html", &staff, context! { branch => "yamaga", card_number => "1234567", name => "杵築 花子" }), false),
-            ("staff_web_service.html", r("staff_web_service.html", &staff, context! { branch => "yamaga", branch_name => "山香図書室", card_number => "1234567", error => () }), false),
-            ("staff_slip.html", r("staff_slip.html", &staff, context! { branch_name => "山香図書室", card_number => "1234567", name => "杵築 花子", temporary_password => "Kx7-pq2-Wm9" }), false),
+            (
+                "login.html",
+                r(
+                    "login.html",
+                    layout,
+                    context! { card_number => "", error => () },
+                ),
+                true,
+            ),
+            (
+                "my.html",
+                r(
+                    "my.html",
+                    layout,
+                    context! { me => me("a@example.jp", ""), notice => () },
+                ),
+                false,
+            ),
+            (
+                "my_email.html",
+                r(
+                    "my_email.html",
+                    layout,
+                    context! { me => me("", ""), email => "", error => (), first => true },
+                ),
+                false,
+            ),
+            (
+                "my_email_sent.html",
+                r(
+                    "my_email_sent.html",
+                    layout,
+                    context! { email => "a@docomo.ne.jp", carrier_notice => true, sender_address => "library@city.kitsuki.lg.jp" },
+                ),
+                false,
+            ),
+            (
+                "my_password.html",
+                r("my_password.html", layout, context! { error => () }),
+                true,
+            ),
+            (
+                "password_forgot.html",
+                r(
+                    "password_forgot.html",
+                    layout,
+                    context! { card_number => "", email => "", error => () },
+                ),
+                false,
+            ),
+            (
+                "password_forgot_sent.html",
+                r("password_forgot_sent.html", layout, context! {}),
+                false,
+            ),
+            (
+                "password_reset.html",
+                r(
+                    "password_reset.html",
+                    layout,
+                    context! { token => "t", error => () },
+                ),
+                true,
+            ),
+            (
+                "email_verify.html",
+                r("email_verify.html", layout, context! { token => "t" }),
+                false,
+            ),
+            (
+                "notice.html",
+                r(
+                    "notice.html",
+                    layout,
+                    context! { heading => "h", paragraphs => vec!["p"], links => templates::to_value(&[("/my", "マイページへ")]) },
+                ),
+                false,
+            ),
+            (
+                "staff_login.html",
+                r(
+                    "staff_login.html",
+                    layout,
+                    context! { username => "", error => () },
+                ),
+                true,
+            ),
+            (
+                "staff_menu.html",
+                r(
+                    "staff_menu.html",
+                    &staff,
+                    context! { branches => templates::to_value(&[serde_json::json!({"code": "yamaga", "name": "山香図書室"})]), error => () },
+                ),
+                false,
+            ),
+            (
+                "staff_patron_new.html",
+                r(
+                    "staff_patron_new.html",
+                    &staff,
+                    context! { branch => "yamaga", branch_name => "山香図書室", form => form, id_documents => docs, error => () },
+                ),
+                false,
+            ),
+            (
+                "staff_patron_created.html",
+                r(
+                    "staff_patron_created.html",
+                    &staff,
+                    context! { branch => "yamaga", card_number => "1234567", name => "杵築 花子" },
+                ),
+                false,
+            ),
+            (
+                "staff_web_service.html",
+                r(
+                    "staff_web_service.html",
+                    &staff,
+                    context! { branch => "yamaga", branch_name => "山香図書室", card_number => "1234567", error => () },
+                ),
+                false,
+            ),
+            (
+                "staff_slip.html",
+                r(
+                    "staff_slip.html",
+                    &staff,
+                    context! { branch_name => "山香図書室", card_number => "1234567", name => "杵築 花子", temporary_password => "Kx7-pq2-Wm9" },
+                ),
+                false,
+            ),
         ]
     }
 
@@ -796,7 +942,10 @@ mod tests {
             assert!(html.starts_with("<!doctype html>"), "{name}");
             assert!(html.contains("<html lang=\"ja\">"), "{name}");
             assert!(html.contains("width=device-width"), "{name}");
-            assert!(!html.contains("<script") && !html.contains("style="), "{name}");
+            assert!(
+                !html.contains("<script") && !html.contains("style="),
+                "{name}"
+            );
             // Rule P12: only the login and password forms ask for a password.
             assert_eq!(html.contains("type=\"password\""), asks_password, "{name}");
             // Every POST form carries the CSRF field.
@@ -815,18 +964,28 @@ mod tests {
             .filter(|(name, _, _)| !name.starts_with("staff_"))
             .map(|(name, html, _)| (name, html))
             .collect();
-        pages.push(("results", render_results(&temporary, &params("", 1), &results(vec![], 0)).unwrap()));
-        pages.push(("title", render_title(&temporary, &detail(MaterialType::Book, &[])).unwrap()));
+        pages.push((
+            "results",
+            render_results(&temporary, &params("", 1), &results(vec![], 0)).unwrap(),
+        ));
+        pages.push((
+            "title",
+            render_title(&temporary, &detail(MaterialType::Book, &[])).unwrap(),
+        ));
         pages.push(("error", PageError::not_found().render(&temporary).unwrap()));
         for (name, html) in &pages {
             assert!(html.contains(banner), "{name}");
             assert!(html.contains("href=\"/my/password\""), "{name}");
-            assert!(html.contains("action=\"/logout\""), "{name}: the logout button");
+            assert!(
+                html.contains("action=\"/logout\""),
+                "{name}: the logout button"
+            );
         }
         for (name, html, _) in account_pages(&signed_in(false)) {
             assert!(!html.contains(banner), "{name}");
         }
-        let anonymous = render_results(&LayoutView::default(), &params("", 1), &results(vec![], 0)).unwrap();
+        let anonymous =
+            render_results(&LayoutView::default(), &params("", 1), &results(vec![], 0)).unwrap();
         assert!(!anonymous.contains(banner));
         assert!(anonymous.contains("href=\"/login\""));
         assert!(!anonymous.contains("action=\"/logout\""));
@@ -836,7 +995,10 @@ mod tests {
     fn p6_the_email_page_asks_for_an_address_first_when_none_is_registered() {
         let html = &account_pages(&signed_in(true))[2].1;
         assert!(html.contains("はじめに、メールアドレスを登録してください"));
-        assert!(html.contains("フリーメールアドレスでの登録はご遠慮ください"), "rule P7");
+        assert!(
+            html.contains("フリーメールアドレスでの登録はご遠慮ください"),
+            "rule P7"
+        );
     }
 
     #[test]
@@ -849,8 +1011,17 @@ mod tests {
     #[test]
     fn p3_the_slip_shows_the_temporary_password_once_and_prints() {
         let pages = account_pages(&LayoutView::default());
-        let (_, slip, _) = pages.iter().find(|(n, _, _)| *n == "staff_slip.html").unwrap();
-        for word in ["Kx7-pq2-Wm9", "1234567", "杵築 花子", "このパスワードは再表示できません", "no-print"] {
+        let (_, slip, _) = pages
+            .iter()
+            .find(|(n, _, _)| *n == "staff_slip.html")
+            .unwrap();
+        for word in [
+            "Kx7-pq2-Wm9",
+            "1234567",
+            "杵築 花子",
+            "このパスワードは再表示できません",
+            "no-print",
+        ] {
             assert!(slip.contains(word), "{word}");
         }
         assert!(SITE_CSS.contains("@media print"));
@@ -871,7 +1042,10 @@ mod tests {
     #[test]
     fn the_staff_header_replaces_the_patron_one() {
         let pages = account_pages(&LayoutView::default());
-        let (_, menu, _) = pages.iter().find(|(n, _, _)| *n == "staff_menu.html").unwrap();
+        let (_, menu, _) = pages
+            .iter()
+            .find(|(n, _, _)| *n == "staff_menu.html")
+            .unwrap();
         assert!(menu.contains("職員: yamada"));
         assert!(menu.contains("action=\"/staff/logout\""));
         assert!(menu.contains("action=\"/staff/yamaga/web-service\""));

@@ -511,16 +511,38 @@ mod tests {
             let response = send("GET", uri, None).await;
             assert_eq!(response.status(), StatusCode::SEE_OTHER, "{uri}");
             assert_eq!(response.headers()[header::LOCATION], login, "{uri}");
-            assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store", "{uri}");
+            assert_eq!(
+                response.headers()[header::CACHE_CONTROL],
+                "no-store",
+                "{uri}"
+            );
         }
     }
 
     #[test]
     fn personal_paths_are_matched_by_whole_segments() {
-        for path in ["/my", "/my/email", "/login", "/staff", "/staff/ota/patrons/new", "/password/reset", "/api/v1/me", "/api/v1/me/password", "/api/v1/branches/ota/patrons"] {
+        for path in [
+            "/my",
+            "/my/email",
+            "/login",
+            "/staff",
+            "/staff/ota/patrons/new",
+            "/password/reset",
+            "/api/v1/me",
+            "/api/v1/me/password",
+            "/api/v1/branches/ota/patrons",
+        ] {
             assert!(is_personal(path), "{path}");
         }
-        for path in ["/", "/mystery", "/search", "/titles/x", "/api/v1/titles", "/api/v1/meta", "/staffroom"] {
+        for path in [
+            "/",
+            "/mystery",
+            "/search",
+            "/titles/x",
+            "/api/v1/titles",
+            "/api/v1/meta",
+            "/staffroom",
+        ] {
             assert!(!is_personal(path), "{path}");
         }
     }

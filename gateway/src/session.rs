@@ -125,7 +125,11 @@ pub fn api_credential(
 /// The cookie that carries a granted session: HttpOnly so scripts cannot read it,
 /// SameSite=Strict so no other site can make the browser send it, `Secure` on https, and
 /// expiring with the session (the server-side session still decides).
-pub fn session_cookie(name: &'static str, granted: &SessionGranted, secure: bool) -> Cookie<'static> {
+pub fn session_cookie(
+    name: &'static str,
+    granted: &SessionGranted,
+    secure: bool,
+) -> Cookie<'static> {
     let mut cookie = Cookie::build((name, granted.token.clone()))
         .http_only(true)
         .same_site(SameSite::Strict)
@@ -235,7 +239,10 @@ mod tests {
         for part in ["HttpOnly", "SameSite=Strict", "Path=/"] {
             assert!(plain.contains(part), "{part} in {plain}");
         }
-        assert!(plain.contains("Expires=Wed, 02 Jan 2030 03:04:05 GMT"), "{plain}");
+        assert!(
+            plain.contains("Expires=Wed, 02 Jan 2030 03:04:05 GMT"),
+            "{plain}"
+        );
         assert!(!plain.contains("Secure"));
         let secure = session_cookie(STAFF_COOKIE, &granted, true).to_string();
         assert!(secure.starts_with("kitsuki_staff=") && secure.contains("Secure"));

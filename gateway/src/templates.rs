@@ -28,8 +28,14 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("login.html", include_str!("templates/login.html")),
     ("my.html", include_str!("templates/my.html")),
     ("my_email.html", include_str!("templates/my_email.html")),
-    ("my_email_sent.html", include_str!("templates/my_email_sent.html")),
-    ("my_password.html", include_str!("templates/my_password.html")),
+    (
+        "my_email_sent.html",
+        include_str!("templates/my_email_sent.html"),
+    ),
+    (
+        "my_password.html",
+        include_str!("templates/my_password.html"),
+    ),
     (
         "password_forgot.html",
         include_str!("templates/password_forgot.html"),
@@ -42,8 +48,14 @@ const TEMPLATES: &[(&str, &str)] = &[
         "password_reset.html",
         include_str!("templates/password_reset.html"),
     ),
-    ("email_verify.html", include_str!("templates/email_verify.html")),
-    ("staff_login.html", include_str!("templates/staff_login.html")),
+    (
+        "email_verify.html",
+        include_str!("templates/email_verify.html"),
+    ),
+    (
+        "staff_login.html",
+        include_str!("templates/staff_login.html"),
+    ),
     ("staff_menu.html", include_str!("templates/staff_menu.html")),
     (
         "staff_patron_new.html",

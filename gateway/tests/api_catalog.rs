@@ -93,12 +93,20 @@ async fn search_answers_summaries_with_availability_per_branch() {
     let app = TestApp::spawn().await;
     let shelf = shelf(&app).await;
     let reply = app
-        .call("GET", "/api/v1/titles?q=%E5%9D%8A%E3%81%A3%E3%81%A1%E3%82%83%E3%82%93", None, None)
+        .call(
+            "GET",
+            "/api/v1/titles?q=%E5%9D%8A%E3%81%A3%E3%81%A1%E3%82%83%E3%82%93",
+            None,
+            None,
+        )
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     assert_security_headers(&reply, "search");
     let body = reply.json();
-    assert_eq!((body["page"].clone(), body["per_page"].clone()), (json!(1), json!(20)));
+    assert_eq!(
+        (body["page"].clone(), body["per_page"].clone()),
+        (json!(1), json!(20))
+    );
     let hit = body["hits"]
         .as_array()
         .unwrap()
@@ -123,23 +131,36 @@ async fn search_filters_by_type_branch_and_availability_and_pages() {
     let body = app.call("GET", "/api/v1/titles", None, None).await.json();
     assert_eq!(body["total"], 4, "no query browses everything");
 
-    let body = app.call("GET", "/api/v1/titles?type=magazine", None, None).await.json();
+    let body = app
+        .call("GET", "/api/v1/titles?type=magazine", None, None)
+        .await
+        .json();
     assert_eq!(titles_of(&body), vec!["月刊おおいた"]);
 
-    let body = app.call("GET", "/api/v1/titles?branch=yamaga", None, None).await.json();
+    let body = app
+        .call("GET", "/api/v1/titles?branch=yamaga", None, None)
+        .await
+        .json();
     assert_eq!(titles_of(&body), vec!["こころ", "坊っちゃん"]);
 
     let body = app
         .call("GET", "/api/v1/titles?available=true&type=book", None, None)
         .await
         .json();
-    assert_eq!(titles_of(&body), vec!["こころ", "坊っちゃん"], "a title without copies is not available");
+    assert_eq!(
+        titles_of(&body),
+        vec!["こころ", "坊っちゃん"],
+        "a title without copies is not available"
+    );
 
     let body = app
         .call("GET", "/api/v1/titles?per_page=3&page=2", None, None)
         .await
         .json();
-    assert_eq!((body["total"].clone(), body["page"].clone()), (json!(4), json!(2)));
+    assert_eq!(
+        (body["total"].clone(), body["page"].clone()),
+        (json!(4), json!(2))
+    );
     assert_eq!(body["hits"].as_array().unwrap().len(), 1);
 }
 
@@ -148,7 +169,12 @@ async fn a_title_has_its_items_and_h1_says_why_it_cannot_be_held() {
     let app = TestApp::spawn().await;
     let shelf = shelf(&app).await;
     let body = app
-        .call("GET", &format!("/api/v1/titles/{}", shelf.kokoro), None, None)
+        .call(
+            "GET",
+            &format!("/api/v1/titles/{}", shelf.kokoro),
+            None,
+            None,
+        )
         .await
         .json();
     assert_eq!(body["title_id"], shelf.kokoro.as_str());
@@ -180,7 +206,12 @@ async fn a_title_has_its_items_and_h1_says_why_it_cannot_be_held() {
 async fn an_unknown_title_is_404_title_not_found() {
     let app = TestApp::spawn().await;
     let reply = app
-        .call("GET", "/api/v1/titles/0192f1c2-0000-7c3b-9d1e-0123456789ab", None, None)
+        .call(
+            "GET",
+            "/api/v1/titles/0192f1c2-0000-7c3b-9d1e-0123456789ab",
+            None,
+            None,
+        )
         .await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
     assert_eq!(reply.code(), "title_not_found");
@@ -201,7 +232,10 @@ async fn the_pages_show_results_and_copies_in_japanese() {
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     assert!(reply.text.contains("3件"), "{}", reply.text);
     assert!(reply.text.contains("次へ"));
-    assert!(reply.text.contains("href=\"/login\""), "the header offers the login");
+    assert!(
+        reply.text.contains("href=\"/login\""),
+        "the header offers the login"
+    );
 
     let reply = app
         .request("GET", &format!("/titles/{}", shelf.botchan), |r| r)
@@ -209,7 +243,10 @@ async fn the_pages_show_results_and_copies_in_japanese() {
     assert!(reply.text.contains("<h1>坊っちゃん</h1>"));
     assert!(reply.text.contains("山香図書室") && reply.text.contains("貸出可"));
     assert!(reply.text.contains("杵築 1/1 ・ 山香 1/1 ・ 大田 —"));
-    assert!(!reply.text.contains("予約申込"), "rule H1: a copy is on the shelf");
+    assert!(
+        !reply.text.contains("予約申込"),
+        "rule H1: a copy is on the shelf"
+    );
     // No form with a token on a page without a POST form: no CSRF cookie either.
     assert_eq!(reply.set_cookie("kitsuki_csrf"), None);
 }
@@ -229,16 +266,41 @@ async fn administration_refuses_bad_items_and_duplicate_barcodes() {
         .await;
     assert_eq!(reply.status, StatusCode::CREATED);
     let body = reply.json();
-    assert_eq!((body["barcode"].clone(), body["status"].clone()), (json!("KT-0100"), json!("available")));
+    assert_eq!(
+        (body["barcode"].clone(), body["status"].clone()),
+        (json!("KT-0100"), json!("available"))
+    );
 
     for (body, status, code) in [
-        (json!({"title_id": id, "barcode": "KT-0100", "branch": "ota"}), StatusCode::CONFLICT, "barcode_taken"),
-        (json!({"title_id": id, "barcode": "X", "branch": "oita"}), StatusCode::BAD_REQUEST, "invalid_branch"),
-        (json!({"title_id": id, "barcode": "X 1", "branch": "ota"}), StatusCode::BAD_REQUEST, "invalid_barcode"),
-        (json!({"title": "x", "type": "dvd"}), StatusCode::BAD_REQUEST, "invalid_input"),
+        (
+            json!({"title_id": id, "barcode": "KT-0100", "branch": "ota"}),
+            StatusCode::CONFLICT,
+            "barcode_taken",
+        ),
+        (
+            json!({"title_id": id, "barcode": "X", "branch": "oita"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_branch",
+        ),
+        (
+            json!({"title_id": id, "barcode": "X 1", "branch": "ota"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_barcode",
+        ),
+        (
+            json!({"title": "x", "type": "dvd"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
     ] {
-        let path = if body.get("barcode").is_some() { "/api/v1/admin/items" } else { "/api/v1/admin/titles" };
-        let reply = app.call("POST", path, Some(&admin), Some(body.clone())).await;
+        let path = if body.get("barcode").is_some() {
+            "/api/v1/admin/items"
+        } else {
+            "/api/v1/admin/titles"
+        };
+        let reply = app
+            .call("POST", path, Some(&admin), Some(body.clone()))
+            .await;
         assert_eq!(reply.status, status, "{body}: {}", reply.text);
         assert_eq!(reply.code(), code, "{body}");
     }

@@ -25,7 +25,10 @@ async fn staff_login_answers_the_session_and_sets_a_strict_http_only_cookie() {
     assert!(body["expires_at"].as_str().unwrap().ends_with('Z'));
     assert_eq!(body["temporary_password"], false);
     let cookie = reply.set_cookie("kitsuki_staff").unwrap();
-    assert!(cookie.starts_with(&format!("kitsuki_staff={token}")), "{cookie}");
+    assert!(
+        cookie.starts_with(&format!("kitsuki_staff={token}")),
+        "{cookie}"
+    );
     for part in ["HttpOnly", "SameSite=Strict", "Path=/", "Expires="] {
         assert!(cookie.contains(part), "{part} in {cookie}");
     }
@@ -33,7 +36,7 @@ async fn staff_login_answers_the_session_and_sets_a_strict_http_only_cookie() {
 }
 
 #[tokio::test]
-async fn the_cookie_is_secure_when_the_site_is_https() {
+async fn every_cookie_is_secure_when_the_site_is_https() {
     let app = TestApp::spawn_with(Options {
         secure_cookies: true,
         ..Options::default()
@@ -47,7 +50,30 @@ async fn the_cookie_is_secure_when_the_site_is_https() {
             Some(json!({"username": "admin", "password": ADMIN_PASSWORD})),
         )
         .await;
-    assert!(reply.set_cookie("kitsuki_staff").unwrap().contains("Secure"));
+    assert!(
+        reply
+            .set_cookie("kitsuki_staff")
+            .unwrap()
+            .contains("Secure")
+    );
+    let (card, password) = app.web_patron("杵築 花子").await;
+    let reply = app.patron_login(&card, &password).await;
+    assert!(
+        reply
+            .set_cookie("kitsuki_session")
+            .unwrap()
+            .contains("Secure")
+    );
+    let mut browser = app.browser();
+    let page = browser.get("/login").await;
+    assert!(page.set_cookie("kitsuki_csrf").unwrap().contains("Secure"));
+    let reply = browser.log_in(&card, &password).await;
+    assert!(
+        reply
+            .set_cookie("kitsuki_session")
+            .unwrap()
+            .contains("Secure")
+    );
 }
 
 #[tokio::test]
@@ -89,13 +115,20 @@ async fn logout_revokes_the_session_and_clears_the_cookie() {
     let cookie = reply.set_cookie("kitsuki_staff").unwrap();
     assert!(cookie.contains("Max-Age=0"), "{cookie}");
     let reply = app
-        .call("POST", "/api/v1/admin/titles", Some(&token), Some(json!({"title": "x", "type": "book"})))
+        .call(
+            "POST",
+            "/api/v1/admin/titles",
+            Some(&token),
+            Some(json!({"title": "x", "type": "book"})),
+        )
         .await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert_eq!(reply.code(), "not_logged_in");
 
     // Without a session it is 204 all the same.
-    let reply = app.call("DELETE", "/api/v1/staff/session", None, None).await;
+    let reply = app
+        .call("DELETE", "/api/v1/staff/session", None, None)
+        .await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
 }
 
@@ -135,7 +168,11 @@ async fn a_cookie_call_that_changes_something_must_be_json() {
 async fn s3_staff_without_the_admin_role_are_403_before_the_body_is_read() {
     let app = TestApp::spawn().await;
     let clerk = app.staff_of("clerk", &["yamaga"]).await;
-    for path in ["/api/v1/admin/titles", "/api/v1/admin/items", "/api/v1/admin/staff"] {
+    for path in [
+        "/api/v1/admin/titles",
+        "/api/v1/admin/items",
+        "/api/v1/admin/staff",
+    ] {
         let reply = app
             .call("POST", path, Some(&clerk), Some(json!({"nonsense": true})))
             .await;
@@ -152,7 +189,12 @@ async fn s3_staff_without_the_admin_role_are_403_before_the_body_is_read() {
 async fn an_unknown_session_is_401_not_logged_in() {
     let app = TestApp::spawn().await;
     let reply = app
-        .call("POST", "/api/v1/admin/titles", Some("stale-token"), Some(json!({"title": "x", "type": "book"})))
+        .call(
+            "POST",
+            "/api/v1/admin/titles",
+            Some("stale-token"),
+            Some(json!({"title": "x", "type": "book"})),
+        )
         .await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert_eq!(reply.code(), "not_logged_in");
@@ -173,7 +215,10 @@ async fn admin_creates_staff_who_can_log_in_and_names_are_unique() {
         .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
     let body = reply.json();
-    assert_eq!(body, json!({"username": "sato", "branches": ["yamaga", "ota"], "role": "staff"}));
+    assert_eq!(
+        body,
+        json!({"username": "sato", "branches": ["yamaga", "ota"], "role": "staff"})
+    );
     assert!(!reply.text.contains("long enough"), "never echo a password");
     app.staff_login("sato", "long enough 123").await;
 

@@ -18,7 +18,10 @@ async fn the_login_page_sets_the_csrf_cookie_and_explains_the_card_number() {
     assert_eq!(page.status, StatusCode::OK);
     assert_security_headers(&page, "/login");
     assert_eq!(page.header("cache-control"), Some("no-store"));
-    assert!(page.text.contains("利用者カードの番号は、ハイフンを除く7桁です"));
+    assert!(
+        page.text
+            .contains("利用者カードの番号は、ハイフンを除く7桁です")
+    );
     assert!(page.text.contains("href=\"/password/forgot\""));
     let cookie = page.set_cookie("kitsuki_csrf").expect("a csrf cookie");
     for part in ["HttpOnly", "SameSite=Strict", "Path=/"] {
@@ -35,7 +38,10 @@ async fn the_login_page_sets_the_csrf_cookie_and_explains_the_card_number() {
 async fn a_form_without_the_browsers_token_is_refused_and_with_it_accepted() {
     let app = TestApp::spawn().await;
     let (card, password) = app.web_patron("杵築 花子").await;
-    let fields = [("card_number", card.as_str()), ("password", password.as_str())];
+    let fields = [
+        ("card_number", card.as_str()),
+        ("password", password.as_str()),
+    ];
 
     // Another site's form: no field, or a field that is not this browser's token.
     let mut browser = app.browser();
@@ -54,7 +60,10 @@ async fn a_form_without_the_browsers_token_is_refused_and_with_it_accepted() {
     // A browser that never had the cookie (SameSite=Strict keeps it from cross-site posts).
     let mut stranger = app.browser();
     let refused = stranger
-        .post_form("/login", &[("csrf", &page.csrf_field()), fields[0], fields[1]])
+        .post_form(
+            "/login",
+            &[("csrf", &page.csrf_field()), fields[0], fields[1]],
+        )
         .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
 
@@ -86,20 +95,42 @@ async fn a_wrong_login_shows_the_form_again_without_saying_more() {
     let (card, _) = app.web_patron("杵築 花子").await;
     let mut browser = app.browser();
     let reply = browser
-        .fill("/login", "/login", &[("card_number", &card), ("password", "secret-typo")])
+        .fill(
+            "/login",
+            "/login",
+            &[("card_number", &card), ("password", "secret-typo")],
+        )
         .await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
-    assert!(reply.text.contains("利用者カードの番号またはパスワードが正しくありません"));
-    assert!(reply.text.contains(&format!("value=\"{card}\"")), "the card number stays");
-    assert!(!reply.text.contains("secret-typo"), "the password is never shown again");
+    assert!(
+        reply
+            .text
+            .contains("利用者カードの番号またはパスワードが正しくありません")
+    );
+    assert!(
+        reply.text.contains(&format!("value=\"{card}\"")),
+        "the card number stays"
+    );
+    assert!(
+        !reply.text.contains("secret-typo"),
+        "the password is never shown again"
+    );
     assert_eq!(reply.set_cookie("kitsuki_session"), None);
 
     // Rule P1: a number of the wrong shape says what a card number is.
     let reply = browser
-        .fill("/login", "/login", &[("card_number", "123-45"), ("password", "x")])
+        .fill(
+            "/login",
+            "/login",
+            &[("card_number", "123-45"), ("password", "x")],
+        )
         .await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
-    assert!(reply.text.contains("ハイフンを除く7桁の数字で入力してください"));
+    assert!(
+        reply
+            .text
+            .contains("ハイフンを除く7桁の数字で入力してください")
+    );
 }
 
 #[tokio::test]
@@ -128,7 +159,11 @@ async fn p5_every_page_recommends_a_password_change_until_it_is_changed() {
         .submit(
             &form,
             "/my/password",
-            &[("current_password", &temporary), ("new_password", NEW_PASSWORD), ("new_password_confirm", "something-else-1")],
+            &[
+                ("current_password", &temporary),
+                ("new_password", NEW_PASSWORD),
+                ("new_password_confirm", "something-else-1"),
+            ],
         )
         .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
@@ -137,7 +172,11 @@ async fn p5_every_page_recommends_a_password_change_until_it_is_changed() {
         .submit(
             &form,
             "/my/password",
-            &[("current_password", "not-it"), ("new_password", NEW_PASSWORD), ("new_password_confirm", NEW_PASSWORD)],
+            &[
+                ("current_password", "not-it"),
+                ("new_password", NEW_PASSWORD),
+                ("new_password_confirm", NEW_PASSWORD),
+            ],
         )
         .await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
@@ -146,7 +185,11 @@ async fn p5_every_page_recommends_a_password_change_until_it_is_changed() {
         .submit(
             &form,
             "/my/password",
-            &[("current_password", &temporary), ("new_password", &card), ("new_password_confirm", &card)],
+            &[
+                ("current_password", &temporary),
+                ("new_password", &card),
+                ("new_password_confirm", &card),
+            ],
         )
         .await;
     assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -155,7 +198,11 @@ async fn p5_every_page_recommends_a_password_change_until_it_is_changed() {
         .submit(
             &form,
             "/my/password",
-            &[("current_password", &temporary), ("new_password", NEW_PASSWORD), ("new_password_confirm", NEW_PASSWORD)],
+            &[
+                ("current_password", &temporary),
+                ("new_password", NEW_PASSWORD),
+                ("new_password_confirm", NEW_PASSWORD),
+            ],
         )
         .await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.text);
@@ -179,15 +226,25 @@ async fn p6_the_first_login_leads_to_email_registration_and_p9_its_link_complete
     assert_eq!(my.status, StatusCode::SEE_OTHER);
     assert_eq!(my.location(), "/my/email");
     let form = browser.get("/my/email").await;
-    assert!(form.text.contains("はじめに、メールアドレスを登録してください"));
-    assert!(form.text.contains("フリーメールアドレスでの登録はご遠慮ください"));
+    assert!(
+        form.text
+            .contains("はじめに、メールアドレスを登録してください")
+    );
+    assert!(
+        form.text
+            .contains("フリーメールアドレスでの登録はご遠慮ください")
+    );
 
     // Rule P7.
     let reply = browser
         .submit(&form, "/my/email", &[("email", "hanako@hotmail.co.jp")])
         .await;
     assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(reply.text.contains("フリーメールアドレスはご登録いただけません"));
+    assert!(
+        reply
+            .text
+            .contains("フリーメールアドレスはご登録いただけません")
+    );
     assert!(reply.text.contains("value=\"hanako@hotmail.co.jp\""));
 
     // Rule P8: a carrier address, and the sender address to allow.
@@ -196,7 +253,11 @@ async fn p6_the_first_login_leads_to_email_registration_and_p9_its_link_complete
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     assert!(reply.text.contains("確認のメールを送信しました"));
-    assert!(reply.text.contains("「library@city.kitsuki.lg.jp」を受信できるように設定してください"));
+    assert!(
+        reply
+            .text
+            .contains("「library@city.kitsuki.lg.jp」を受信できるように設定してください")
+    );
 
     // Waiting for the link: マイページ shows it instead of leading back.
     let my = browser.get("/my").await;
@@ -207,11 +268,17 @@ async fn p6_the_first_login_leads_to_email_registration_and_p9_its_link_complete
     // The link: a GET (a mail scanner's too) spends nothing; the button does.
     let link = app.verification_token().await;
     let mut mail_client = app.browser();
-    let landing = mail_client.get(&format!("/email/verify?token={link}")).await;
+    let landing = mail_client
+        .get(&format!("/email/verify?token={link}"))
+        .await;
     assert_eq!(landing.status, StatusCode::OK);
-    let landing = mail_client.get(&format!("/email/verify?token={link}")).await;
+    let landing = mail_client
+        .get(&format!("/email/verify?token={link}"))
+        .await;
     assert!(landing.text.contains("登録を完了する"));
-    let forged = mail_client.post_form("/email/verify", &[("token", &link)]).await;
+    let forged = mail_client
+        .post_form("/email/verify", &[("token", &link)])
+        .await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
     let done = mail_client
         .submit(&landing, "/email/verify", &[("token", &link)])
@@ -241,18 +308,36 @@ async fn p11_the_forgot_page_answers_the_same_and_the_reset_link_sets_a_new_pass
 
     let mut browser = app.browser();
     let form = browser.get("/password/forgot").await;
-    assert!(form.text.contains("カウンター"), "without an address: come to a counter");
+    assert!(
+        form.text.contains("カウンター"),
+        "without an address: come to a counter"
+    );
     let mut answers = Vec::new();
-    for (who, address) in [(card.as_str(), "someone@example.jp"), ("7654321", "hanako@example.jp"), (card.as_str(), "hanako@example.jp")] {
+    for (who, address) in [
+        (card.as_str(), "someone@example.jp"),
+        ("7654321", "hanako@example.jp"),
+        (card.as_str(), "hanako@example.jp"),
+    ] {
         let reply = browser
-            .submit(&form, "/password/forgot", &[("card_number", who), ("email", address)])
+            .submit(
+                &form,
+                "/password/forgot",
+                &[("card_number", who), ("email", address)],
+            )
             .await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
         answers.push(reply.text);
     }
-    assert!(answers.iter().all(|a| *a == answers[0]), "rule P11: one answer");
+    assert!(
+        answers.iter().all(|a| *a == answers[0]),
+        "rule P11: one answer"
+    );
     let reply = browser
-        .submit(&form, "/password/forgot", &[("card_number", "12"), ("email", "hanako@example.jp")])
+        .submit(
+            &form,
+            "/password/forgot",
+            &[("card_number", "12"), ("email", "hanako@example.jp")],
+        )
         .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert!(reply.text.contains("ハイフンを除く7桁"));
@@ -262,16 +347,40 @@ async fn p11_the_forgot_page_answers_the_same_and_the_reset_link_sets_a_new_pass
     assert_eq!(reset.status, StatusCode::OK);
     assert_eq!(reset.header("cache-control"), Some("no-store"));
     let reply = browser
-        .submit(&reset, "/password/reset", &[("token", &link), ("new_password", NEW_PASSWORD), ("new_password_confirm", "different-one-1")])
+        .submit(
+            &reset,
+            "/password/reset",
+            &[
+                ("token", &link),
+                ("new_password", NEW_PASSWORD),
+                ("new_password_confirm", "different-one-1"),
+            ],
+        )
         .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     let reply = browser
-        .submit(&reset, "/password/reset", &[("token", &link), ("new_password", NEW_PASSWORD), ("new_password_confirm", NEW_PASSWORD)])
+        .submit(
+            &reset,
+            "/password/reset",
+            &[
+                ("token", &link),
+                ("new_password", NEW_PASSWORD),
+                ("new_password_confirm", NEW_PASSWORD),
+            ],
+        )
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     assert!(reply.text.contains("パスワードを再設定しました"));
     let reply = browser
-        .submit(&reset, "/password/reset", &[("token", &link), ("new_password", NEW_PASSWORD), ("new_password_confirm", NEW_PASSWORD)])
+        .submit(
+            &reset,
+            "/password/reset",
+            &[
+                ("token", &link),
+                ("new_password", NEW_PASSWORD),
+                ("new_password_confirm", NEW_PASSWORD),
+            ],
+        )
         .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert!(reply.text.contains("リンクが無効です"));
@@ -279,8 +388,14 @@ async fn p11_the_forgot_page_answers_the_same_and_the_reset_link_sets_a_new_pass
     browser.log_in(&card, NEW_PASSWORD).await;
     let page = browser.get("/my").await;
     assert_eq!(page.status, StatusCode::OK);
-    assert!(!page.text.contains(BANNER), "a reset password is no temporary one");
-    assert_eq!(browser.get("/password/reset").await.status, StatusCode::BAD_REQUEST);
+    assert!(
+        !page.text.contains(BANNER),
+        "a reset password is no temporary one"
+    );
+    assert_eq!(
+        browser.get("/password/reset").await.status,
+        StatusCode::BAD_REQUEST
+    );
 }
 
 #[tokio::test]
@@ -295,10 +410,19 @@ async fn logout_and_a_password_change_elsewhere_end_the_browsers_session() {
     let reply = browser.submit(&page, "/logout", &[]).await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER);
     assert_eq!(reply.location(), "/");
-    assert!(reply.set_cookie("kitsuki_session").unwrap().contains("Max-Age=0"));
+    assert!(
+        reply
+            .set_cookie("kitsuki_session")
+            .unwrap()
+            .contains("Max-Age=0")
+    );
     assert!(!browser.cookies.contains_key("kitsuki_session"));
     let me = app.call("GET", "/api/v1/me", Some(&token), None).await;
-    assert_eq!(me.status, StatusCode::UNAUTHORIZED, "the session is revoked, not just forgotten");
+    assert_eq!(
+        me.status,
+        StatusCode::UNAUTHORIZED,
+        "the session is revoked, not just forgotten"
+    );
     let my = browser.get("/my").await;
     assert_eq!(my.status, StatusCode::SEE_OTHER);
     assert_eq!(my.location(), "/login");
@@ -326,7 +450,12 @@ async fn logout_and_a_password_change_elsewhere_end_the_browsers_session() {
 async fn account_pages_send_anonymous_browsers_to_login() {
     let app = TestApp::spawn().await;
     let mut browser = app.browser();
-    for path in ["/my", "/my/email", "/my/password", "/titles/0192f1c2-7a5e-7c3b-9d1e-0123456789ab/hold"] {
+    for path in [
+        "/my",
+        "/my/email",
+        "/my/password",
+        "/titles/0192f1c2-7a5e-7c3b-9d1e-0123456789ab/hold",
+    ] {
         let reply = browser.get(path).await;
         assert_eq!(reply.status, StatusCode::SEE_OTHER, "{path}");
         assert_eq!(reply.location(), "/login", "{path}");

@@ -20,7 +20,10 @@ async fn staff_browser(app: &TestApp, username: &str, branches: &[&str]) -> comm
 
 /// The text of the element after `marker` up to the next `<`.
 fn text_after<'a>(html: &'a str, marker: &str) -> &'a str {
-    let start = html.find(marker).unwrap_or_else(|| panic!("{marker} in {html}")) + marker.len();
+    let start = html
+        .find(marker)
+        .unwrap_or_else(|| panic!("{marker} in {html}"))
+        + marker.len();
     let end = html[start..].find('<').unwrap() + start;
     html[start..end].trim()
 }
@@ -36,13 +39,22 @@ async fn p2_p3_a_counter_registers_a_patron_and_prints_the_slip_the_patron_logs_
 
     let form = staff.get("/staff/yamaga/patrons/new").await;
     assert_eq!(form.status, StatusCode::OK);
-    assert!(form.text.contains("<option value=\"driving_licence\">運転免許証</option>"));
+    assert!(
+        form.text
+            .contains("<option value=\"driving_licence\">運転免許証</option>")
+    );
     assert!(!form.text.contains("type=\"password\""), "rule P12");
     let created = staff
         .submit(
             &form,
             "/staff/yamaga/patrons/new",
-            &[("name", "山香 花子"), ("name_reading", "ヤマガ ハナコ"), ("birth_date", "2000-04-02"), ("id_document", "driving_licence"), ("email", "")],
+            &[
+                ("name", "山香 花子"),
+                ("name_reading", "ヤマガ ハナコ"),
+                ("birth_date", "2000-04-02"),
+                ("id_document", "driving_licence"),
+                ("email", ""),
+            ],
         )
         .await;
     assert_eq!(created.status, StatusCode::OK, "{}", created.text);
@@ -56,7 +68,11 @@ async fn p2_p3_a_counter_registers_a_patron_and_prints_the_slip_the_patron_logs_
     assert_eq!(confirm.status, StatusCode::OK);
     assert!(confirm.text.contains("中学生以上"));
     let slip = staff
-        .submit(&confirm, &format!("/staff/yamaga/patrons/{card}/web-service"), &[])
+        .submit(
+            &confirm,
+            &format!("/staff/yamaga/patrons/{card}/web-service"),
+            &[],
+        )
         .await;
     assert_eq!(slip.status, StatusCode::OK, "{}", slip.text);
     assert_eq!(slip.header("cache-control"), Some("no-store"));
@@ -90,7 +106,12 @@ async fn s3_the_pages_of_another_branch_are_refused() {
         .submit(
             &form,
             "/staff/ota/patrons/new",
-            &[("name", "大田 花子"), ("name_reading", "オオタ ハナコ"), ("birth_date", "2000-04-02"), ("id_document", "passport")],
+            &[
+                ("name", "大田 花子"),
+                ("name_reading", "オオタ ハナコ"),
+                ("birth_date", "2000-04-02"),
+                ("id_document", "passport"),
+            ],
         )
         .await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
@@ -104,7 +125,11 @@ async fn s3_the_pages_of_another_branch_are_refused() {
 async fn staff_pages_need_a_staff_session_and_forms_need_the_token() {
     let app = TestApp::spawn().await;
     let mut anonymous = app.browser();
-    for path in ["/staff", "/staff/yamaga/patrons/new", "/staff/yamaga/patrons/1234567/web-service"] {
+    for path in [
+        "/staff",
+        "/staff/yamaga/patrons/new",
+        "/staff/yamaga/patrons/1234567/web-service",
+    ] {
         let reply = anonymous.get(path).await;
         assert_eq!(reply.status, StatusCode::SEE_OTHER, "{path}");
         assert_eq!(reply.location(), "/staff/login");
@@ -118,15 +143,26 @@ async fn staff_pages_need_a_staff_session_and_forms_need_the_token() {
     let mut staff = app.browser();
     staff.get("/staff/login").await;
     let forged = staff
-        .post_form("/staff/login", &[("username", "admin"), ("password", common::ADMIN_PASSWORD)])
+        .post_form(
+            "/staff/login",
+            &[("username", "admin"), ("password", common::ADMIN_PASSWORD)],
+        )
         .await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
     assert_eq!(forged.set_cookie("kitsuki_staff"), None);
     let wrong = staff
-        .fill("/staff/login", "/staff/login", &[("username", "admin"), ("password", "nope")])
+        .fill(
+            "/staff/login",
+            "/staff/login",
+            &[("username", "admin"), ("password", "nope")],
+        )
         .await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
-    assert!(wrong.text.contains("職員IDまたはパスワードが正しくありません"));
+    assert!(
+        wrong
+            .text
+            .contains("職員IDまたはパスワードが正しくありません")
+    );
 }
 
 #[tokio::test]
@@ -138,29 +174,52 @@ async fn refusals_show_the_form_again_with_what_was_typed() {
         .submit(
             &form,
             "/staff/kitsuki/patrons/new",
-            &[("name", "杵築 一郎"), ("name_reading", "キツキ イチロウ"), ("birth_date", "2010-13-01"), ("id_document", "student_card"), ("email", "")],
+            &[
+                ("name", "杵築 一郎"),
+                ("name_reading", "キツキ イチロウ"),
+                ("birth_date", "2010-13-01"),
+                ("id_document", "student_card"),
+                ("email", ""),
+            ],
         )
         .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert!(reply.text.contains("生年月日は西暦の年月日"));
     assert!(reply.text.contains("value=\"杵築 一郎\""));
-    assert!(reply.text.contains("<option value=\"student_card\" selected>"));
+    assert!(
+        reply
+            .text
+            .contains("<option value=\"student_card\" selected>")
+    );
 
     // Rule P4 on the page: a child is registered, but gets no web service.
     let created = staff
         .submit(
             &form,
             "/staff/kitsuki/patrons/new",
-            &[("name", "杵築 一郎"), ("name_reading", "キツキ イチロウ"), ("birth_date", "2020-05-01"), ("id_document", "health_insurance"), ("email", "")],
+            &[
+                ("name", "杵築 一郎"),
+                ("name_reading", "キツキ イチロウ"),
+                ("birth_date", "2020-05-01"),
+                ("id_document", "health_insurance"),
+                ("email", ""),
+            ],
         )
         .await;
     assert_eq!(created.status, StatusCode::OK);
     let card = text_after(&created.text, "<dd class=\"card-number\">").to_string();
     let lookup = staff
-        .get(&format!("/staff/kitsuki/web-service?card={}-{}", &card[..3], &card[3..]))
+        .get(&format!(
+            "/staff/kitsuki/web-service?card={}-{}",
+            &card[..3],
+            &card[3..]
+        ))
         .await;
     assert_eq!(lookup.status, StatusCode::SEE_OTHER);
-    assert_eq!(lookup.location(), format!("/staff/kitsuki/patrons/{card}/web-service"));
+    assert_eq!(
+        lookup.location(),
+        format!("/staff/kitsuki/patrons/{card}/web-service")
+    );
     let confirm = staff.get(lookup.location()).await;
     let refused = staff.submit(&confirm, lookup.location(), &[]).await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -181,7 +240,12 @@ async fn staff_logout_ends_the_session() {
     assert_eq!(reply.location(), "/staff/login");
     assert!(!staff.cookies.contains_key("kitsuki_staff"));
     let reply = app
-        .call("POST", "/api/v1/branches/yamaga/patrons", Some(&token), Some(serde_json::json!({})))
+        .call(
+            "POST",
+            "/api/v1/branches/yamaga/patrons",
+            Some(&token),
+            Some(serde_json::json!({})),
+        )
         .await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert_eq!(staff.get("/staff").await.location(), "/staff/login");

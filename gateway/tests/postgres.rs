@@ -31,7 +31,10 @@ async fn the_patron_account_path_works_on_postgres() {
         .await;
     let temporary = app.enable_web_service(&clerk, "yamaga", &card).await;
     let token = app.patron_token(&card, &temporary).await;
-    let me = app.call("GET", "/api/v1/me", Some(&token), None).await.json();
+    let me = app
+        .call("GET", "/api/v1/me", Some(&token), None)
+        .await
+        .json();
     assert_eq!(me["temporary_password"], true);
 
     let reply = app
@@ -44,7 +47,10 @@ async fn the_patron_account_path_works_on_postgres() {
         .await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text);
     app.verify_email(&token, "hanako@example.jp").await;
-    let me = app.call("GET", "/api/v1/me", Some(&token), None).await.json();
+    let me = app
+        .call("GET", "/api/v1/me", Some(&token), None)
+        .await
+        .json();
     assert_eq!(me["email"], "hanako@example.jp");
     assert_eq!(me["temporary_password"], false);
 

@@ -24,25 +24,45 @@ async fn a_down_patron_service_is_503_and_the_catalogue_still_serves() {
     // A token to check with a down service is a 503, not a 401.
     for (method, path) in [("GET", "/api/v1/me"), ("POST", "/api/v1/admin/titles")] {
         let reply = app
-            .call(method, path, Some("some-token"), Some(json!({"title": "x", "type": "book"})))
+            .call(
+                method,
+                path,
+                Some("some-token"),
+                Some(json!({"title": "x", "type": "book"})),
+            )
             .await;
         assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{path}");
     }
     let reply = app
-        .call("POST", "/api/v1/password-resets", None, Some(json!({"card_number": "1234567", "email": "a@example.jp"})))
+        .call(
+            "POST",
+            "/api/v1/password-resets",
+            None,
+            Some(json!({"card_number": "1234567", "email": "a@example.jp"})),
+        )
         .await;
-    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "rule P11 cannot hide an outage");
+    assert_eq!(
+        reply.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "rule P11 cannot hide an outage"
+    );
 
     // Pages: the login page needs nobody; logging in does.
     let mut browser = app.browser();
     let reply = browser
-        .fill("/login", "/login", &[("card_number", "1234567"), ("password", "whatever")])
+        .fill(
+            "/login",
+            "/login",
+            &[("card_number", "1234567"), ("password", "whatever")],
+        )
         .await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(reply.text.contains("ただいまご利用いただけません"));
 
     // A browser with a session cookie: the catalogue pages carry on, account pages say why.
-    browser.cookies.insert("kitsuki_session".into(), "some-token".into());
+    browser
+        .cookies
+        .insert("kitsuki_session".into(), "some-token".into());
     let top = browser.get("/").await;
     assert_eq!(top.status, StatusCode::OK);
     assert!(top.text.contains("蔵書検索"));
@@ -69,5 +89,8 @@ async fn a_down_catalog_is_503_for_the_api_and_a_friendly_page() {
     assert!(reply.text.contains("ただいまご利用いただけません"));
     // The account side does not need the catalogue.
     let (card, password) = app.web_patron("杵築 花子").await;
-    assert_eq!(app.patron_login(&card, &password).await.status, StatusCode::OK);
+    assert_eq!(
+        app.patron_login(&card, &password).await.status,
+        StatusCode::OK
+    );
 }

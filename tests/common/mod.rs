@@ -176,14 +176,21 @@ pub struct SmtpSink {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl SmtpSink {
     /// Starts the sink on `port` (use [`free_port`]) and waits for its "ready" line.
     pub fn start(port: u16, dir: &Path) -> SmtpSink {
         std::fs::create_dir_all(dir).unwrap();
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/services/notification/tests/smtp_sink.py");
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/services/notification/tests/smtp_sink.py"
+        );
         #[allow(clippy::zombie_processes)]
         let mut child = Command::new("python3")
             .arg(script)
@@ -197,7 +204,11 @@ impl SmtpSink {
         let mut first = String::new();
         BufReader::new(stdout).read_line(&mut first).unwrap();
         assert!(first.contains("ready"), "smtp sink said {first:?}");
-        SmtpSink { port, dir: dir.to_path_buf(), child: Some(child) }
+        SmtpSink {
+            port,
+            dir: dir.to_path_buf(),
+            child: Some(child),
+        }
     }
 
     pub fn url(&self) -> String {
@@ -206,7 +217,10 @@ impl SmtpSink {
 
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
             let _ = c.wait();
         }
     }
@@ -227,10 +241,18 @@ impl Drop for SmtpSink {
 /// Every `.eml` in a folder, in name order, with quoted-printable / base64 bodies decoded.
 pub fn read_mails(dir: &Path) -> Vec<String> {
     let mut names: Vec<_> = std::fs::read_dir(dir)
-        .map(|r| r.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "eml")).collect())
+        .map(|r| {
+            r.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+                .collect()
+        })
         .unwrap_or_default();
     names.sort();
-    names.iter().map(|p| decode_mail(&std::fs::read_to_string(p).unwrap_or_default())).collect()
+    names
+        .iter()
+        .map(|p| decode_mail(&std::fs::read_to_string(p).unwrap_or_default()))
+        .collect()
 }
 
 /// Decodes a mail's body transfer encoding and its Subject encoded-words (good enough for
@@ -248,7 +270,12 @@ b = m.get_body(preferencelist=('plain',)); print(); print(b.get_content() if b e
         .spawn()
         .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(raw.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(raw.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     String::from_utf8_lossy(&out.stdout).to_string()
 }
@@ -258,5 +285,10 @@ pub fn link_token(mail: &str, path: &str) -> Option<String> {
     let at = mail.find(path)?;
     let rest = &mail[at..];
     let t = rest.find("token=")?;
-    Some(rest[t + 6..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect())
+    Some(
+        rest[t + 6..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .collect(),
+    )
 }

@@ -215,7 +215,10 @@ mod tests {
     #[test]
     fn only_the_admin_role_administers() {
         assert_eq!(
-            staff("staff", &["yamaga"]).require_admin().unwrap_err().code(),
+            staff("staff", &["yamaga"])
+                .require_admin()
+                .unwrap_err()
+                .code(),
             ErrorCode::Forbidden
         );
         assert!(staff("admin", &["yamaga"]).require_admin().is_ok());

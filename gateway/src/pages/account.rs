@@ -17,8 +17,8 @@ use minijinja::context;
 use serde::Deserialize;
 
 use crate::api::patron::{
-    MeView, Patron, change_password, confirm_password_reset, end_patron_session,
-    patron_login, request_email_change, request_password_reset, verify_email,
+    MeView, Patron, change_password, confirm_password_reset, end_patron_session, patron_login,
+    request_email_change, request_password_reset, verify_email,
 };
 use crate::error::ApiError;
 use crate::extract::ClientAddr;
@@ -55,7 +55,12 @@ fn refused_form(
     layout: &Layout,
     context: minijinja::Value,
 ) -> Response {
-    let mut response = html_page(err.status(), template, &layout.clone().with_form().view(), context);
+    let mut response = html_page(
+        err.status(),
+        template,
+        &layout.clone().with_form().view(),
+        context,
+    );
     if let Some(secs) = err.retry_after() {
         response
             .headers_mut()
@@ -392,7 +397,10 @@ fn dead_link(err: &ApiError, layout: &Layout, again: (&str, &str)) -> Response {
 }
 
 fn is_link_refusal(err: &ApiError) -> bool {
-    matches!(err.code(), ErrorCode::TokenInvalid | ErrorCode::TokenExpired)
+    matches!(
+        err.code(),
+        ErrorCode::TokenInvalid | ErrorCode::TokenExpired
+    )
 }
 
 /// `POST /password/reset`: rules P10, P11.
@@ -423,11 +431,9 @@ pub async fn reset_submit(
             },
         ),
         Err(err) if err.status().is_server_error() => PageError::from(err).into_response(),
-        Err(err) if is_link_refusal(&err) => dead_link(
-            &err,
-            &layout,
-            ("/password/forgot", "パスワードを忘れた時"),
-        ),
+        Err(err) if is_link_refusal(&err) => {
+            dead_link(&err, &layout, ("/password/forgot", "パスワードを忘れた時"))
+        }
         Err(err) => refused_form(
             &err,
             "password_reset.html",

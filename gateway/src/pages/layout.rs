@@ -128,10 +128,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Layout {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(parts.extensions.get::<Layout>().cloned().unwrap_or_else(|| {
-            tracing::error!("page handler without a layout: page context missing");
-            Layout::fallback()
-        }))
+        Ok(parts
+            .extensions
+            .get::<Layout>()
+            .cloned()
+            .unwrap_or_else(|| {
+                tracing::error!("page handler without a layout: page context missing");
+                Layout::fallback()
+            }))
     }
 }
 
@@ -148,7 +152,11 @@ async fn lookup(state: &AppState, token: String) -> PatronState {
 
 /// Middleware around every page (not the API, not the stylesheet): makes the [`Layout`],
 /// re-renders error pages with it, and sets the CSRF cookie when a page printed a new token.
-pub async fn page_context(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+pub async fn page_context(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let path = request.uri().path();
     if is_api(request.uri()) || path.starts_with("/static/") {
         return next.run(request).await;

@@ -15,7 +15,9 @@ use kitsuki_proto::{Branch, CardNumber, ErrorCode};
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 
-use crate::api::counter::{CounterStaff, ID_DOCUMENTS, NewPatronBody, enable, path_param, register};
+use crate::api::counter::{
+    CounterStaff, ID_DOCUMENTS, NewPatronBody, enable, path_param, register,
+};
 use crate::api::staff::{Staff, end_staff_session, staff_login};
 use crate::error::ApiError;
 use crate::extract::ClientAddr;
@@ -87,7 +89,12 @@ impl BranchPage {
 
 /// A page shown again after a refusal, with its status and (when throttled) `Retry-After`.
 fn refused(err: &ApiError, template: &str, layout: &Layout, context: minijinja::Value) -> Response {
-    let mut response = html_page(err.status(), template, &layout.clone().with_form().view(), context);
+    let mut response = html_page(
+        err.status(),
+        template,
+        &layout.clone().with_form().view(),
+        context,
+    );
     if let Some(secs) = err.retry_after() {
         response
             .headers_mut()
@@ -109,17 +116,30 @@ fn page_failure(err: &ApiError) -> Option<Response> {
 }
 
 fn form_page(template: &str, layout: &Layout, context: minijinja::Value) -> Response {
-    html_page(StatusCode::OK, template, &layout.clone().with_form().view(), context)
+    html_page(
+        StatusCode::OK,
+        template,
+        &layout.clone().with_form().view(),
+        context,
+    )
 }
 
 /// `GET /staff/login`.
-pub async fn login_form(State(state): State<AppState>, layout: Layout, headers: HeaderMap) -> Response {
+pub async fn login_form(
+    State(state): State<AppState>,
+    layout: Layout,
+    headers: HeaderMap,
+) -> Response {
     if let Some(token) = session::cookie(&headers, STAFF_COOKIE)
         && Staff::check(&state, Secret::new(token)).await.is_ok()
     {
         return see_other("/staff");
     }
-    form_page("staff_login.html", &layout, context! { username => "", error => () })
+    form_page(
+        "staff_login.html",
+        &layout,
+        context! { username => "", error => () },
+    )
 }
 
 /// No `Debug`: it holds a password.
@@ -198,7 +218,11 @@ pub async fn menu(page: StaffPage) -> Response {
     )
 }
 
-fn patron_form_context(page: &BranchPage, form: &NewPatronBody, error: Option<&str>) -> minijinja::Value {
+fn patron_form_context(
+    page: &BranchPage,
+    form: &NewPatronBody,
+    error: Option<&str>,
+) -> minijinja::Value {
     context! {
         branch => page.branch().code(),
         branch_name => page.branch().name_ja(),
@@ -274,7 +298,11 @@ fn card_of(path: Result<Path<(String, String)>, PathRejection>) -> Result<CardNu
     Ok(CardNumber::parse(&card).map_err(ApiError::from)?)
 }
 
-fn web_service_context(page: &BranchPage, card: &CardNumber, error: Option<&str>) -> minijinja::Value {
+fn web_service_context(
+    page: &BranchPage,
+    card: &CardNumber,
+    error: Option<&str>,
+) -> minijinja::Value {
     context! {
         branch => page.branch().code(),
         branch_name => page.branch().name_ja(),

@@ -93,9 +93,13 @@ impl Drop for TestApp {
 async fn database(backend: Backend) -> Db {
     let url = match backend {
         Backend::Sqlite => fresh_sqlite_url(),
-        Backend::Postgres => fresh_pg_database().await.expect("a fresh PostgreSQL database"),
+        Backend::Postgres => fresh_pg_database()
+            .await
+            .expect("a fresh PostgreSQL database"),
     };
-    db::connect(&url).await.expect("connect to the test database")
+    db::connect(&url)
+        .await
+        .expect("connect to the test database")
 }
 
 /// An address nobody listens on: a port bound and let go again.
@@ -384,7 +388,12 @@ impl TestApp {
     /// Registers `email` for the patron of `token` and opens its link (rule P9).
     pub async fn verify_email(&self, token: &str, email: &str) {
         let reply = self
-            .call("POST", "/api/v1/me/email", Some(token), Some(json!({"email": email})))
+            .call(
+                "POST",
+                "/api/v1/me/email",
+                Some(token),
+                Some(json!({"email": email})),
+            )
             .await;
         assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text);
         let link = self.verification_token().await;
@@ -418,8 +427,7 @@ impl Reply {
     }
 
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.text)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
     }
 
     /// The `code` of an error body.
@@ -531,7 +539,11 @@ impl Browser {
     /// Logs a patron in through the login page.
     pub async fn log_in(&mut self, card: &str, password: &str) -> Reply {
         let reply = self
-            .fill("/login", "/login", &[("card_number", card), ("password", password)])
+            .fill(
+                "/login",
+                "/login",
+                &[("card_number", card), ("password", password)],
+            )
             .await;
         assert_eq!(reply.status, StatusCode::SEE_OTHER, "login: {}", reply.text);
         reply
@@ -546,7 +558,12 @@ impl Browser {
                 &[("username", username), ("password", password)],
             )
             .await;
-        assert_eq!(reply.status, StatusCode::SEE_OTHER, "staff login: {}", reply.text);
+        assert_eq!(
+            reply.status,
+            StatusCode::SEE_OTHER,
+            "staff login: {}",
+            reply.text
+        );
         reply
     }
 }
@@ -558,6 +575,14 @@ pub fn assert_security_headers(reply: &Reply, what: &str) {
         Some(kitsuki_gateway::security::CONTENT_SECURITY_POLICY),
         "{what}"
     );
-    assert_eq!(reply.header("x-content-type-options"), Some("nosniff"), "{what}");
-    assert_eq!(reply.header("referrer-policy"), Some("same-origin"), "{what}");
+    assert_eq!(
+        reply.header("x-content-type-options"),
+        Some("nosniff"),
+        "{what}"
+    );
+    assert_eq!(
+        reply.header("referrer-policy"),
+        Some("same-origin"),
+        "{what}"
+    );
 }

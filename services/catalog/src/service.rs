@@ -185,13 +185,14 @@ impl Catalog {
             source_id: new.source_id.filter(|s| !s.is_empty()),
             created_at: now.clone(),
         };
+        let event_id = events::new_event_id();
         let event = events::build(
             "catalog.title.created",
-            events::new_event_id(),
+            event_id.clone(),
             &now,
             &ev::TitleCreated {
                 meta: Some(ev::EventMeta {
-                    event_id: String::new(),
+                    event_id: event_id.clone(),
                     occurred_at: now.clone(),
                 }),
                 title_id: title.title_id.clone(),
@@ -255,13 +256,14 @@ impl Catalog {
             status: "available".to_string(),
             due_date: None,
         };
+        let event_id = events::new_event_id();
         let event = events::build(
             format!("catalog.item.created.{}", branch.code()),
-            events::new_event_id(),
+            event_id.clone(),
             &now,
             &ev::ItemCreated {
                 meta: Some(ev::EventMeta {
-                    event_id: String::new(),
+                    event_id: event_id.clone(),
                     occurred_at: now.clone(),
                 }),
                 barcode: item.barcode.clone(),

@@ -108,7 +108,11 @@ impl NotifierConfig {
             config.sender_address = sender;
         }
         // Operators shorten or lengthen the back-off (N2); tests use milliseconds.
-        let millis = |name: &str| var(name).and_then(|v| v.parse::<u64>().ok()).map(std::time::Duration::from_millis);
+        let millis = |name: &str| {
+            var(name)
+                .and_then(|v| v.parse::<u64>().ok())
+                .map(std::time::Duration::from_millis)
+        };
         if let Some(base) = millis("KITSUKI_MAIL_RETRY_BASE_MS") {
             config.retry.base = base;
         }

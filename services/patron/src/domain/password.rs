@@ -65,12 +65,26 @@ fn is_separator(c: char) -> bool {
         )
 }
 
-/// NFKC, lower case, separators removed.
+/// NFKC, lower case, separators removed, repeated until nothing changes: removing a
+/// separator can let its neighbours compose (`g¯` is `g`, a space and a combining macron
+/// after NFKC, and `ḡ` once the space is gone).
 pub fn fold(s: &str) -> String {
-    s.nfkc()
-        .flat_map(char::to_lowercase)
-        .filter(|c| !is_separator(*c))
-        .collect()
+    let step = |s: &str| -> String {
+        s.nfkc()
+            .flat_map(char::to_lowercase)
+            .filter(|c| !is_separator(*c))
+            .collect()
+    };
+    let mut folded = step(s);
+    // After the first round only compositions that a removal made possible are left.
+    for _ in 0..4 {
+        let again = step(&folded);
+        if again == folded {
+            break;
+        }
+        folded = again;
+    }
+    folded
 }
 
 /// A Japanese era: its first day, its romaji initial and its name.
