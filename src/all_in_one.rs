@@ -21,6 +21,7 @@ use kitsuki_platform::outbox::Relay;
 use kitsuki_platform::server::{Readiness, bind, serve};
 use kitsuki_platform::shutdown::Shutdown;
 use kitsuki_proto::catalog::catalog_service_client::CatalogServiceClient;
+use kitsuki_proto::notification::notification_service_client::NotificationServiceClient;
 use kitsuki_proto::patron::patron_service_client::PatronServiceClient;
 use tonic::service::Routes;
 use tonic::transport::Endpoint;
@@ -33,7 +34,7 @@ const SEED_NDL: &[u8] = include_bytes!("../services/catalog/seed/ndl-japan-marc-
 
 /// gRPC clients of the gateway, connecting lazily (a peer that is not up yet is retried
 /// per call instead of failing the start).
-pub fn clients(catalog_url: &str, patron_url: &str) -> anyhow::Result<Clients> {
+pub fn clients(catalog_url: &str, patron_url: &str, notification_url: Option<&str>) -> anyhow::Result<Clients> {
     let channel = |url: &str| -> anyhow::Result<tonic::transport::Channel> {
         Ok(Endpoint::from_shared(url.to_string())
             .with_context(|| format!("bad service URL {url}"))?
@@ -44,6 +45,9 @@ pub fn clients(catalog_url: &str, patron_url: &str) -> anyhow::Result<Clients> {
     Ok(Clients {
         catalog: CatalogServiceClient::new(channel(catalog_url)?),
         patron: PatronServiceClient::new(channel(patron_url)?),
+        notification: notification_url
+            .map(|u| channel(u).map(NotificationServiceClient::new))
+            .transpose()?,
     })
 }
 
@@ -132,7 +136,10 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
     let s = shutdown.clone();
     let internal_task = tokio::spawn(async move { serve(internal, grpc, internal_ready, s).await });
 
-    let state = AppState::new(clients(&url, &url)?);
+    // The embedded run is the developer's: its dev page lists the mail outbox.
+    let state = AppState::new(clients(&url, &url, Some(&url))?)
+        .with_dev_pages(true)
+        .with_outbox_dir(data.join("outbox"));
     let readiness = Readiness::new()
         .with_db(catalog_db)
         .with_db(patron_db)

@@ -130,7 +130,7 @@ pub async fn circulation(args: CirculationArgs, shutdown: Shutdown) -> anyhow::R
 }
 
 pub async fn gateway(args: GatewayArgs, shutdown: Shutdown) -> anyhow::Result<()> {
-    let clients = crate::all_in_one::clients(&args.catalog_url, &args.patron_url)?;
+    let clients = crate::all_in_one::clients(&args.catalog_url, &args.patron_url, None)?;
     let state = kitsuki_gateway::AppState::new(clients).with_secure_cookies(args.secure_cookies);
     let (listener, addr) = bind(args.listen).await?;
     let readiness = Readiness::new();

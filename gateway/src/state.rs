@@ -1,10 +1,12 @@
 //! What every handler shares: the gRPC clients of the services behind the gateway and the
 //! few settings of the site itself.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use kitsuki_proto::catalog::catalog_service_client::CatalogServiceClient;
+use kitsuki_proto::notification::notification_service_client::NotificationServiceClient;
 use kitsuki_proto::patron::patron_service_client::PatronServiceClient;
 use tonic::transport::Channel;
 
@@ -14,6 +16,9 @@ use tonic::transport::Channel;
 pub struct Clients {
     pub catalog: CatalogServiceClient<Channel>,
     pub patron: PatronServiceClient<Channel>,
+    /// The notification service's delivery log, read only by the dev pages of the embedded
+    /// run; a deployed gateway has none (`None`) and never asks it.
+    pub notification: Option<NotificationServiceClient<Channel>>,
 }
 
 /// Shared state of the router. Cloned per request, so everything sits behind one `Arc`.
@@ -22,10 +27,13 @@ pub struct AppState {
     inner: Arc<Inner>,
 }
 
+#[derive(Clone)]
 struct Inner {
     clients: Clients,
     secure_cookies: bool,
     rpc_timeout: Duration,
+    dev_pages: bool,
+    outbox_dir: Option<PathBuf>,
 }
 
 /// How long one gRPC call may take before the page or API answers 503: long enough for a
@@ -39,6 +47,8 @@ impl AppState {
                 clients,
                 secure_cookies: false,
                 rpc_timeout: DEFAULT_RPC_TIMEOUT,
+                dev_pages: false,
+                outbox_dir: None,
             }),
         }
     }
@@ -54,12 +64,22 @@ impl AppState {
         self.rebuild(|inner| inner.rpc_timeout = timeout)
     }
 
+    /// Serves the developer's pages under `/dev/` (the outbox of the embedded run). Off by
+    /// default: they show every mail, links with their secrets included, to anyone who can
+    /// reach the site, so only the one-process developer run turns them on. They are served
+    /// only when the notification client is present too.
+    pub fn with_dev_pages(self, on: bool) -> Self {
+        self.rebuild(|inner| inner.dev_pages = on)
+    }
+
+    /// The folder the notification service writes its `<delivery id>.eml` files to (the
+    /// embedded run's `<data dir>/outbox/`), which the dev pages read mails from.
+    pub fn with_outbox_dir(self, dir: PathBuf) -> Self {
+        self.rebuild(|inner| inner.outbox_dir = Some(dir))
+    }
+
     fn rebuild(self, change: impl FnOnce(&mut Inner)) -> Self {
-        let mut inner = Inner {
-            clients: self.inner.clients.clone(),
-            secure_cookies: self.inner.secure_cookies,
-            rpc_timeout: self.inner.rpc_timeout,
-        };
+        let mut inner = (*self.inner).clone();
         change(&mut inner);
         AppState {
             inner: Arc::new(inner),
@@ -72,6 +92,21 @@ impl AppState {
 
     pub fn patron(&self) -> PatronServiceClient<Channel> {
         self.inner.clients.patron.clone()
+    }
+
+    /// The notification client, when the dev pages are to be served (see
+    /// [`AppState::serves_dev_pages`]).
+    pub fn notification(&self) -> Option<NotificationServiceClient<Channel>> {
+        self.inner.clients.notification.clone()
+    }
+
+    /// Whether the `/dev/` pages exist: turned on and with a notification service to ask.
+    pub fn serves_dev_pages(&self) -> bool {
+        self.inner.dev_pages && self.inner.clients.notification.is_some()
+    }
+
+    pub fn outbox_dir(&self) -> Option<&Path> {
+        self.inner.outbox_dir.as_deref()
     }
 
     pub fn secure_cookies(&self) -> bool {

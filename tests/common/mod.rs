@@ -185,8 +185,12 @@ pub fn free_port() -> u16 {
 
 impl SmtpSink {
     /// Starts the sink on `port` (use [`free_port`]) and waits for its "ready" line.
+    ///
+    /// Each start writes into its own sub-folder of `dir` (the sink numbers its files from
+    /// zero), and [`SmtpSink::mails`] reads them all, so a restarted sink keeps the count.
     pub fn start(port: u16, dir: &Path) -> SmtpSink {
-        std::fs::create_dir_all(dir).unwrap();
+        let own = dir.join(uuid::Uuid::new_v4().simple().to_string());
+        std::fs::create_dir_all(&own).unwrap();
         let script = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/services/notification/tests/smtp_sink.py"
@@ -195,7 +199,7 @@ impl SmtpSink {
         let mut child = Command::new("python3")
             .arg(script)
             .arg(port.to_string())
-            .arg(dir)
+            .arg(&own)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -225,10 +229,14 @@ impl SmtpSink {
         }
     }
 
-    /// The mails received so far, decoded to text (headers unfolded; MIME encoded-words of
-    /// the Subject decoded by the caller with [`decoded_subject`]).
+    /// The mails received so far by every sink started on this folder, oldest first,
+    /// decoded to text.
     pub fn mails(&self) -> Vec<String> {
-        read_mails(&self.dir)
+        let mut subdirs: Vec<_> = std::fs::read_dir(&self.dir)
+            .map(|r| r.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_dir()).collect())
+            .unwrap_or_default();
+        subdirs.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.created()).ok());
+        subdirs.iter().flat_map(|d| read_mails(d)).collect()
     }
 }
 
