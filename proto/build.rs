@@ -7,6 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "kitsuki/circulation/v1/circulation.proto",
         "kitsuki/notification/v1/notification.proto",
         "kitsuki/events/v1/events.proto",
+        "kitsuki/platform/v1/testclock.proto",
     ];
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");

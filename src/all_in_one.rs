@@ -62,7 +62,8 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
         test_clock: cli.test_clock,
         data_dir: data.clone(),
     };
-    let clock = crate::roles::clock(&common);
+    let clocks = crate::roles::Clocks::new(&common);
+    let clock = clocks.shared.clone();
     // The in-process bus keeps its log and consumer positions in a file, so a crash of the
     // one process loses no event between the outbox relay and a consumer.
     let bus: SharedBus = Arc::new(
@@ -81,6 +82,7 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
     )
     .await?;
     first_start_seed(&catalog).await?;
+    catalog.spawn_consumer(bus.clone(), &shutdown);
 
     let patron_db = db::connect(&sqlite_url(&data, "patron.db")).await?;
     let accounts = kitsuki_patron::PatronAccounts::open(
@@ -126,8 +128,15 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
     )
     .await?;
     notifier.spawn(bus.clone(), &shutdown);
+    let n = notifier.clone();
+    clocks.due_jobs.register(move || {
+        let n = n.clone();
+        Box::pin(async move {
+            let _ = n.send_due_once().await;
+        })
+    });
 
-    let grpc = Routes::new(CatalogGrpc::new(catalog).into_server())
+    let grpc = clocks.serve(Routes::new(CatalogGrpc::new(catalog).into_server()))
         .add_service(kitsuki_patron::grpc::PatronGrpc::new(accounts).into_server())
         .add_service(NotificationGrpc::new(notifier).into_server())
         .into_axum_router();

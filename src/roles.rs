@@ -15,6 +15,7 @@ use kitsuki_platform::db::{self, Db};
 use kitsuki_platform::outbox::Relay;
 use kitsuki_platform::server::{Readiness, bind, serve};
 use kitsuki_platform::shutdown::Shutdown;
+use kitsuki_platform::testclock::{DueJobs, TestClockGrpc};
 use kitsuki_proto::Branch;
 use tonic::service::Routes;
 
@@ -22,14 +23,36 @@ use crate::cli::{CatalogArgs, CirculationArgs, GatewayArgs, NotificationArgs, Pa
 use kitsuki_notification::{GrpcContacts, NotificationGrpc, Notifier, NotifierConfig};
 use kitsuki_patron::{PatronAccounts, PatronConfig};
 
-pub fn clock(common: &CommonArgs) -> SharedClock {
-    if common.test_clock {
-        tracing::warn!("test clock enabled: never in a deployment");
-        Arc::new(TestClock::new())
-    } else {
-        Arc::new(SystemClock)
+/// The clock of a process: the system clock, or (only with `KITSUKI_TEST_CLOCK=1`) a
+/// test clock served over gRPC with the jobs to run when it moves.
+#[derive(Debug, Clone)]
+pub struct Clocks {
+    pub shared: SharedClock,
+    test: Option<Arc<TestClock>>,
+    pub due_jobs: DueJobs,
+}
+
+impl Clocks {
+    pub fn new(common: &CommonArgs) -> Clocks {
+        if common.test_clock {
+            tracing::warn!("test clock enabled: never in a deployment");
+            let t = Arc::new(TestClock::new());
+            Clocks { shared: t.clone(), test: Some(t), due_jobs: DueJobs::default() }
+        } else {
+            Clocks { shared: Arc::new(SystemClock), test: None, due_jobs: DueJobs::default() }
+        }
+    }
+
+    /// Adds the test clock's gRPC service to a role's routes when it is enabled.
+    pub fn serve(&self, routes: Routes) -> Routes {
+        match &self.test {
+            Some(t) => routes.add_service(TestClockGrpc::new(t.clone(), self.due_jobs.clone()).into_server()),
+            None => routes,
+        }
     }
 }
+
+
 
 pub async fn nats(bus: &BusArgs) -> anyhow::Result<SharedBus> {
     let b = NatsBus::connect(&bus.nats_url, &bus.bus_prefix)
@@ -56,25 +79,25 @@ pub async fn catalog(args: CatalogArgs, shutdown: Shutdown) -> anyhow::Result<()
     let index_dir = args
         .index_dir
         .unwrap_or_else(|| args.service.common.data_dir.join("catalog-index"));
-    let catalog = Catalog::open(db.clone(), Some(&index_dir), clock(&args.service.common)).await?;
+    let clocks = Clocks::new(&args.service.common);
+    let catalog = Catalog::open(db.clone(), Some(&index_dir), clocks.shared.clone()).await?;
     let bus = nats(&args.service.bus).await?;
-    spawn_relay(db.clone(), bus, catalog.relay_wake(), &shutdown);
+    spawn_relay(db.clone(), bus.clone(), catalog.relay_wake(), &shutdown);
+    // Live availability from circulation's item status events.
+    catalog.spawn_consumer(bus, &shutdown);
     let (listener, addr) = bind(args.service.listen).await?;
     let readiness = Readiness::new().with_db(db);
     readiness.set_ready();
     announce("catalog", addr);
-    let app = Routes::new(CatalogGrpc::new(catalog).into_server()).into_axum_router();
+    let app = clocks.serve(Routes::new(CatalogGrpc::new(catalog).into_server())).into_axum_router();
     serve(listener, app, readiness, shutdown).await
 }
 
 pub async fn patron(args: PatronArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     let db = db::connect(&args.service.database_url).await?;
-    let accounts = PatronAccounts::open(
-        db.clone(),
-        clock(&args.service.common),
-        PatronConfig::default(),
-    )
-    .await?;
+    let clocks = Clocks::new(&args.service.common);
+    let accounts =
+        PatronAccounts::open(db.clone(), clocks.shared.clone(), PatronConfig::default()).await?;
     bootstrap_admin(accounts.staff()).await?;
     let bus = nats(&args.service.bus).await?;
     spawn_relay(db.clone(), bus, accounts.relay_wake(), &shutdown);
@@ -82,7 +105,8 @@ pub async fn patron(args: PatronArgs, shutdown: Shutdown) -> anyhow::Result<()> 
     let readiness = Readiness::new().with_db(db);
     readiness.set_ready();
     announce("patron", addr);
-    let app = Routes::new(kitsuki_patron::grpc::PatronGrpc::new(accounts).into_server())
+    let app = clocks
+        .serve(Routes::new(kitsuki_patron::grpc::PatronGrpc::new(accounts).into_server()))
         .into_axum_router();
     serve(listener, app, readiness, shutdown).await
 }
@@ -103,7 +127,16 @@ pub async fn notification(args: NotificationArgs, shutdown: Shutdown) -> anyhow:
     let db = db::connect(&service.database_url).await?;
     let contacts = Arc::new(GrpcContacts::connect_lazy(&args.patron_url)?);
     let config = NotifierConfig::from_env(&service.common.data_dir);
-    let notifier = Notifier::open(db.clone(), config, clock(&service.common), contacts).await?;
+    let clocks = Clocks::new(&service.common);
+    let notifier = Notifier::open(db.clone(), config, clocks.shared.clone(), contacts).await?;
+    // After the clock moved, mails whose retry became due go out at once.
+    let n = notifier.clone();
+    clocks.due_jobs.register(move || {
+        let n = n.clone();
+        Box::pin(async move {
+            let _ = n.send_due_once().await;
+        })
+    });
     let bus = nats(&service.bus).await?;
     // Consumer, sender and the outbox relay of MailSent events.
     notifier.spawn(bus, &shutdown);
@@ -111,7 +144,7 @@ pub async fn notification(args: NotificationArgs, shutdown: Shutdown) -> anyhow:
     let readiness = Readiness::new().with_db(db);
     readiness.set_ready();
     announce("notification", addr);
-    let app = Routes::new(NotificationGrpc::new(notifier).into_server()).into_axum_router();
+    let app = clocks.serve(Routes::new(NotificationGrpc::new(notifier).into_server())).into_axum_router();
     serve(listener, app, readiness, shutdown).await
 }
 

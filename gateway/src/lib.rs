@@ -4,9 +4,12 @@
 //! the ones a page must show before anything is asked (rule H1's 「予約申込」 button, the
 //! rule P5 banner). Sessions belong to patron-account; the gateway carries their tokens in
 //! cookies or bearer headers (`session`) and guards the forms against forgery (`csrf`).
+//! In the embedded one-process run it can also serve the developer's outbox pages
+//! (`pages::dev`, reading mail files with `eml`), which a deployment never routes.
 
 pub mod api;
 pub mod csrf;
+pub mod eml;
 pub mod error;
 pub mod extract;
 pub mod holdability;
@@ -22,7 +25,7 @@ pub mod views;
 
 pub use error::{ApiError, Lang};
 pub use holdability::holdability;
-pub use routes::{SERVED_ROUTES, router};
+pub use routes::{DEV_ROUTES, SERVED_ROUTES, router};
 pub use security::security_headers_layer;
 pub use state::{AppState, Clients};
 

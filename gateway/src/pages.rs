@@ -1,10 +1,11 @@
 //! The HTML pages, in Japanese, working without JavaScript: the catalogue (top page with
 //! the search box, results, a title's page with the 「予約申込」 button of rule H1) here,
-//! the patron's 「Webサービス」 pages in [`account`], the counter's pages in [`staff`], and
-//! what they all share in [`layout`]. The values they show come from the same views as
-//! the JSON API.
+//! the patron's 「Webサービス」 pages in [`account`], the counter's pages in [`staff`], the
+//! developer's outbox of the embedded run in [`dev`], and what they all share in
+//! [`layout`]. The values they show come from the same views as the JSON API.
 
 pub mod account;
+pub mod dev;
 pub mod layout;
 pub mod staff;
 

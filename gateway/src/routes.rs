@@ -1,6 +1,8 @@
 //! The router: every page and API route the gateway serves, listed once in
 //! [`SERVED_ROUTES`]. The router is built from that list, so the list (which the OpenAPI
-//! test checks against the document) cannot drift from what is served.
+//! test checks against the document) cannot drift from what is served. The developer's
+//! pages of the embedded run, [`DEV_ROUTES`], are listed apart: HTML only, not in the API
+//! document, and routed only when the state serves them.
 //!
 //! Around the routes, from the inside out: the CSRF check of every page POST (per route),
 //! the page context (layout, CSRF cookie; see `pages::layout`), `Cache-Control: no-store`
@@ -81,6 +83,22 @@ pub const SERVED_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/admin/staff"),
 ];
 
+/// The developer's pages (`pages::dev`), routed only when
+/// [`AppState::serves_dev_pages`]: elsewhere they are unknown paths (404).
+pub const DEV_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/dev/outbox"),
+    ("GET", "/dev/outbox/{delivery_id}"),
+];
+
+/// The handler of one entry of [`DEV_ROUTES`].
+fn dev_handler_for(method: &str, path: &str) -> MethodRouter<AppState> {
+    match (method, path) {
+        ("GET", "/dev/outbox") => get(pages::dev::outbox),
+        ("GET", "/dev/outbox/{delivery_id}") => get(pages::dev::mail),
+        _ => panic!("no handler for {method} {path} in DEV_ROUTES"),
+    }
+}
+
 /// The handler of one entry of [`SERVED_ROUTES`].
 fn handler_for(method: &str, path: &str) -> MethodRouter<AppState> {
     use pages::staff as counter_pages;
@@ -155,6 +173,12 @@ pub fn router(state: AppState) -> Router {
         }
         router = router.route(path, route);
     }
+    if state.serves_dev_pages() {
+        // GET only, no forms: nothing for the CSRF check to guard.
+        for (method, path) in DEV_ROUTES {
+            router = router.route(path, dev_handler_for(method, path));
+        }
+    }
     router
         // After the routes: it applies to the routes present when it is called.
         .method_not_allowed_fallback(method_not_allowed)
@@ -194,6 +218,8 @@ const PERSONAL_PREFIXES: &[&str] = &[
     "/api/v1/staff/",
     "/api/v1/branches/",
     "/api/v1/admin/",
+    // Every mail sent: addresses and the secrets of links.
+    "/dev/",
 ];
 
 fn is_personal(path: &str) -> bool {
@@ -285,6 +311,100 @@ mod tests {
     async fn text(response: Response) -> String {
         let bytes = to_bytes(response.into_body(), 1 << 20).await.unwrap();
         String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    async fn send_to(state: AppState, uri: &str) -> Response {
+        let request = Request::builder().uri(uri).body(Body::empty()).unwrap();
+        router(state).oneshot(request).await.unwrap()
+    }
+
+    const DELIVERY_ID: &str = "0192f1c2-7a5e-7c3b-9d1e-0123456789ab";
+
+    #[tokio::test]
+    async fn dev_pages_are_unknown_unless_turned_on_with_a_notification_client() {
+        use crate::test_support::unreachable_clients;
+        let mail = format!("/dev/outbox/{DELIVERY_ID}");
+        for (state, what) in [
+            (unreachable_state(), "default"),
+            (
+                AppState::new(unreachable_clients(true)),
+                "client, dev pages off",
+            ),
+            (
+                unreachable_state().with_dev_pages(true),
+                "dev pages on, no client",
+            ),
+            (
+                AppState::new(unreachable_clients(true))
+                    .with_dev_pages(true)
+                    .with_dev_pages(false),
+                "turned off again",
+            ),
+        ] {
+            for uri in ["/dev/outbox", mail.as_str()] {
+                let response = send_to(state.clone(), uri).await;
+                assert_eq!(response.status(), StatusCode::NOT_FOUND, "{what}: {uri}");
+                assert!(text(response).await.contains("ページが見つかりません"));
+            }
+        }
+        // On: the list asks the notification service (down here: 503, not 404).
+        let on = AppState::new(unreachable_clients(true)).with_dev_pages(true);
+        let response = send_to(on.clone(), "/dev/outbox").await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+        // Without an outbox folder there is no mail to show.
+        let response = send_to(on, &mail).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn a_dev_mail_page_reads_only_delivery_ids_inside_the_outbox_folder() {
+        use crate::test_support::unreachable_clients;
+        let root = std::env::temp_dir().join(format!("kitsuki-gw-dev-{}", uuid::Uuid::new_v4()));
+        let outbox = root.join("outbox");
+        std::fs::create_dir_all(&outbox).unwrap();
+        let mail = "Subject: =?utf-8?b?44OG44K544OI?=\r\nContent-Type: text/plain; charset=utf-8\r\n\
+Content-Transfer-Encoding: base64\r\n\r\n5pys5paHIGh0dHA6Ly9sb2NhbGhvc3Q6ODA4MC9lbWFpbC92ZXJpZnk/dG9rZW49YWJj\r\n";
+        std::fs::write(outbox.join(format!("{DELIVERY_ID}.eml")), mail).unwrap();
+        // Files beside and above the folder that a crafted id might reach.
+        std::fs::write(root.join(format!("{DELIVERY_ID}.eml")), "secret").unwrap();
+        std::fs::write(outbox.join("notes.eml"), "secret").unwrap();
+        let state = AppState::new(unreachable_clients(true))
+            .with_dev_pages(true)
+            .with_outbox_dir(outbox.clone());
+
+        let response = send_to(state.clone(), &format!("/dev/outbox/{DELIVERY_ID}")).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+        let html = text(response).await;
+        assert!(html.contains("開発用の画面です。運用環境では表示されません。"));
+        assert!(html.contains("<h1>テスト</h1>"), "{html}");
+        assert!(html.contains(
+            "本文 <a href=\"http://localhost:8080/email/verify?token=abc\">http://localhost:8080/email/verify?token=abc</a>"
+        ));
+
+        for id in [
+            "notes",
+            "../outbox/notes",
+            &format!("..%2F{DELIVERY_ID}"),
+            &format!("..%2f..%2foutbox%2f{DELIVERY_ID}"),
+            &DELIVERY_ID.to_uppercase(),
+            &format!("{DELIVERY_ID}.eml"),
+            "0192f1c2-7a5e-7c3b-9d1e-0123456789ac",
+        ] {
+            let response = send_to(state.clone(), &format!("/dev/outbox/{id}")).await;
+            assert_eq!(response.status(), StatusCode::NOT_FOUND, "{id}");
+            assert!(!text(response).await.contains("secret"), "{id}");
+        }
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn dev_routes_are_apart_from_the_documented_ones() {
+        for route in DEV_ROUTES {
+            assert!(!SERVED_ROUTES.contains(route), "{route:?}");
+            assert!(is_personal(route.1), "{route:?}: no-store");
+        }
     }
 
     fn concrete(path: &str) -> String {

@@ -70,6 +70,9 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("templates/staff_web_service.html"),
     ),
     ("staff_slip.html", include_str!("templates/staff_slip.html")),
+    ("dev_banner.html", include_str!("templates/dev_banner.html")),
+    ("dev_outbox.html", include_str!("templates/dev_outbox.html")),
+    ("dev_mail.html", include_str!("templates/dev_mail.html")),
 ];
 
 /// A short fingerprint of the stylesheet, put in its URL so that it can be cached for a

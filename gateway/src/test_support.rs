@@ -4,6 +4,7 @@
 
 use kitsuki_proto::catalog::catalog_service_client::CatalogServiceClient;
 use kitsuki_proto::catalog::{BranchAvailability, Item, ItemStatus, MaterialType, TitleSummary};
+use kitsuki_proto::notification::notification_service_client::NotificationServiceClient;
 use kitsuki_proto::patron::patron_service_client::PatronServiceClient;
 use tonic::transport::Endpoint;
 
@@ -46,12 +47,19 @@ pub fn item(barcode: &str, branch: &str, status: ItemStatus, due_date: &str) -> 
 }
 
 /// A state whose clients point at a port nobody listens on: every call fails at once as
-/// `unavailable`, which is what a request needs to reach a handler and no further.
+/// `unavailable`, which is what a request needs to reach a handler and no further. Like a
+/// deployed gateway, it has no notification client.
 /// Must be called inside a Tokio runtime (lazy channels spawn their worker).
 pub fn unreachable_state() -> AppState {
+    AppState::new(unreachable_clients(false))
+}
+
+/// Clients that reach nobody; with `notification`, a notification client too.
+pub fn unreachable_clients(notification: bool) -> Clients {
     let channel = Endpoint::from_static("http://127.0.0.1:1").connect_lazy();
-    AppState::new(Clients {
+    Clients {
         catalog: CatalogServiceClient::new(channel.clone()),
-        patron: PatronServiceClient::new(channel),
-    })
+        patron: PatronServiceClient::new(channel.clone()),
+        notification: notification.then(|| NotificationServiceClient::new(channel)),
+    }
 }

@@ -117,6 +117,14 @@ error_codes! {
         "この資料は貸出中ではありません。", "This item is not on loan.";
     HoldNotReady => "hold_not_ready", 409, FailedPrecondition, Some("H8"),
         "予約資料の用意ができたお知らせの送信前のため、まだ貸出できません。", "The ready mail has not been sent yet.";
+    HoldStateConflict => "hold_state_conflict", 409, FailedPrecondition, None,
+        "この予約は現在の状態ではこの操作ができません。画面を更新してご確認ください。", "The hold's current state does not allow this.";
+    HoldNotFound => "hold_not_found", 404, NotFound, None,
+        "予約が見つかりません。", "No such hold.";
+    LoanNotFound => "loan_not_found", 404, NotFound, None,
+        "貸出が見つかりません。", "No such loan.";
+    ItemOnLoan => "item_on_loan", 409, FailedPrecondition, Some("L5"),
+        "この資料は貸出中です。先に返却の処理をしてください。", "This item is on loan; check it in first.";
     MethodNotAllowed => "method_not_allowed", 405, Unimplemented, None,
         "この操作はできません。", "Method not allowed.";
     CsrfFailed => "csrf_failed", 403, PermissionDenied, None,

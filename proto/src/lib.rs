@@ -37,6 +37,11 @@ pub mod generated {
                 tonic::include_proto!("kitsuki.events.v1");
             }
         }
+        pub mod platform {
+            pub mod v1 {
+                tonic::include_proto!("kitsuki.platform.v1");
+            }
+        }
     }
 }
 
@@ -45,3 +50,4 @@ pub use generated::kitsuki::circulation::v1 as circulation;
 pub use generated::kitsuki::events::v1 as events;
 pub use generated::kitsuki::notification::v1 as notification;
 pub use generated::kitsuki::patron::v1 as patron;
+pub use generated::kitsuki::platform::v1 as testclock;

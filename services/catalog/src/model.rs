@@ -71,6 +71,8 @@ pub struct Title {
     pub aliases: Vec<String>,
     pub source_id: Option<String>,
     pub created_at: String,
+    /// Holds waiting on the title, as circulation last reported (0 until it does).
+    pub holds_waiting: u64,
 }
 
 /// An item (copy) as stored.
@@ -122,7 +124,7 @@ pub fn summary(title: &Title, items: &[Item]) -> pb::TitleSummary {
         isbn: title.isbn.clone(),
         r#type: title.material_type.to_proto() as i32,
         availability,
-        holds_waiting: 0,
+        holds_waiting: u32::try_from(title.holds_waiting).unwrap_or(u32::MAX),
         created_at: title.created_at.clone(),
     }
 }

@@ -88,6 +88,10 @@ impl Catalog {
         &self.db
     }
 
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
     /// Notified after every commit that wrote to the outbox.
     pub fn relay_wake(&self) -> Arc<Notify> {
         self.relay_wake.clone()
@@ -184,6 +188,7 @@ impl Catalog {
                 .collect(),
             source_id: new.source_id.filter(|s| !s.is_empty()),
             created_at: now.clone(),
+            holds_waiting: 0,
         };
         let event_id = events::new_event_id();
         let event = events::build(

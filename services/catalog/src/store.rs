@@ -5,7 +5,7 @@ use sqlx::{AnyConnection, AnyPool, Row};
 
 use crate::model::{Item, MaterialType, Title};
 
-const TITLE_COLUMNS: &str = "title_id, title, title_reading, author, publisher, year, isbn, material_type, aliases, source_id, created_at";
+const TITLE_COLUMNS: &str = "title_id, title, title_reading, author, publisher, year, isbn, material_type, aliases, source_id, created_at, holds_waiting";
 
 fn title_from_row(r: &AnyRow) -> Result<Title, sqlx::Error> {
     let kind: String = r.try_get("material_type")?;
@@ -26,6 +26,7 @@ fn title_from_row(r: &AnyRow) -> Result<Title, sqlx::Error> {
             .collect(),
         source_id: r.try_get("source_id")?,
         created_at: r.try_get("created_at")?,
+        holds_waiting: r.try_get::<i64, _>("holds_waiting")?.max(0) as u64,
     })
 }
 
@@ -174,4 +175,33 @@ pub async fn titles_after(
         .iter()
         .map(title_from_row)
         .collect()
+}
+
+/// Applies circulation's view of an item (status and due date) and of its title's holds.
+/// False when the item is unknown here.
+pub async fn apply_item_status(
+    conn: &mut AnyConnection,
+    barcode: &str,
+    status: &str,
+    due_date: Option<&str>,
+    holds_waiting: i64,
+) -> Result<Option<String>, sqlx::Error> {
+    let row = sqlx::query("SELECT title_id FROM items WHERE barcode = $1")
+        .bind(barcode)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let title_id: String = row.try_get("title_id")?;
+    sqlx::query("UPDATE items SET status = $1, due_date = $2 WHERE barcode = $3")
+        .bind(status)
+        .bind(due_date)
+        .bind(barcode)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("UPDATE titles SET holds_waiting = $1 WHERE title_id = $2")
+        .bind(holds_waiting)
+        .bind(&title_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(Some(title_id))
 }

@@ -1,10 +1,13 @@
 //! How the notification service is set up: where mail goes (an SMTP server, or `.eml`
-//! files in a folder for the embedded run), who sends it, the base of links, and the
-//! retry schedule (rule N2).
+//! files in a folder for the embedded run), who sends it, the base of links, the retry
+//! schedule (rule N2), and the branches' closed days that the ready mail's keep-until date
+//! skips (rules H9, B2).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use kitsuki_circulation::domain::calendar::LibraryCalendar;
 
 use crate::domain::delivery::RetryPolicy;
 
@@ -68,6 +71,15 @@ pub struct NotifierConfig {
     pub smtp_timeout: Duration,
     /// How long a stopping sender lets the mails in flight finish.
     pub drain: Duration,
+    /// Rule B2: each branch's closed days. The ready mail's keep-until date is the
+    /// sending date plus 7 days moved to the pickup branch's next open day (H9): this must
+    /// be the calendar circulation uses, which computes the same date from `MailSent`.
+    /// Default: open every day.
+    pub calendars: LibraryCalendar,
+    /// How many attempts of a hold mail may wait for a catalog that does not answer
+    /// before the mail goes without the title (N2: the mail matters more than its title
+    /// line; with the default back-off, 5 attempts wait a little over a minute).
+    pub title_lookup_attempts: u32,
 }
 
 impl NotifierConfig {
@@ -86,6 +98,8 @@ impl NotifierConfig {
             claim_lease: Duration::from_secs(300),
             smtp_timeout: Duration::from_secs(30),
             drain: Duration::from_secs(10),
+            calendars: LibraryCalendar::open_every_day(),
+            title_lookup_attempts: 5,
         }
     }
 

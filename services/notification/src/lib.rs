@@ -1,7 +1,9 @@
 //! The notification service: the mails of rule N1 in Japanese, sent through SMTP (or
 //! written as `.eml` files in the embedded run), retried with back-off and logged per
-//! delivery (N2). It consumes the events that call for mail, asks patron-account for the
-//! address only when it sends, and announces each sent mail with `MailSent`.
+//! delivery (N2). It consumes the events that call for mail (patron-account's and
+//! circulation's hold events), asks patron-account for the address and the catalog for a
+//! hold's title only when it sends, and announces each sent mail with `MailSent` (the ready
+//! mail's starts the hold-shelf clock, H9).
 
 pub mod config;
 pub mod contacts;
@@ -10,6 +12,7 @@ pub mod grpc;
 pub mod mail;
 pub mod service;
 pub mod store;
+pub mod titles;
 pub mod transport;
 
 pub use config::{MailTransport, NotifierConfig};
@@ -19,3 +22,4 @@ pub use domain::plan::Template;
 pub use grpc::NotificationGrpc;
 pub use service::{MAIL_SENT_SUBJECT, Notifier, Recorded};
 pub use store::DeliveryRow;
+pub use titles::{GrpcTitles, NoTitles, TitleDirectory, TitleInfo};

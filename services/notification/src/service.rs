@@ -5,13 +5,19 @@
 //!   the event is acknowledged (ARCHITECTURE.md "Nothing lost"). Killed before the ack,
 //!   the event comes again and the inbox skips it; nothing is doubled.
 //! - The sender ([`Notifier::run_sender`]) sends due deliveries: it asks for the address
-//!   at send time, renders the mail, hands it to the mail server (or writes it to the
-//!   outbox folder) and, in one transaction, marks it sent and writes `MailSent` to the
-//!   service's outbox (N2: the ready mail's sending time starts the hold-shelf clock).
-//!   A failed attempt is retried with back-off; see [`crate::domain::delivery`].
+//!   (and, for a hold mail, the title) at send time, renders the mail, hands it to the
+//!   mail server (or writes it to the outbox folder) and, in one transaction, marks it
+//!   sent and writes `MailSent` to the service's outbox (N2: the ready mail's sending
+//!   time starts the hold-shelf clock). A failed attempt is retried with back-off; see
+//!   [`crate::domain::delivery`].
+//!
+//! The sending time of a mail is one instant, taken when the attempt that succeeds hands
+//! the mail over: the mail's `Date`, the ready mail's keep-until date (H9, B2), the row's
+//! `sent_at` and `MailSent.sent_at` all come from it, so that the date the patron reads is
+//! the date circulation computes from `MailSent`.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -22,9 +28,10 @@ use kitsuki_platform::db::{self, Db};
 use kitsuki_platform::outbox::Relay;
 use kitsuki_platform::shutdown::Shutdown;
 use kitsuki_platform::{events, inbox, outbox};
-use kitsuki_proto::ServiceError;
+use kitsuki_circulation::domain::shelf::shelf_last_day;
 use kitsuki_proto::events as ev;
-use time::OffsetDateTime;
+use kitsuki_proto::{Branch, ServiceError};
+use time::{Date, OffsetDateTime};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
@@ -35,6 +42,7 @@ use crate::domain::delivery::{AfterFailure, FailureKind, Status};
 use crate::domain::plan::{self, Params, Plan, SOURCES, Template};
 use crate::mail::{Context, Texts};
 use crate::store::{self, DeliveryRow, NewDelivery};
+use crate::titles::{NoTitles, TitleDirectory, TitleInfo};
 use crate::transport::{Mailer, Outgoing, SendFailure, build_message};
 
 static MIGRATIONS_PG: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -71,6 +79,8 @@ struct Inner {
     config: NotifierConfig,
     clock: SharedClock,
     contacts: Arc<dyn ContactDirectory>,
+    /// Set after opening by [`Notifier::with_titles`]; shared by every clone.
+    titles: RwLock<Arc<dyn TitleDirectory>>,
     mailer: Mailer,
     texts: Texts,
     /// Wakes the sender after the consumer committed new deliveries.
@@ -91,7 +101,8 @@ fn later(t: OffsetDateTime, d: Duration) -> String {
 
 impl Notifier {
     /// Migrates the database (its tables and the outbox/inbox tables), reads the
-    /// templates and sets up the way mail goes out.
+    /// templates and sets up the way mail goes out. Hold mails name their title only once
+    /// [`Notifier::with_titles`] gave the notifier the catalog.
     pub async fn open(
         db: Db,
         config: NotifierConfig,
@@ -112,12 +123,24 @@ impl Notifier {
                 config,
                 clock,
                 contacts,
+                titles: RwLock::new(Arc::new(NoTitles)),
                 mailer,
                 texts,
                 sender_wake: Notify::new(),
                 relay_wake: Arc::new(Notify::new()),
             }),
         })
+    }
+
+    /// Where hold mails look up the title they name (the catalog's `GetTitle`, see
+    /// [`crate::GrpcTitles`]). Applies to this notifier and every clone of it.
+    pub fn with_titles(self, titles: Arc<dyn TitleDirectory>) -> Notifier {
+        *self
+            .inner
+            .titles
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = titles;
+        self
     }
 
     pub fn db(&self) -> &Db {
@@ -493,10 +516,37 @@ impl Notifier {
                 return true;
             }
         };
+        let title = match self.title_for(template, &params, attempts).await {
+            Ok(t) => t,
+            Err(failure) => {
+                self.failed(&row, template, attempts, failure, &settled)
+                    .await;
+                return true;
+            }
+        };
+
+        // The sending time (see the module's comment): one instant for everything.
+        let sent_at = inner.clock.now();
+        let ready_until = if template == Template::HoldReady {
+            match self.ready_until(&params, sent_at) {
+                Ok(d) => Some(d),
+                Err(failure) => {
+                    self.failed(&row, template, attempts, failure, &settled)
+                        .await;
+                    return true;
+                }
+            }
+        } else {
+            None
+        };
         let cx = Context {
-            name: &contact.name,
-            base_url: &inner.config.public_base_url,
-            sender_address: &inner.config.sender_address,
+            title: title.as_ref(),
+            ready_until,
+            ..Context::new(
+                &contact.name,
+                &inner.config.public_base_url,
+                &inner.config.sender_address,
+            )
         };
         let rendered = match inner.texts.render(template, &params, &cx) {
             Ok(r) => r,
@@ -511,7 +561,6 @@ impl Notifier {
                 return true;
             }
         };
-        let sent_at = inner.clock.now();
         let message = build_message(&Outgoing {
             delivery_id: &row.delivery_id,
             from_name: &inner.config.sender_name,
@@ -527,6 +576,15 @@ impl Notifier {
         };
         match sent {
             Ok(()) => {
+                // The delivery log keeps the keep-until date the mail gave.
+                let settled = match ready_until {
+                    Some(d) => serde_json::to_string(&Params {
+                        ready_until: d.to_string(),
+                        ..params.settled()
+                    })
+                    .unwrap_or(settled),
+                    None => settled,
+                };
                 self.sent(
                     &row,
                     template,
@@ -534,6 +592,7 @@ impl Notifier {
                     &contact.email,
                     &rendered.subject,
                     &settled,
+                    sent_at,
                 )
                 .await
             }
@@ -545,9 +604,64 @@ impl Notifier {
         true
     }
 
+    /// The title a hold mail names (N1), asked of the catalog now. A title the catalog does
+    /// not know leaves the mail without it; a catalog that does not answer delays the mail
+    /// until the attempt `title_lookup_attempts`, which goes without it (N2).
+    async fn title_for(
+        &self,
+        template: Template,
+        params: &Params,
+        attempts: u32,
+    ) -> Result<Option<TitleInfo>, SendFailure> {
+        if !template.is_hold() {
+            return Ok(None);
+        }
+        if params.title_id.is_empty() {
+            tracing::warn!(hold_id = %params.hold_id, "a hold mail without a title id goes without the title");
+            return Ok(None);
+        }
+        let titles = self
+            .inner
+            .titles
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        match titles.title(&params.title_id).await {
+            Ok(Some(t)) => Ok(Some(t)),
+            Ok(None) => {
+                tracing::warn!(title_id = %params.title_id, "the title is unknown: the mail goes without it");
+                Ok(None)
+            }
+            Err(e) if attempts < self.inner.config.title_lookup_attempts => Err(SendFailure {
+                kind: FailureKind::Transient,
+                reason: format!("the catalog did not answer ({})", e.code.as_str()),
+            }),
+            Err(e) => {
+                tracing::warn!(title_id = %params.title_id, code = e.code.as_str(), attempts, "the catalog did not answer: the mail goes without the title");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Rules H9 and B2: the last day on the pickup branch's hold shelf for a ready mail
+    /// sent at `sent_at`, by the same function and calendars as circulation's.
+    fn ready_until(&self, params: &Params, sent_at: OffsetDateTime) -> Result<Date, SendFailure> {
+        let pickup = Branch::parse(&params.pickup_branch).map_err(|_| SendFailure {
+            kind: FailureKind::Refused,
+            reason: "the pickup branch is not a branch".to_string(),
+        })?;
+        // Only a calendar without an open day for a year fails: a configuration to mend,
+        // so the mail waits for it rather than going without its date.
+        shelf_last_day(&self.inner.config.calendars, pickup, sent_at).map_err(|_| SendFailure {
+            kind: FailureKind::Transient,
+            reason: format!("the calendar of {pickup} has no open day to keep the item until"),
+        })
+    }
+
     /// Marks the delivery sent and writes `MailSent`, in one transaction. The mail is out:
     /// a database that fails now is tried a few times, as a lost mark means the mail is
     /// sent again when its lease runs out (recognisable by its Message-ID).
+    #[allow(clippy::too_many_arguments)]
     async fn sent(
         &self,
         row: &DeliveryRow,
@@ -556,9 +670,10 @@ impl Notifier {
         recipient: &str,
         subject: &str,
         settled: &str,
+        sent_at: OffsetDateTime,
     ) {
         let inner = &self.inner;
-        let sent_at = format_instant(inner.clock.now());
+        let sent_at = format_instant(sent_at);
         let event_id = events::new_event_id();
         let event = events::build(
             MAIL_SENT_SUBJECT,

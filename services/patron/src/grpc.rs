@@ -272,4 +272,33 @@ impl PatronService for PatronGrpc {
             email: c.email,
         }))
     }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_patron_facts(
+        &self,
+        req: Request<pb::GetPatronFactsRequest>,
+    ) -> Result<Response<pb::PatronFacts>, Status> {
+        let card = CardNumber::parse(&req.into_inner().card_number)?;
+        let mut conn = self.accounts.db().pool.acquire().await.map_err(|e| {
+            tracing::error!(error = %e, "patron failure while connecting");
+            ServiceError::internal()
+        })?;
+        let patron = crate::store::get_patron(&mut conn, card.as_str())
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "patron failure while reading a patron");
+                ServiceError::internal()
+            })?;
+        Ok(Response::new(match patron {
+            None => pb::PatronFacts::default(),
+            Some(p) => pb::PatronFacts {
+                exists: true,
+                web_enabled: p.web_enabled,
+                // Rule P9: `email` is only ever the verified address in force.
+                email_verified: p.email.is_some() && p.email_verified_at.is_some(),
+                // Rule V1: no patron can opt in to a reading history yet, so none is kept.
+                reading_history: false,
+            },
+        }))
+    }
 }

@@ -4,6 +4,7 @@
 pub mod bus;
 pub mod clock;
 pub mod config;
+pub mod consumer;
 pub mod db;
 pub mod events;
 pub mod inbox;
@@ -12,4 +13,5 @@ pub mod outbox;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;
+pub mod testclock;
 pub mod testing;

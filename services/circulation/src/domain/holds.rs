@@ -282,13 +282,13 @@ pub enum TransitionError {
 }
 
 impl TransitionError {
-    /// The API code. The error table has no code for "conflicts with the hold's current
-    /// state" yet; until it has (409), such requests answer `invalid_input`.
+    /// The API code: a request that does not apply to the hold's current state (a stale
+    /// page, a repeated click, an expiry before its time) is `hold_state_conflict` (409).
     pub fn code(&self) -> ErrorCode {
         match self {
             TransitionError::Refused(code) => *code,
             TransitionError::NotApplicable { .. } | TransitionError::ShelfPeriodNotOver { .. } => {
-                ErrorCode::InvalidInput
+                ErrorCode::HoldStateConflict
             }
         }
     }
@@ -809,12 +809,17 @@ mod tests {
     }
 
     #[test]
-    fn conflicts_answer_invalid_input_until_the_table_has_a_conflict_code() {
+    fn conflicts_answer_hold_state_conflict() {
         let e = TransitionError::NotApplicable {
             status: HoldStatus::Cancelled,
             event: HoldEventKind::Confirm,
         };
-        assert_eq!(ErrorCode::from(e.clone()), ErrorCode::InvalidInput);
+        assert_eq!(ErrorCode::from(e.clone()), ErrorCode::HoldStateConflict);
+        assert_eq!(ErrorCode::HoldStateConflict.http_status(), 409);
+        let early = TransitionError::ShelfPeriodNotOver {
+            ready_until: time::macros::date!(2026 - 04 - 08),
+        };
+        assert_eq!(early.code(), ErrorCode::HoldStateConflict);
         assert_eq!(e.to_string(), "Confirm does not apply to a cancelled hold");
     }
 

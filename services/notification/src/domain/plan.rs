@@ -1,13 +1,32 @@
 //! Which mails an event calls for (rule N1). One function, [`mails_for`], with one `match`
-//! on the event's subject: the hold mails of issue 4 are one more arm there (and one more
-//! entry in [`SOURCES`], since a NATS 2.9 consumer has a single filter subject).
+//! on the event's subject: the patron account's mails (P9, P11) and the hold mails of
+//! circulation (H4, H5, H8–H10), each source with its entry in [`SOURCES`] since a NATS
+//! 2.9 consumer has a single filter subject.
 //!
 //! Events carry ids, not personal data (ARCHITECTURE.md "Data"): a planned mail holds the
-//! card number and the parameters of its template, and the address is asked for when the
-//! mail is sent.
+//! card number and the parameters of its template, and the address (and the title a hold
+//! mail names) is asked for when the mail is sent.
+//!
+//! The hold events, `circulation.<branch>.hold.<kind>` with a `HoldEvent`:
+//!
+//! | kind              | mail                                                       |
+//! |-------------------|------------------------------------------------------------|
+//! | `placed`          | [`Template::HoldReceipt`] only if `receipt_mail` (H4, H5)  |
+//! | `confirmed`       | [`Template::HoldConfirmed`] (H5)                           |
+//! | `ready_to_notify` | [`Template::HoldReady`] (H8; its `MailSent` starts H9)     |
+//! | `expired`         | [`Template::HoldExpired`] (H9)                             |
+//! | `rejected`        | [`Template::HoldRejected`] (H5), always: only staff reject |
+//! | `cancelled`       | [`Template::HoldCancelled`] if the library cancelled it    |
+//! | anything else     | nothing                                                    |
+//!
+//! Decision (who cancelled): `HoldEvent` has no "by" field, so its `reason` tells. A
+//! cancellation by the library carries the reason the patron reads (N1: "cancelled by the
+//! library", with its reason); the patron's own cancellation (H10, on the web or asked at
+//! a counter) carries none, and the patron, who did it, gets no mail. See
+//! [`cancelled_by_library`].
 
-use kitsuki_proto::CardNumber;
 use kitsuki_proto::events as ev;
+use kitsuki_proto::{Branch, CardNumber};
 use prost::Message;
 use serde::{Deserialize, Serialize};
 
@@ -15,7 +34,7 @@ use serde::{Deserialize, Serialize};
 /// `<consumer prefix>-<name>`, with one filter subject.
 pub const SOURCES: &[(&str, &str)] = &[
     ("patron", "patron.>"),
-    // Issue 4: ("holds", "circulation.*.hold.*"),
+    ("holds", "circulation.*.hold.*"),
 ];
 
 /// The mails of rule N1 built so far. The name is stored with each delivery, labels the
@@ -28,15 +47,33 @@ pub enum Template {
     EmailChanged,
     /// P11: the single-use reset link, to the verified address.
     PasswordReset,
-    // Issue 4 (H5, H8, H9, H10): HoldReceipt, HoldConfirmed, HoldReady, HoldExpired,
-    // HoldCancelled.
+    /// H4, H5: 「仮予約受付け内容のお知らせ」, only when the patron asked for it; says that
+    /// the hold is not yet confirmed.
+    HoldReceipt,
+    /// H5: 「予約確定のお知らせ」, the hold is in force.
+    HoldConfirmed,
+    /// H8: 「資料について用意ができました」, with the pickup branch and the last day on its
+    /// hold shelf (H9, B2), computed from the sending time.
+    HoldReady,
+    /// H9: the hold-shelf week passed and the hold expired.
+    HoldExpired,
+    /// H5: staff rejected the provisional hold.
+    HoldRejected,
+    /// H10, N1: the library cancelled the hold.
+    HoldCancelled,
 }
 
 impl Template {
-    pub const ALL: [Template; 3] = [
+    pub const ALL: [Template; 9] = [
         Template::EmailVerification,
         Template::EmailChanged,
         Template::PasswordReset,
+        Template::HoldReceipt,
+        Template::HoldConfirmed,
+        Template::HoldReady,
+        Template::HoldExpired,
+        Template::HoldRejected,
+        Template::HoldCancelled,
     ];
 
     pub fn name(self) -> &'static str {
@@ -44,7 +81,27 @@ impl Template {
             Template::EmailVerification => "email_verification",
             Template::EmailChanged => "email_changed",
             Template::PasswordReset => "password_reset",
+            Template::HoldReceipt => "hold_receipt",
+            Template::HoldConfirmed => "hold_confirmed",
+            Template::HoldReady => "hold_ready",
+            Template::HoldExpired => "hold_expired",
+            Template::HoldRejected => "hold_rejected",
+            Template::HoldCancelled => "hold_cancelled",
         }
+    }
+
+    /// A mail about a hold: it names the title (asked of the catalog at send time) and
+    /// the pickup branch.
+    pub fn is_hold(self) -> bool {
+        matches!(
+            self,
+            Template::HoldReceipt
+                | Template::HoldConfirmed
+                | Template::HoldReady
+                | Template::HoldExpired
+                | Template::HoldRejected
+                | Template::HoldCancelled
+        )
     }
 
     pub fn parse(name: &str) -> Option<Template> {
@@ -68,6 +125,19 @@ pub struct Params {
     /// Travels in `MailSent` so that circulation can start the hold-shelf clock (N2, H9).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub hold_id: String,
+    /// The held title, looked up in the catalog when the mail is sent.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub title_id: String,
+    /// The pickup branch's code (`kitsuki`, `yamaga`, `ota`), checked when planned.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub pickup_branch: String,
+    /// Why the library rejected or cancelled a hold, as staff wrote it for the patron.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// The ready mail's keep-until date (`YYYY-MM-DD`), written into the delivery log once
+    /// the mail is sent; it is computed from the sending time (H9), never planned ahead.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ready_until: String,
 }
 
 impl Params {
@@ -167,14 +237,80 @@ pub fn mails_for(subject: &str, payload: &[u8]) -> Result<Plan, PlanError> {
                 },
             }
         }
-        // Issue 4: ["circulation", _branch, "hold", kind] → decode `HoldEvent` and map
-        // `kind` to its mail: placed → HoldReceipt only if `receipt_mail` (H4, H5);
-        // confirmed → HoldConfirmed; ready_to_notify → HoldReady (its MailSent starts the
-        // H9 clock); expired → HoldExpired; rejected | cancelled (by the library) →
-        // HoldCancelled. Params carry hold_id, title_id, pickup_branch and reason.
+        ["circulation", _, "hold", kind] => {
+            let Some(kind) = HoldKind::parse(kind) else {
+                return Ok(Plan::Ignore);
+            };
+            let e = ev::HoldEvent::decode(payload).map_err(decode_err)?;
+            let Some(template) = hold_template(kind, &e) else {
+                return Ok(Plan::Ignore);
+            };
+            if e.hold_id.trim().is_empty() {
+                return Err(invalid("no hold id"));
+            }
+            let pickup =
+                Branch::parse(&e.pickup_branch).map_err(|_| invalid("bad pickup branch"))?;
+            MailRequest {
+                template,
+                card_number: card(&e.card_number).ok_or_else(|| invalid("bad card number"))?,
+                params: Params {
+                    hold_id: e.hold_id,
+                    title_id: e.title_id.trim().to_string(),
+                    pickup_branch: pickup.code().to_string(),
+                    reason: e.reason.trim().to_string(),
+                    ..Params::default()
+                },
+            }
+        }
         _ => return Ok(Plan::Ignore),
     };
     Ok(Plan::Mails(vec![mail]))
+}
+
+/// The hold events of circulation that this service reads (`circulation.<branch>.hold.<kind>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldKind {
+    Placed,
+    Confirmed,
+    ReadyToNotify,
+    Expired,
+    Rejected,
+    Cancelled,
+}
+
+impl HoldKind {
+    pub fn parse(kind: &str) -> Option<HoldKind> {
+        Some(match kind {
+            "placed" => HoldKind::Placed,
+            "confirmed" => HoldKind::Confirmed,
+            "ready_to_notify" => HoldKind::ReadyToNotify,
+            "expired" => HoldKind::Expired,
+            "rejected" => HoldKind::Rejected,
+            "cancelled" => HoldKind::Cancelled,
+            _ => return None,
+        })
+    }
+}
+
+/// The mail a hold event calls for, if any (rule N1).
+pub fn hold_template(kind: HoldKind, e: &ev::HoldEvent) -> Option<Template> {
+    match kind {
+        // H4, H5: the provisional receipt only when the patron chose 「希望する」.
+        HoldKind::Placed => e.receipt_mail.then_some(Template::HoldReceipt),
+        HoldKind::Confirmed => Some(Template::HoldConfirmed),
+        HoldKind::ReadyToNotify => Some(Template::HoldReady),
+        HoldKind::Expired => Some(Template::HoldExpired),
+        HoldKind::Rejected => Some(Template::HoldRejected),
+        HoldKind::Cancelled => cancelled_by_library(e).then_some(Template::HoldCancelled),
+    }
+}
+
+/// Decision: a cancellation with a reason was made by the library (N1 mails it, with the
+/// reason); one without was the patron's own (H10), and is not mailed. Circulation writes
+/// a reason for every cancellation by staff on the library's behalf, and none when the
+/// patron cancels (on the web, or at a counter where staff do it for them).
+pub fn cancelled_by_library(e: &ev::HoldEvent) -> bool {
+    !e.reason.trim().is_empty()
 }
 
 fn card(s: &str) -> Option<String> {
@@ -212,7 +348,7 @@ mod tests {
                     token: "tok".into(),
                     expires_at: "2026-04-03T00:00:00.000000Z".into(),
                     verification_id: "v1".into(),
-                    hold_id: String::new(),
+                    ..Params::default()
                 },
             }])
         );
@@ -285,5 +421,164 @@ mod tests {
         };
         let s = serde_json::to_string(&p.settled()).unwrap();
         assert_eq!(s, r#"{"hold_id":"h"}"#);
+    }
+
+    fn hold(kind: &str) -> ev::HoldEvent {
+        ev::HoldEvent {
+            meta: meta(),
+            hold_id: "h-1".into(),
+            card_number: "1234567".into(),
+            title_id: "0190f0e0-0000-7000-8000-000000000001".into(),
+            pickup_branch: "ota".into(),
+            kind: kind.into(),
+            receipt_mail: false,
+            reason: String::new(),
+            barcode: String::new(),
+        }
+    }
+
+    fn plan_of(subject: &str, e: &ev::HoldEvent) -> Plan {
+        mails_for(subject, &e.encode_to_vec()).unwrap()
+    }
+
+    fn template_of(subject: &str, e: &ev::HoldEvent) -> Option<Template> {
+        match plan_of(subject, e) {
+            Plan::Ignore => None,
+            Plan::Mails(m) => {
+                assert_eq!(m.len(), 1);
+                Some(m[0].template)
+            }
+        }
+    }
+
+    #[test]
+    fn each_hold_event_calls_for_its_mail_n1() {
+        let mut placed = hold("placed");
+        placed.receipt_mail = true;
+        let mut rejected = hold("rejected");
+        rejected.reason = "所蔵資料の不備".into();
+        let mut cancelled = hold("cancelled");
+        cancelled.reason = "資料破損のため".into();
+        let cases = [
+            ("circulation.kitsuki.hold.placed", placed, Template::HoldReceipt),
+            (
+                "circulation.kitsuki.hold.confirmed",
+                hold("confirmed"),
+                Template::HoldConfirmed,
+            ),
+            (
+                "circulation.ota.hold.ready_to_notify",
+                hold("ready_to_notify"),
+                Template::HoldReady,
+            ),
+            (
+                "circulation.ota.hold.expired",
+                hold("expired"),
+                Template::HoldExpired,
+            ),
+            ("circulation.yamaga.hold.rejected", rejected, Template::HoldRejected),
+            ("circulation.yamaga.hold.cancelled", cancelled, Template::HoldCancelled),
+        ];
+        for (subject, e, template) in cases {
+            let Plan::Mails(m) = plan_of(subject, &e) else {
+                panic!("{subject} calls for a mail")
+            };
+            assert_eq!(m.len(), 1, "{subject}");
+            assert_eq!(m[0].template, template, "{subject}");
+            assert!(template.is_hold());
+            assert_eq!(m[0].card_number, "1234567");
+            assert_eq!(m[0].params.hold_id, "h-1");
+            assert_eq!(m[0].params.title_id, e.title_id);
+            // The pickup branch comes from the event, not from the publishing instance.
+            assert_eq!(m[0].params.pickup_branch, "ota");
+            assert_eq!(m[0].params.reason, e.reason);
+            assert_eq!(m[0].params.ready_until, "", "never planned ahead (H9)");
+        }
+    }
+
+    #[test]
+    fn a_hold_placed_without_asking_for_the_receipt_calls_for_no_mail_h4_h5() {
+        let e = hold("placed");
+        assert_eq!(plan_of("circulation.ota.hold.placed", &e), Plan::Ignore);
+        let asked = ev::HoldEvent {
+            receipt_mail: true,
+            ..e
+        };
+        assert_eq!(
+            template_of("circulation.ota.hold.placed", &asked),
+            Some(Template::HoldReceipt)
+        );
+    }
+
+    #[test]
+    fn only_a_cancellation_by_the_library_is_mailed_h10_n1() {
+        let by_patron = hold("cancelled");
+        assert!(!cancelled_by_library(&by_patron));
+        assert_eq!(
+            plan_of("circulation.kitsuki.hold.cancelled", &by_patron),
+            Plan::Ignore
+        );
+        let blank = ev::HoldEvent {
+            reason: " \u{3000} ".into(),
+            ..hold("cancelled")
+        };
+        assert_eq!(
+            plan_of("circulation.kitsuki.hold.cancelled", &blank),
+            Plan::Ignore
+        );
+        let by_library = ev::HoldEvent {
+            reason: " 資料紛失のため ".into(),
+            ..hold("cancelled")
+        };
+        let Plan::Mails(m) = plan_of("circulation.kitsuki.hold.cancelled", &by_library) else {
+            panic!("a mail")
+        };
+        assert_eq!(m[0].template, Template::HoldCancelled);
+        assert_eq!(m[0].params.reason, "資料紛失のため");
+        // A rejection is always the library's, with or without a reason.
+        assert_eq!(
+            template_of("circulation.kitsuki.hold.rejected", &hold("rejected")),
+            Some(Template::HoldRejected)
+        );
+    }
+
+    #[test]
+    fn other_hold_kinds_and_circulation_events_are_ignored() {
+        for s in [
+            "circulation.ota.hold.fulfilled",
+            "circulation.ota.hold.in_transit",
+            "circulation.ota.item.status",
+            "circulation.ota.hold",
+            "circulation.ota.hold.ready_to_notify.extra",
+        ] {
+            assert_eq!(mails_for(s, b"\xff\xff").unwrap(), Plan::Ignore, "{s}");
+        }
+    }
+
+    #[test]
+    fn unusable_hold_events_are_refused_not_mailed() {
+        let subject = "circulation.ota.hold.confirmed";
+        let no_id = ev::HoldEvent {
+            hold_id: " ".into(),
+            ..hold("confirmed")
+        };
+        let bad_branch = ev::HoldEvent {
+            pickup_branch: "beppu".into(),
+            ..hold("confirmed")
+        };
+        let bad_card = ev::HoldEvent {
+            card_number: "12".into(),
+            ..hold("confirmed")
+        };
+        for e in [no_id, bad_branch, bad_card] {
+            assert!(mails_for(subject, &e.encode_to_vec()).is_err(), "{e:?}");
+        }
+        assert!(mails_for(subject, b"\xff\xff\xff").is_err());
+    }
+
+    #[test]
+    fn the_holds_source_has_its_own_consumer_filter() {
+        assert!(SOURCES.contains(&("holds", "circulation.*.hold.*")));
+        assert_eq!(SOURCES.len(), 2);
     }
 }

@@ -1,14 +1,12 @@
-//! How instants and links are written in a mail: Japanese date and time in the library's
-//! zone (Asia/Tokyo), and link query values percent-encoded so that any token survives
-//! a mail client's link detection.
+//! How dates, instants and links are written in a mail: Japanese dates and times in the
+//! library's zone (Asia/Tokyo), and link query values percent-encoded so that any token
+//! survives a mail client's link detection.
 
 use kitsuki_platform::clock::LIBRARY_OFFSET;
-use time::{OffsetDateTime, Weekday};
+use time::{Date, OffsetDateTime, Weekday};
 
-/// `2026年4月3日（金）15時30分`, in library-local time (Asia/Tokyo has no daylight saving).
-pub fn japanese_datetime(t: OffsetDateTime) -> String {
-    let t = t.to_offset(LIBRARY_OFFSET);
-    let weekday = match t.weekday() {
+fn weekday_ja(w: Weekday) -> &'static str {
+    match w {
         Weekday::Monday => "月",
         Weekday::Tuesday => "火",
         Weekday::Wednesday => "水",
@@ -16,13 +14,26 @@ pub fn japanese_datetime(t: OffsetDateTime) -> String {
         Weekday::Friday => "金",
         Weekday::Saturday => "土",
         Weekday::Sunday => "日",
-    };
+    }
+}
+
+/// `2026年4月8日（水）`: a library-local date, such as the last day on the hold shelf.
+pub fn japanese_date(d: Date) -> String {
     format!(
-        "{}年{}月{}日（{}）{}時{:02}分",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        weekday,
+        "{}年{}月{}日（{}）",
+        d.year(),
+        u8::from(d.month()),
+        d.day(),
+        weekday_ja(d.weekday())
+    )
+}
+
+/// `2026年4月3日（金）15時30分`, in library-local time (Asia/Tokyo has no daylight saving).
+pub fn japanese_datetime(t: OffsetDateTime) -> String {
+    let t = t.to_offset(LIBRARY_OFFSET);
+    format!(
+        "{}{}時{:02}分",
+        japanese_date(t.date()),
         t.hour(),
         t.minute()
     )
@@ -68,6 +79,13 @@ mod tests {
             japanese_datetime(datetime!(2026-12-31 15:05 UTC)),
             "2027年1月1日（金）0時05分"
         );
+    }
+
+    #[test]
+    fn dates_are_written_with_the_weekday() {
+        use time::macros::date;
+        assert_eq!(japanese_date(date!(2026 - 04 - 08)), "2026年4月8日（水）");
+        assert_eq!(japanese_date(date!(2027 - 01 - 04)), "2027年1月4日（月）");
     }
 
     #[test]

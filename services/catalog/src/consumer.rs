@@ -1,0 +1,88 @@
+//! The catalog's consumer of circulation's item status events: live availability per
+//! branch in search results, and the holds waiting on a title (rule H1's 「予約申込」 button
+//! appears only when no copy is on a shelf). Each event is recorded with its inbox row in
+//! one transaction, so a redelivered event changes nothing twice.
+
+use kitsuki_platform::bus::{ConsumerSpec, Event, SharedBus};
+use kitsuki_platform::clock::format_instant;
+use kitsuki_platform::shutdown::Shutdown;
+use kitsuki_platform::{consumer, events, inbox};
+use kitsuki_proto::catalog::ItemStatus;
+use kitsuki_proto::events as ev;
+use prost::Message;
+use tracing::Instrument;
+
+use crate::service::Catalog;
+use crate::store;
+
+/// The durable consumer name: shared by every catalog replica, so each event is handled
+/// once.
+pub const DURABLE: &str = "catalog-item-status";
+/// Subjects of item status events from every branch instance.
+pub const FILTER: &str = "circulation.*.item.status";
+
+fn status_code(s: i32) -> Option<&'static str> {
+    match ItemStatus::try_from(s).ok()? {
+        ItemStatus::Available => Some("available"),
+        ItemStatus::OnLoan => Some("on_loan"),
+        ItemStatus::InTransit => Some("in_transit"),
+        ItemStatus::OnHoldShelf => Some("on_hold_shelf"),
+        ItemStatus::Unspecified => None,
+    }
+}
+
+impl Catalog {
+    /// Records one item status event (idempotent by event id). Unreadable events and
+    /// unknown items are logged and skipped: they cannot become readable by retrying.
+    pub async fn record_item_status(&self, event: &Event) -> Result<(), sqlx::Error> {
+        let span = tracing::info_span!("catalog.item_status", event_id = %event.id);
+        events::set_parent_from_headers(&span, &event.headers);
+        async {
+            let Ok(msg) = ev::ItemStatusChanged::decode(event.payload.as_slice()) else {
+                tracing::warn!(subject = %event.subject, "unreadable item status event skipped");
+                return Ok(());
+            };
+            let Some(status) = status_code(msg.status) else {
+                tracing::warn!(barcode = %msg.barcode, "item status event without a status skipped");
+                return Ok(());
+            };
+            let now = format_instant(self.clock().now());
+            let due = (!msg.due_date.is_empty()).then_some(msg.due_date.as_str());
+            let mut tx = self.db().pool.begin().await?;
+            if !inbox::first_time(&mut tx, DURABLE, &event.id, &now).await? {
+                return Ok(());
+            }
+            let title = store::apply_item_status(&mut tx, &msg.barcode, status, due, i64::from(msg.holds_waiting)).await?;
+            tx.commit().await?;
+            match title {
+                Some(title_id) => {
+                    // The database is the truth; the index follows it (a failure here is
+                    // repaired by the next change of the title or `kitsuki reindex`).
+                    if let Err(e) = self.refresh_index(&[title_id]).await {
+                        tracing::error!(error = %e, "index not refreshed after an item status change");
+                    }
+                }
+                None => tracing::warn!(barcode = %msg.barcode, "status of an unknown item skipped"),
+            }
+            Ok(())
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Consumes item status events until shutdown.
+    pub fn spawn_consumer(&self, bus: SharedBus, shutdown: &Shutdown) -> tokio::task::JoinHandle<()> {
+        let catalog = self.clone();
+        let s = shutdown.clone();
+        tokio::spawn(async move {
+            let spec = ConsumerSpec::new(DURABLE, FILTER);
+            let stop = async move { s.wait().await };
+            let stop = futures::FutureExt::shared(Box::pin(stop));
+            consumer::run(bus, spec, stop, |event| {
+                let catalog = catalog.clone();
+                async move { catalog.record_item_status(&event).await }
+            })
+            .await
+        })
+    }
+}
