@@ -34,7 +34,11 @@ const SEED_NDL: &[u8] = include_bytes!("../services/catalog/seed/ndl-japan-marc-
 
 /// gRPC clients of the gateway, connecting lazily (a peer that is not up yet is retried
 /// per call instead of failing the start).
-pub fn clients(catalog_url: &str, patron_url: &str, notification_url: Option<&str>) -> anyhow::Result<Clients> {
+pub fn clients(
+    catalog_url: &str,
+    patron_url: &str,
+    notification_url: Option<&str>,
+) -> anyhow::Result<Clients> {
     let channel = |url: &str| -> anyhow::Result<tonic::transport::Channel> {
         Ok(Endpoint::from_shared(url.to_string())
             .with_context(|| format!("bad service URL {url}"))?
@@ -136,7 +140,8 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
         })
     });
 
-    let grpc = clocks.serve(Routes::new(CatalogGrpc::new(catalog).into_server()))
+    let grpc = clocks
+        .serve(Routes::new(CatalogGrpc::new(catalog).into_server()))
         .add_service(kitsuki_patron::grpc::PatronGrpc::new(accounts).into_server())
         .add_service(NotificationGrpc::new(notifier).into_server())
         .into_axum_router();
@@ -145,9 +150,10 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
     let s = shutdown.clone();
     let internal_task = tokio::spawn(async move { serve(internal, grpc, internal_ready, s).await });
 
-    // The embedded run is the developer's: its dev page lists the mail outbox.
+    // The embedded run is the developer's: its dev page lists the mail outbox (with reset
+    // links in it), so only when the web UI listens on loopback.
     let state = AppState::new(clients(&url, &url, Some(&url))?)
-        .with_dev_pages(true)
+        .with_dev_pages(addr.ip().is_loopback())
         .with_outbox_dir(data.join("outbox"));
     let readiness = Readiness::new()
         .with_db(catalog_db)

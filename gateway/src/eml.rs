@@ -321,8 +321,15 @@ mod tests {
 
     #[test]
     fn an_ascii_body_and_a_long_line_survive_whatever_encoding_is_chosen() {
-        let long = format!("http://localhost:8080/email/verify?token={}\n", "a".repeat(200));
-        for body in ["plain ascii text\n", long.as_str(), "日本語\n".repeat(200).as_str()] {
+        let long = format!(
+            "http://localhost:8080/email/verify?token={}\n",
+            "a".repeat(200)
+        );
+        for body in [
+            "plain ascii text\n",
+            long.as_str(),
+            "日本語\n".repeat(200).as_str(),
+        ] {
             assert_eq!(parse(&service_mail("件名", body)).body, body);
         }
     }
@@ -368,7 +375,7 @@ Content-Transfer-Encoding: quoted-printable\r\n\r\n\
 
     #[test]
     fn base64_ignores_line_breaks_and_stops_at_padding() {
-        assert_eq!(base64(b"5p2157+J\r\n5biC"), "杵築市".as_bytes());
+        assert_eq!(base64(b"5p2156+J\r\n5biC"), "杵築市".as_bytes());
         assert_eq!(base64(b"YQ==YQ=="), b"a");
         assert_eq!(base64(b""), b"");
     }

@@ -85,10 +85,8 @@ pub const SERVED_ROUTES: &[(&str, &str)] = &[
 
 /// The developer's pages (`pages::dev`), routed only when
 /// [`AppState::serves_dev_pages`]: elsewhere they are unknown paths (404).
-pub const DEV_ROUTES: &[(&str, &str)] = &[
-    ("GET", "/dev/outbox"),
-    ("GET", "/dev/outbox/{delivery_id}"),
-];
+pub const DEV_ROUTES: &[(&str, &str)] =
+    &[("GET", "/dev/outbox"), ("GET", "/dev/outbox/{delivery_id}")];
 
 /// The handler of one entry of [`DEV_ROUTES`].
 fn dev_handler_for(method: &str, path: &str) -> MethodRouter<AppState> {

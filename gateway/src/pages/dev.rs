@@ -12,7 +12,6 @@ use std::path::Path as FsPath;
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use kitsuki_platform::clock::{LIBRARY_OFFSET, parse_instant};
 use kitsuki_proto::notification::{Delivery, ListDeliveriesRequest};
@@ -22,7 +21,7 @@ use tokio::io::AsyncReadExt;
 
 use crate::eml;
 use crate::error::ApiError;
-use crate::pages::{Layout, PageError, html_page};
+use crate::pages::{Layout, LayoutView, PageError, rendered};
 use crate::state::AppState;
 use crate::templates;
 
@@ -132,16 +131,27 @@ pub async fn outbox(State(state): State<AppState>, layout: Layout) -> Result<Res
             href,
         });
     }
-    Ok(html_page(
-        StatusCode::OK,
-        "dev_outbox.html",
+    Ok(rendered(render_outbox(
         &layout.view(),
+        &rows,
+        state.outbox_dir(),
+    )))
+}
+
+fn render_outbox(
+    layout: &LayoutView,
+    rows: &[DeliveryRow],
+    outbox_dir: Option<&FsPath>,
+) -> Result<String, minijinja::Error> {
+    templates::render_page(
+        "dev_outbox.html",
+        layout,
         context! {
             deliveries => templates::to_value(&rows),
             limit => LIST_LIMIT,
-            outbox_dir => state.outbox_dir().map(|d| d.display().to_string()),
+            outbox_dir => outbox_dir.map(|d| d.display().to_string()),
         },
-    ))
+    )
 }
 
 /// A piece of a mail's text: plain, or a link.
@@ -161,10 +171,10 @@ pub fn segments(text: &str) -> Vec<Segment> {
     let mut rest = text;
     while let Some(start) = next_link(rest) {
         let tail = &rest[start..];
-        let mut end = tail
-            .find(|c: char| !is_url_char(c))
-            .unwrap_or(tail.len());
-        end = tail[..end].trim_end_matches(['.', ',', ';', ':', '!', '?', ')', '\'']).len();
+        let mut end = tail.find(|c: char| !is_url_char(c)).unwrap_or(tail.len());
+        end = tail[..end]
+            .trim_end_matches(['.', ',', ';', ':', '!', '?', ')', '\''])
+            .len();
         let link = &tail[..end];
         let scheme = if link.starts_with("https://") { 8 } else { 7 };
         if link.len() <= scheme {
@@ -213,7 +223,8 @@ struct HeaderRow {
     value: String,
 }
 
-/// Reads at most [`MAX_MAIL_BYTES`] of a mail file; `None` when there is no such file.
+/// Reads a mail file; `None` when there is no such file, an error when it is larger than
+/// [`MAX_MAIL_BYTES`].
 async fn read_mail(path: &FsPath) -> Result<Option<Vec<u8>>, PageError> {
     let file = match tokio::fs::File::open(path).await {
         Ok(f) => f,
@@ -248,7 +259,17 @@ pub async fn mail(
     let Some(raw) = read_mail(&mail_path(dir, &id)).await? else {
         return Err(PageError::not_found());
     };
-    let parsed = eml::parse(&raw);
+    Ok(rendered(render_mail(&layout.view(), &id, &raw)))
+}
+
+/// The page of one mail file: its headers and body decoded, the links of the body
+/// clickable, and the file as written beneath.
+fn render_mail(
+    layout: &LayoutView,
+    delivery_id: &str,
+    raw: &[u8],
+) -> Result<String, minijinja::Error> {
+    let parsed = eml::parse(raw);
     let headers: Vec<HeaderRow> = [
         ("件名", "Subject"),
         ("差出人", "From"),
@@ -263,25 +284,92 @@ pub async fn mail(
         })
     })
     .collect();
-    let subject = parsed.header("Subject").unwrap_or_default().to_string();
-    Ok(html_page(
-        StatusCode::OK,
+    templates::render_page(
         "dev_mail.html",
-        &layout.view(),
+        layout,
         context! {
-            delivery_id => id,
-            subject => subject,
+            delivery_id => delivery_id,
+            subject => parsed.header("Subject").unwrap_or_default(),
             headers => templates::to_value(&headers),
             body => templates::to_value(&segments(&parsed.body)),
             body_decoded => parsed.body_decoded,
-            raw => String::from_utf8_lossy(&raw).replace("\r\n", "\n"),
+            raw => String::from_utf8_lossy(raw).replace("\r\n", "\n"),
         },
-    ))
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const BANNER: &str = "開発用の画面です。運用環境では表示されません。";
+
+    fn assert_plain_japanese_page(html: &str) {
+        assert!(html.starts_with("<!doctype html>"));
+        assert!(html.contains("<html lang=\"ja\">"));
+        assert!(html.contains("width=device-width"));
+        assert!(!html.contains("<script") && !html.contains("style="));
+        assert!(html.contains(BANNER));
+    }
+
+    #[test]
+    fn the_outbox_list_shows_each_delivery_and_links_only_mail_files() {
+        let row = |subject: &str, status: &str, href: Option<&str>| DeliveryRow {
+            time: time_ja("2026-04-03T06:30:05Z"),
+            to: "hanako@example.jp".into(),
+            subject: subject.into(),
+            status: status_label(status).into(),
+            attempts: 2,
+            href: href.map(str::to_string),
+        };
+        let rows = [
+            row("<script>x</script>", "sent", Some("/dev/outbox/a")),
+            row("メールアドレス確認のお願い", "no_address", None),
+        ];
+        let html = render_outbox(
+            &LayoutView::default(),
+            &rows,
+            Some(FsPath::new("/data/outbox")),
+        )
+        .unwrap();
+        assert_plain_japanese_page(&html);
+        assert!(html.contains("<h1>送信メール（開発用）</h1>"));
+        assert!(html.contains("<a href=\"/dev/outbox/a\">&lt;script&gt;x&lt;/script&gt;</a>"));
+        assert!(html.contains("<td data-label=\"件名\">メールアドレス確認のお願い</td>"));
+        for text in [
+            "2026年4月3日 15:30:05",
+            "送信済み",
+            "宛先なし",
+            "/data/outbox",
+        ] {
+            assert!(html.contains(text), "{text}");
+        }
+        let empty = render_outbox(&LayoutView::default(), &[], None).unwrap();
+        assert_plain_japanese_page(&empty);
+        assert!(empty.contains("送信したメールはまだありません。"));
+    }
+
+    #[test]
+    fn a_mail_page_escapes_what_the_mail_says() {
+        let raw = "Subject: <b>hi</b>\r\nFrom: a@example.jp\r\n\r\n\
+<script>alert(1)</script> http://x.jp/?a=1&b=2\"onclick=\"x\r\n";
+        let html = render_mail(
+            &LayoutView::default(),
+            "0192f1c2-7a5e-7c3b-9d1e-0123456789ab",
+            raw.as_bytes(),
+        )
+        .unwrap();
+        assert_plain_japanese_page(&html);
+        assert!(
+            !html.contains("<script>alert") && !html.contains("<b>hi"),
+            "{html}"
+        );
+        assert!(html.contains("<h1>&lt;b&gt;hi&lt;/b&gt;</h1>"));
+        assert!(html.contains(
+            "&lt;script&gt;alert(1)&lt;/script&gt; <a href=\"http://x.jp/?a=1&amp;b=2\">http://x.jp/?a=1&amp;b=2</a>&quot;onclick=&quot;x"
+        ), "{html}");
+        assert!(html.contains("0192f1c2-7a5e-7c3b-9d1e-0123456789ab.eml"));
+    }
 
     #[test]
     fn only_the_shape_of_the_services_ids_is_a_delivery_id() {
@@ -316,7 +404,10 @@ mod tests {
 
     #[test]
     fn sending_times_read_in_library_time() {
-        assert_eq!(time_ja("2026-04-03T06:30:05.000000Z"), "2026年4月3日 15:30:05");
+        assert_eq!(
+            time_ja("2026-04-03T06:30:05.000000Z"),
+            "2026年4月3日 15:30:05"
+        );
         assert_eq!(time_ja("2026-12-31T15:00:00Z"), "2027年1月1日 00:00:00");
         assert_eq!(time_ja(""), "—");
         assert_eq!(time_ja("yesterday"), "yesterday");

@@ -6,28 +6,36 @@
 //! the binary also makes at its first start (`ensure_admin`).
 //!
 //! The mails patron-account asks for (verification and reset links) are read where the
-//! notification service reads them: the events its outbox publishes on a bus.
+//! notification service reads them: the events its outbox publishes on a bus. With
+//! [`Options::mail`] the real notification service runs too, as in the embedded run:
+//! patron-account's outbox is relayed to it over an in-memory bus and it writes each mail
+//! as a file in an outbox folder, which the dev pages ([`Options::dev_pages`]) show.
 
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use kitsuki_catalog::Catalog;
 use kitsuki_catalog::grpc::CatalogGrpc;
 use kitsuki_gateway::{AppState, Clients};
+use kitsuki_notification::{
+    GrpcContacts, MailTransport, NotificationGrpc, Notifier, NotifierConfig,
+};
 use kitsuki_patron::grpc::PatronGrpc;
 use kitsuki_patron::{PatronAccounts, PatronConfig};
 use kitsuki_platform::bus::memory::MemoryBus;
 use kitsuki_platform::bus::{ConsumerSpec, SharedBus, Subscription};
 use kitsuki_platform::clock::{SharedClock, TestClock};
 use kitsuki_platform::db::{self, Db};
-use kitsuki_platform::outbox::publish_pending_once;
+use kitsuki_platform::outbox::{Relay, publish_pending_once};
 use kitsuki_platform::server::{Readiness, bind, serve};
 use kitsuki_platform::shutdown::Shutdown;
-use kitsuki_platform::testing::{fresh_pg_database, fresh_sqlite_url};
+use kitsuki_platform::testing::{fresh_pg_database, fresh_sqlite_url, unique_id};
 use kitsuki_proto::catalog::catalog_service_client::CatalogServiceClient;
+use kitsuki_proto::notification::notification_service_client::NotificationServiceClient;
 use kitsuki_proto::patron::patron_service_client::PatronServiceClient;
 use reqwest::header::{self, HeaderMap};
 use reqwest::{Method, StatusCode};
@@ -59,6 +67,11 @@ pub struct Options {
     /// Point the gateway's catalog client at a closed port instead.
     pub catalog_down: bool,
     pub secure_cookies: bool,
+    /// Run the notification service too, writing mails to [`TestApp::outbox`], and give
+    /// the gateway its client.
+    pub mail: bool,
+    /// Serve the dev pages (`/dev/outbox`); they exist only with `mail` on as well.
+    pub dev_pages: bool,
 }
 
 impl Default for Options {
@@ -68,6 +81,8 @@ impl Default for Options {
             patron_down: false,
             catalog_down: false,
             secure_cookies: false,
+            mail: false,
+            dev_pages: false,
         }
     }
 }
@@ -76,8 +91,10 @@ impl Default for Options {
 pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
-    /// The clock of both services (tests move it instead of waiting).
+    /// The clock of the services (tests move it instead of waiting).
     pub clock: Arc<TestClock>,
+    /// The folder the notification service writes mails to, with [`Options::mail`].
+    pub outbox: Option<PathBuf>,
     patron_db: Db,
     bus: SharedBus,
     subscriptions: tokio::sync::Mutex<HashMap<String, Box<dyn Subscription>>>,
@@ -131,21 +148,60 @@ impl TestApp {
             .await
             .expect("open the catalog");
         let patron_db = database(options.backend).await;
-        let accounts = PatronAccounts::open(patron_db.clone(), shared, PatronConfig::default())
-            .await
-            .expect("open patron-account");
+        let accounts =
+            PatronAccounts::open(patron_db.clone(), shared.clone(), PatronConfig::default())
+                .await
+                .expect("open patron-account");
         accounts
             .staff()
             .ensure_admin(Some(ADMIN_PASSWORD.to_string()))
             .await
             .expect("create the first admin");
 
-        let grpc = Routes::new(CatalogGrpc::new(catalog).into_server())
+        // One bus for everything, as in the embedded run: patron-account's relay publishes
+        // on it, the notification service consumes from it, and `next_event` reads it.
+        let bus: SharedBus = Arc::new(MemoryBus::new());
+        // Both listeners first: the notification service asks patron-account at the gRPC
+        // address, and its links point at the gateway's.
+        let (grpc_listener, grpc_addr) = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let services = format!("http://{grpc_addr}");
+        let (web_listener, web_addr) = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let base = format!("http://{web_addr}");
+
+        let mut routes = Routes::default();
+        let mut outbox = None;
+        if options.mail {
+            let dir = std::env::temp_dir().join(format!("kitsuki-test-outbox-{}", unique_id()));
+            let mut config = NotifierConfig::new(MailTransport::Files { dir: dir.clone() });
+            config.public_base_url = base.clone();
+            let contacts = GrpcContacts::new(PatronServiceClient::new(client(&services)));
+            let notifier = Notifier::open(
+                database(options.backend).await,
+                config,
+                shared.clone(),
+                Arc::new(contacts),
+            )
+            .await
+            .expect("open the notification service");
+            notifier.spawn(bus.clone(), &shutdown);
+            let stop = shutdown.clone();
+            tokio::spawn(
+                Relay::new(patron_db.clone(), bus.clone(), accounts.relay_wake())
+                    .run(async move { stop.wait().await }),
+            );
+            routes = routes.add_service(NotificationGrpc::new(notifier).into_server());
+            outbox = Some(dir);
+        }
+        let grpc = routes
+            .add_service(CatalogGrpc::new(catalog).into_server())
             .add_service(PatronGrpc::new(accounts).into_server())
             .into_axum_router();
-        let (listener, addr) = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-        tokio::spawn(serve(listener, grpc, Readiness::new(), shutdown.clone()));
-        let services = format!("http://{addr}");
+        tokio::spawn(serve(
+            grpc_listener,
+            grpc,
+            Readiness::new(),
+            shutdown.clone(),
+        ));
 
         let catalog_url = if options.catalog_down {
             closed_port().await
@@ -155,31 +211,39 @@ impl TestApp {
         let patron_url = if options.patron_down {
             closed_port().await
         } else {
-            services
+            services.clone()
         };
-        let state = AppState::new(Clients {
+        let notification = options
+            .mail
+            .then(|| NotificationServiceClient::new(client(&services)));
+        let mut state = AppState::new(Clients {
             catalog: CatalogServiceClient::new(client(&catalog_url)),
             patron: PatronServiceClient::new(client(&patron_url)),
+            notification,
         })
         .with_secure_cookies(options.secure_cookies)
-        .with_rpc_timeout(Duration::from_secs(10));
-        let (listener, addr) = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        .with_rpc_timeout(Duration::from_secs(10))
+        .with_dev_pages(options.dev_pages);
+        if let Some(dir) = &outbox {
+            state = state.with_outbox_dir(dir.clone());
+        }
         tokio::spawn(serve(
-            listener,
+            web_listener,
             kitsuki_gateway::router(state),
             Readiness::new(),
             shutdown.clone(),
         ));
 
         TestApp {
-            base: format!("http://{addr}"),
+            base,
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
             clock,
+            outbox,
             patron_db,
-            bus: Arc::new(MemoryBus::new()),
+            bus,
             subscriptions: tokio::sync::Mutex::new(HashMap::new()),
             shutdown,
         }
@@ -275,6 +339,62 @@ impl TestApp {
         )
         .await
         .token
+    }
+
+    /// The page of the newest sent mail of `subject`, as `/dev/outbox` links it. The
+    /// notification service works in the background, so the list is asked again until the
+    /// mail is there.
+    pub async fn sent_mail_page(&self, subject: &str) -> String {
+        let marker = format!("\">{subject}</a>");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let list = self.request("GET", "/dev/outbox", |r| r).await;
+            assert_eq!(list.status, StatusCode::OK, "{}", list.text);
+            // Newest first: the first row of that subject is the newest mail.
+            if let Some(end) = list.text.find(&marker) {
+                let start = list.text[..end].rfind("href=\"").unwrap() + "href=\"".len();
+                return list.text[start..end].to_string();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no sent mail 「{subject}」 listed within 20 s: {}",
+                list.text
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The delivery ids of the mail files in the outbox folder, once there are `count`.
+    pub async fn outbox_files(&self, count: usize) -> Vec<String> {
+        let dir = self
+            .outbox
+            .as_ref()
+            .expect("the app runs with Options::mail");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let ids: Vec<String> = std::fs::read_dir(dir)
+                .map(|entries| {
+                    entries
+                        .filter_map(Result::ok)
+                        .filter_map(|e| {
+                            let name = e.file_name().to_string_lossy().into_owned();
+                            name.strip_suffix(".eml")
+                                .filter(|id| !id.starts_with('.'))
+                                .map(str::to_string)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            if ids.len() >= count {
+                return ids;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} of {count} mail files within 20 s",
+                ids.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// A staff (or admin) session token through `POST /api/v1/staff/session`.
