@@ -124,13 +124,9 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
         mail_config.public_base_url = display_url(addr);
     }
     let contacts = Arc::new(GrpcContacts::connect_lazy(&url)?);
-    let notifier = Notifier::open(
-        notification_db.clone(),
-        mail_config,
-        clock.clone(),
-        contacts,
-    )
-    .await?;
+    let notifier = Notifier::open(notification_db.clone(), mail_config, clock.clone(), contacts)
+        .await?
+        .with_titles(Arc::new(kitsuki_notification::titles::GrpcTitles::connect_lazy(&url)?));
     notifier.spawn(bus.clone(), &shutdown);
     let n = notifier.clone();
     clocks.due_jobs.register(move || {

@@ -75,6 +75,9 @@ pub struct NotificationArgs {
     /// The patron-account service, asked for addresses when a mail is sent.
     #[arg(long, env = "KITSUKI_PATRON_URL")]
     pub patron_url: String,
+    /// The catalog service, asked for the title of a hold mail.
+    #[arg(long, env = "KITSUKI_CATALOG_URL")]
+    pub catalog_url: String,
 }
 
 #[derive(clap::Args, Debug)]

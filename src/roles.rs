@@ -20,6 +20,7 @@ use kitsuki_proto::Branch;
 use tonic::service::Routes;
 
 use crate::cli::{CatalogArgs, CirculationArgs, GatewayArgs, NotificationArgs, PatronArgs};
+use kitsuki_notification::titles::GrpcTitles;
 use kitsuki_notification::{GrpcContacts, NotificationGrpc, Notifier, NotifierConfig};
 use kitsuki_patron::{PatronAccounts, PatronConfig};
 
@@ -37,22 +38,29 @@ impl Clocks {
         if common.test_clock {
             tracing::warn!("test clock enabled: never in a deployment");
             let t = Arc::new(TestClock::new());
-            Clocks { shared: t.clone(), test: Some(t), due_jobs: DueJobs::default() }
+            Clocks {
+                shared: t.clone(),
+                test: Some(t),
+                due_jobs: DueJobs::default(),
+            }
         } else {
-            Clocks { shared: Arc::new(SystemClock), test: None, due_jobs: DueJobs::default() }
+            Clocks {
+                shared: Arc::new(SystemClock),
+                test: None,
+                due_jobs: DueJobs::default(),
+            }
         }
     }
 
     /// Adds the test clock's gRPC service to a role's routes when it is enabled.
     pub fn serve(&self, routes: Routes) -> Routes {
         match &self.test {
-            Some(t) => routes.add_service(TestClockGrpc::new(t.clone(), self.due_jobs.clone()).into_server()),
+            Some(t) => routes
+                .add_service(TestClockGrpc::new(t.clone(), self.due_jobs.clone()).into_server()),
             None => routes,
         }
     }
 }
-
-
 
 pub async fn nats(bus: &BusArgs) -> anyhow::Result<SharedBus> {
     let b = NatsBus::connect(&bus.nats_url, &bus.bus_prefix)
@@ -89,7 +97,9 @@ pub async fn catalog(args: CatalogArgs, shutdown: Shutdown) -> anyhow::Result<()
     let readiness = Readiness::new().with_db(db);
     readiness.set_ready();
     announce("catalog", addr);
-    let app = clocks.serve(Routes::new(CatalogGrpc::new(catalog).into_server())).into_axum_router();
+    let app = clocks
+        .serve(Routes::new(CatalogGrpc::new(catalog).into_server()))
+        .into_axum_router();
     serve(listener, app, readiness, shutdown).await
 }
 
@@ -106,7 +116,9 @@ pub async fn patron(args: PatronArgs, shutdown: Shutdown) -> anyhow::Result<()> 
     readiness.set_ready();
     announce("patron", addr);
     let app = clocks
-        .serve(Routes::new(kitsuki_patron::grpc::PatronGrpc::new(accounts).into_server()))
+        .serve(Routes::new(
+            kitsuki_patron::grpc::PatronGrpc::new(accounts).into_server(),
+        ))
         .into_axum_router();
     serve(listener, app, readiness, shutdown).await
 }
@@ -128,7 +140,9 @@ pub async fn notification(args: NotificationArgs, shutdown: Shutdown) -> anyhow:
     let contacts = Arc::new(GrpcContacts::connect_lazy(&args.patron_url)?);
     let config = NotifierConfig::from_env(&service.common.data_dir);
     let clocks = Clocks::new(&service.common);
-    let notifier = Notifier::open(db.clone(), config, clocks.shared.clone(), contacts).await?;
+    let notifier = Notifier::open(db.clone(), config, clocks.shared.clone(), contacts)
+        .await?
+        .with_titles(Arc::new(GrpcTitles::connect_lazy(&args.catalog_url)?));
     // After the clock moved, mails whose retry became due go out at once.
     let n = notifier.clone();
     clocks.due_jobs.register(move || {
@@ -144,7 +158,9 @@ pub async fn notification(args: NotificationArgs, shutdown: Shutdown) -> anyhow:
     let readiness = Readiness::new().with_db(db);
     readiness.set_ready();
     announce("notification", addr);
-    let app = clocks.serve(Routes::new(NotificationGrpc::new(notifier).into_server())).into_axum_router();
+    let app = clocks
+        .serve(Routes::new(NotificationGrpc::new(notifier).into_server()))
+        .into_axum_router();
     serve(listener, app, readiness, shutdown).await
 }
 

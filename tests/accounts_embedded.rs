@@ -9,7 +9,12 @@ use std::time::Duration;
 use common::{eventually, link_token, read_mails, start, temp_dir, wait_ready};
 use serde_json::{Value, json};
 
-async fn post(http: &reqwest::Client, url: String, token: Option<&str>, body: Value) -> (u16, Value) {
+async fn post(
+    http: &reqwest::Client,
+    url: String,
+    token: Option<&str>,
+    body: Value,
+) -> (u16, Value) {
     let mut r = http.post(url).json(&body);
     if let Some(t) = token {
         r = r.bearer_auth(t);
@@ -35,7 +40,13 @@ async fn embedded_run_sends_account_mails_into_the_outbox_folder() {
     wait_ready(&http, &app.url).await;
     let base = app.url.as_str();
 
-    let (_, v) = post(&http, format!("{base}/api/v1/staff/session"), None, json!({"username": "admin", "password": admin_pw})).await;
+    let (_, v) = post(
+        &http,
+        format!("{base}/api/v1/staff/session"),
+        None,
+        json!({"username": "admin", "password": admin_pw}),
+    )
+    .await;
     let staff = v["token"].as_str().unwrap().to_string();
     let (s, v) = post(
         &http,
@@ -46,36 +57,88 @@ async fn embedded_run_sends_account_mails_into_the_outbox_folder() {
     .await;
     assert_eq!(s, 201, "{v}");
     let card = v["card_number"].as_str().unwrap().to_string();
-    let (_, v) = post(&http, format!("{base}/api/v1/branches/ota/patrons/{card}/web-service"), Some(&staff), json!({})).await;
+    let (_, v) = post(
+        &http,
+        format!("{base}/api/v1/branches/ota/patrons/{card}/web-service"),
+        Some(&staff),
+        json!({}),
+    )
+    .await;
     let temporary = v["temporary_password"].as_str().unwrap().to_string();
-    let (s, v) = post(&http, format!("{base}/api/v1/session"), None, json!({"card_number": card, "password": temporary})).await;
+    let (s, v) = post(
+        &http,
+        format!("{base}/api/v1/session"),
+        None,
+        json!({"card_number": card, "password": temporary}),
+    )
+    .await;
     assert_eq!(s, 200, "{v}");
     let patron = v["token"].as_str().unwrap().to_string();
 
     // A carrier address is accepted with the notice of P8.
-    let (s, v) = post(&http, format!("{base}/api/v1/me/email"), Some(&patron), json!({"email": "taro@docomo.ne.jp"})).await;
+    let (s, v) = post(
+        &http,
+        format!("{base}/api/v1/me/email"),
+        Some(&patron),
+        json!({"email": "taro@docomo.ne.jp"}),
+    )
+    .await;
     assert_eq!((s, v["carrier_notice"].as_bool()), (202, Some(true)), "{v}");
     let outbox = data.join("outbox");
-    let mails = eventually("the verification mail in the outbox", Duration::from_secs(30), || async {
-        let m = read_mails(&outbox);
-        (!m.is_empty()).then_some(m)
-    })
+    let mails = eventually(
+        "the verification mail in the outbox",
+        Duration::from_secs(30),
+        || async {
+            let m = read_mails(&outbox);
+            (!m.is_empty()).then_some(m)
+        },
+    )
     .await;
     let token = link_token(&mails[0], "/email/verify").expect("a verification link");
-    assert!(mails[0].contains(&format!("{base}/email/verify?token=")), "links point at this server: {}", mails[0]);
+    assert!(
+        mails[0].contains(&format!("{base}/email/verify?token=")),
+        "links point at this server: {}",
+        mails[0]
+    );
 
     // The dev page lists it.
-    let page = http.get(format!("{base}/dev/outbox")).send().await.unwrap().text().await.unwrap();
+    let page = http
+        .get(format!("{base}/dev/outbox"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(page.contains("メールアドレス"), "{page}");
 
-    let (s, _) = post(&http, format!("{base}/api/v1/email-verifications"), None, json!({"token": token})).await;
+    let (s, _) = post(
+        &http,
+        format!("{base}/api/v1/email-verifications"),
+        None,
+        json!({"token": token}),
+    )
+    .await;
     assert_eq!(s, 204);
     let mails = eventually("the completion mail", Duration::from_secs(30), || async {
         let m = read_mails(&outbox);
         (m.len() >= 2).then_some(m)
     })
     .await;
-    assert!(mails.iter().any(|m| m.contains("メールアドレス変更完了のお知らせ") && m.contains("taro@docomo.ne.jp")));
-    let me: Value = http.get(format!("{base}/api/v1/me")).bearer_auth(&patron).send().await.unwrap().json().await.unwrap();
+    assert!(
+        mails
+            .iter()
+            .any(|m| m.contains("メールアドレス変更完了のお知らせ")
+                && m.contains("taro@docomo.ne.jp"))
+    );
+    let me: Value = http
+        .get(format!("{base}/api/v1/me"))
+        .bearer_auth(&patron)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(me["email_verified"], true);
 }

@@ -26,10 +26,19 @@ async fn deliveries(url: &str) -> Vec<kitsuki_proto::notification::Delivery> {
     let mut c = kitsuki_proto::notification::notification_service_client::NotificationServiceClient::connect(url.to_string())
         .await
         .unwrap();
-    c.list_deliveries(kitsuki_proto::notification::ListDeliveriesRequest { limit: 50 }).await.unwrap().into_inner().deliveries
+    c.list_deliveries(kitsuki_proto::notification::ListDeliveriesRequest { limit: 50 })
+        .await
+        .unwrap()
+        .into_inner()
+        .deliveries
 }
 
-async fn post(http: &reqwest::Client, url: String, token: Option<&str>, body: Value) -> (u16, Value) {
+async fn post(
+    http: &reqwest::Client,
+    url: String,
+    token: Option<&str>,
+    body: Value,
+) -> (u16, Value) {
     let mut r = http.post(url).json(&body);
     if let Some(t) = token {
         r = r.bearer_auth(t);
@@ -61,15 +70,28 @@ async fn start_system(dir: &std::path::Path, smtp_url: &str, admin_pw: &str) -> 
         let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
         start(name, args, &envs, dir)
     };
-    let catalog = run("catalog", &["catalog", "--listen", "127.0.0.1:0"], with(&[("KITSUKI_DATABASE_URL", catalog_db)]));
+    let catalog = run(
+        "catalog",
+        &["catalog", "--listen", "127.0.0.1:0"],
+        with(&[("KITSUKI_DATABASE_URL", catalog_db)]),
+    );
     let patron = run(
         "patron",
         &["patron", "--listen", "127.0.0.1:0"],
-        with(&[("KITSUKI_DATABASE_URL", patron_db), ("KITSUKI_ADMIN_PASSWORD", admin_pw.to_string())]),
+        with(&[
+            ("KITSUKI_DATABASE_URL", patron_db),
+            ("KITSUKI_ADMIN_PASSWORD", admin_pw.to_string()),
+        ]),
     );
     let notification = run(
         "notification",
-        &["notification", "--listen", "127.0.0.1:0", "--patron-url", &patron.url],
+        &[
+            "notification",
+            "--listen",
+            "127.0.0.1:0",
+            "--patron-url",
+            &patron.url,
+        ],
         with(&[
             ("KITSUKI_DATABASE_URL", notification_db),
             ("KITSUKI_SMTP_URL", smtp_url.to_string()),
@@ -80,7 +102,15 @@ async fn start_system(dir: &std::path::Path, smtp_url: &str, admin_pw: &str) -> 
     );
     let gateway = run(
         "gateway",
-        &["gateway", "--listen", "127.0.0.1:0", "--catalog-url", &catalog.url, "--patron-url", &patron.url],
+        &[
+            "gateway",
+            "--listen",
+            "127.0.0.1:0",
+            "--catalog-url",
+            &catalog.url,
+            "--patron-url",
+            &patron.url,
+        ],
         vec![],
     );
     let http = reqwest::Client::new();
@@ -89,15 +119,24 @@ async fn start_system(dir: &std::path::Path, smtp_url: &str, admin_pw: &str) -> 
     }
     let base = gateway.url.clone();
     let notification_url = notification.url.clone();
-    System { _procs: vec![gateway, notification, patron, catalog], base, http, notification: notification_url }
+    System {
+        _procs: vec![gateway, notification, patron, catalog],
+        base,
+        http,
+        notification: notification_url,
+    }
 }
 
 /// Waits until the sink holds `n` mails and returns them (decoded).
 async fn mails(sink: &SmtpSink, n: usize) -> Vec<String> {
-    eventually(&format!("{n} mails at the SMTP server"), Duration::from_secs(60), || async {
-        let m = sink.mails();
-        (m.len() >= n).then_some(m)
-    })
+    eventually(
+        &format!("{n} mails at the SMTP server"),
+        Duration::from_secs(60),
+        || async {
+            let m = sink.mails();
+            (m.len() >= n).then_some(m)
+        },
+    )
     .await
 }
 
@@ -111,7 +150,13 @@ async fn counter_registration_email_verification_and_password_reset_across_proce
     let (http, base) = (&sys.http, sys.base.as_str());
 
     // Staff at the counter (S2, P2-P4).
-    let (s, v) = post(http, format!("{base}/api/v1/staff/session"), None, json!({"username": "admin", "password": admin_pw})).await;
+    let (s, v) = post(
+        http,
+        format!("{base}/api/v1/staff/session"),
+        None,
+        json!({"username": "admin", "password": admin_pw}),
+    )
+    .await;
     assert_eq!(s, 200, "{v}");
     let staff = v["token"].as_str().unwrap().to_string();
     let (s, v) = post(
@@ -124,44 +169,125 @@ async fn counter_registration_email_verification_and_password_reset_across_proce
     assert_eq!(s, 201, "{v}");
     let card = v["card_number"].as_str().unwrap().to_string();
     assert_eq!(card.len(), 7, "P1: 7 digits");
-    let (s, v) = post(http, format!("{base}/api/v1/branches/yamaga/patrons/{card}/web-service"), Some(&staff), json!({})).await;
+    let (s, v) = post(
+        http,
+        format!("{base}/api/v1/branches/yamaga/patrons/{card}/web-service"),
+        Some(&staff),
+        json!({}),
+    )
+    .await;
     assert_eq!(s, 200, "{v}");
     let temporary = v["temporary_password"].as_str().unwrap().to_string();
 
     // The patron logs in with the temporary password (P5) — the card typed with a hyphen (P1).
     let hyphenated = format!("{}-{}", &card[..3], &card[3..]);
-    let (s, v) = post(http, format!("{base}/api/v1/session"), None, json!({"card_number": hyphenated, "password": temporary})).await;
+    let (s, v) = post(
+        http,
+        format!("{base}/api/v1/session"),
+        None,
+        json!({"card_number": hyphenated, "password": temporary}),
+    )
+    .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["temporary_password"], true);
     let patron = v["token"].as_str().unwrap().to_string();
 
     // P9: registering an address sends a verification mail to it; the link completes it and
     // the completion mail follows.
-    let (s, v) = post(http, format!("{base}/api/v1/me/email"), Some(&patron), json!({"email": "hanako@example.jp"})).await;
+    let (s, v) = post(
+        http,
+        format!("{base}/api/v1/me/email"),
+        Some(&patron),
+        json!({"email": "hanako@example.jp"}),
+    )
+    .await;
     assert_eq!(s, 202, "{v}");
     let first = mails(&sink, 1).await;
-    assert!(first[0].contains("To: hanako@example.jp") || first[0].contains("<hanako@example.jp>"), "{}", first[0]);
+    assert!(
+        first[0].contains("To: hanako@example.jp") || first[0].contains("<hanako@example.jp>"),
+        "{}",
+        first[0]
+    );
     let token = link_token(&first[0], "/email/verify").expect("a verification link");
-    assert!(first[0].contains("http://kitsuki.test/email/verify?token="), "{}", first[0]);
-    let me: Value = http.get(format!("{base}/api/v1/me")).bearer_auth(&patron).send().await.unwrap().json().await.unwrap();
-    assert_eq!(me["email_verified"], false, "not in force before the link is opened");
+    assert!(
+        first[0].contains("http://kitsuki.test/email/verify?token="),
+        "{}",
+        first[0]
+    );
+    let me: Value = http
+        .get(format!("{base}/api/v1/me"))
+        .bearer_auth(&patron)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        me["email_verified"], false,
+        "not in force before the link is opened"
+    );
     assert_eq!(me["pending_email"], "hanako@example.jp");
-    let (s, _) = post(http, format!("{base}/api/v1/email-verifications"), None, json!({"token": token})).await;
+    let (s, _) = post(
+        http,
+        format!("{base}/api/v1/email-verifications"),
+        None,
+        json!({"token": token}),
+    )
+    .await;
     assert_eq!(s, 204);
     let two = mails(&sink, 2).await;
-    assert!(two[1].contains("メールアドレス変更完了のお知らせ"), "{}", two[1]);
-    let me: Value = http.get(format!("{base}/api/v1/me")).bearer_auth(&patron).send().await.unwrap().json().await.unwrap();
-    assert_eq!((me["email"].as_str(), me["email_verified"].as_bool()), (Some("hanako@example.jp"), Some(true)));
+    assert!(
+        two[1].contains("メールアドレス変更完了のお知らせ"),
+        "{}",
+        two[1]
+    );
+    let me: Value = http
+        .get(format!("{base}/api/v1/me"))
+        .bearer_auth(&patron)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (me["email"].as_str(), me["email_verified"].as_bool()),
+        (Some("hanako@example.jp"), Some(true))
+    );
 
     // P11 with the SMTP server down: the answer is the same, the mail waits and is retried.
     sink.stop();
-    let (s, _) = post(http, format!("{base}/api/v1/password-resets"), None, json!({"card_number": card, "email": "hanako@example.jp"})).await;
+    let (s, _) = post(
+        http,
+        format!("{base}/api/v1/password-resets"),
+        None,
+        json!({"card_number": card, "email": "hanako@example.jp"}),
+    )
+    .await;
     assert_eq!(s, 202);
-    let (s, _) = post(http, format!("{base}/api/v1/password-resets"), None, json!({"card_number": card, "email": "someone@example.jp"})).await;
-    assert_eq!(s, 202, "P11: the same answer when card and address do not match");
-    eventually("the reset mail failing and waiting for a retry", Duration::from_secs(60), || async {
-        deliveries(&sys.notification).await.iter().find(|d| d.status == "pending" && d.attempts >= 2).map(|_| ())
-    })
+    let (s, _) = post(
+        http,
+        format!("{base}/api/v1/password-resets"),
+        None,
+        json!({"card_number": card, "email": "someone@example.jp"}),
+    )
+    .await;
+    assert_eq!(
+        s, 202,
+        "P11: the same answer when card and address do not match"
+    );
+    eventually(
+        "the reset mail failing and waiting for a retry",
+        Duration::from_secs(60),
+        || async {
+            deliveries(&sys.notification)
+                .await
+                .iter()
+                .find(|d| d.status == "pending" && d.attempts >= 2)
+                .map(|_| ())
+        },
+    )
     .await;
     let sink = SmtpSink::start(port, &dir.join("smtp"));
     let three = mails(&sink, 3).await;
@@ -172,16 +298,47 @@ async fn counter_registration_email_verification_and_password_reset_across_proce
         d.iter().all(|d| d.status == "sent").then_some(d)
     })
     .await;
-    assert_eq!(log.len(), 3, "verification, completion, reset: the mismatch sends nothing");
+    assert_eq!(
+        log.len(),
+        3,
+        "verification, completion, reset: the mismatch sends nothing"
+    );
     assert_eq!(sink.mails().len(), 3, "the reset mail arrives once");
 
-    let (s, v) = post(http, format!("{base}/api/v1/password-resets/confirm"), None, json!({"token": reset, "new_password": "a-new-Passw0rd"})).await;
+    let (s, v) = post(
+        http,
+        format!("{base}/api/v1/password-resets/confirm"),
+        None,
+        json!({"token": reset, "new_password": "a-new-Passw0rd"}),
+    )
+    .await;
     assert_eq!(s, 204, "{v}");
-    let (s, v) = post(http, format!("{base}/api/v1/password-resets/confirm"), None, json!({"token": reset, "new_password": "another-Passw0rd"})).await;
-    assert_eq!((s, v["error"]["code"].as_str()), (400, Some("token_invalid")), "a reset link works once");
+    let (s, v) = post(
+        http,
+        format!("{base}/api/v1/password-resets/confirm"),
+        None,
+        json!({"token": reset, "new_password": "another-Passw0rd"}),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (400, Some("token_invalid")),
+        "a reset link works once"
+    );
     // The old session was revoked by the reset; the new password logs in.
-    let r = http.get(format!("{base}/api/v1/me")).bearer_auth(&patron).send().await.unwrap();
+    let r = http
+        .get(format!("{base}/api/v1/me"))
+        .bearer_auth(&patron)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
-    let (s, v) = post(http, format!("{base}/api/v1/session"), None, json!({"card_number": card, "password": "a-new-Passw0rd"})).await;
+    let (s, v) = post(
+        http,
+        format!("{base}/api/v1/session"),
+        None,
+        json!({"card_number": card, "password": "a-new-Passw0rd"}),
+    )
+    .await;
     assert_eq!((s, v["temporary_password"].as_bool()), (200, Some(false)));
 }

@@ -233,7 +233,12 @@ impl SmtpSink {
     /// decoded to text.
     pub fn mails(&self) -> Vec<String> {
         let mut subdirs: Vec<_> = std::fs::read_dir(&self.dir)
-            .map(|r| r.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_dir()).collect())
+            .map(|r| {
+                r.filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.is_dir())
+                    .collect()
+            })
             .unwrap_or_default();
         subdirs.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.created()).ok());
         subdirs.iter().flat_map(|d| read_mails(d)).collect()

@@ -68,6 +68,9 @@ impl Texts {
         env.set_syntax(
             minijinja::syntax::SyntaxConfig::builder()
                 .trim_blocks(true)
+                // An included part (`hold_details.txt`) ends its last line; the body is
+                // trimmed at the end anyway.
+                .keep_trailing_newline(true)
                 .build()?,
         );
         env.add_template("footer.txt", include_str!("../templates/footer.txt"))?;
@@ -330,7 +333,8 @@ mod tests {
                     .render(template, &hold_params(branch, "資料破損のため"), &cx)
                     .unwrap();
                 assert!(
-                    m.body.contains("\n　資料名：ノルウェイの森 上\n　著者名：村上 春樹\n"),
+                    m.body
+                        .contains("\n　資料名：ノルウェイの森 上\n　著者名：村上 春樹\n"),
                     "{template:?}: {}",
                     m.body
                 );
@@ -352,7 +356,10 @@ mod tests {
             .render(Template::HoldReceipt, &hold_params("yamaga", ""), &cx())
             .unwrap();
         assert!(m.body.contains("仮予約として受け付けました"), "{}", m.body);
-        assert!(m.body.contains("このメールではまだ予約は確定しておりません"));
+        assert!(
+            m.body
+                .contains("このメールではまだ予約は確定しておりません")
+        );
         assert!(m.body.contains("「予約確定のお知らせ」"));
         let confirmed = t
             .render(Template::HoldConfirmed, &hold_params("yamaga", ""), &cx())
@@ -381,7 +388,10 @@ mod tests {
             m.body
         );
         assert!(m.body.contains("このメールの送信から1週間"));
-        assert!(m.body.contains("利用者カードをお持ちになって、山香図書室までお越しください"));
+        assert!(
+            m.body
+                .contains("利用者カードをお持ちになって、山香図書室までお越しください")
+        );
     }
 
     #[test]
@@ -391,11 +401,7 @@ mod tests {
             let m = t
                 .render(template, &hold_params("kitsuki", "資料破損のため"), &cx())
                 .unwrap();
-            assert!(
-                m.body.contains("\n　理由：資料破損のため\n"),
-                "{}",
-                m.body
-            );
+            assert!(m.body.contains("\n　理由：資料破損のため\n"), "{}", m.body);
             let without = t
                 .render(template, &hold_params("kitsuki", ""), &cx())
                 .unwrap();

@@ -22,13 +22,13 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use futures::StreamExt;
+use kitsuki_circulation::domain::shelf::shelf_last_day;
 use kitsuki_platform::bus::{ConsumerSpec, Event, SharedBus};
-use kitsuki_platform::clock::{SharedClock, format_instant, parse_instant};
+use kitsuki_platform::clock::{SharedClock, format_date, format_instant, parse_instant};
 use kitsuki_platform::db::{self, Db};
 use kitsuki_platform::outbox::Relay;
 use kitsuki_platform::shutdown::Shutdown;
 use kitsuki_platform::{events, inbox, outbox};
-use kitsuki_circulation::domain::shelf::shelf_last_day;
 use kitsuki_proto::events as ev;
 use kitsuki_proto::{Branch, ServiceError};
 use time::{Date, OffsetDateTime};
@@ -135,11 +135,7 @@ impl Notifier {
     /// Where hold mails look up the title they name (the catalog's `GetTitle`, see
     /// [`crate::GrpcTitles`]). Applies to this notifier and every clone of it.
     pub fn with_titles(self, titles: Arc<dyn TitleDirectory>) -> Notifier {
-        *self
-            .inner
-            .titles
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = titles;
+        *self.inner.titles.write().unwrap_or_else(|e| e.into_inner()) = titles;
         self
     }
 
@@ -579,7 +575,7 @@ impl Notifier {
                 // The delivery log keeps the keep-until date the mail gave.
                 let settled = match ready_until {
                     Some(d) => serde_json::to_string(&Params {
-                        ready_until: d.to_string(),
+                        ready_until: format_date(d),
                         ..params.settled()
                     })
                     .unwrap_or(settled),
@@ -652,10 +648,25 @@ impl Notifier {
         })?;
         // Only a calendar without an open day for a year fails: a configuration to mend,
         // so the mail waits for it rather than going without its date.
-        shelf_last_day(&self.inner.config.calendars, pickup, sent_at).map_err(|_| SendFailure {
-            kind: FailureKind::Transient,
-            reason: format!("the calendar of {pickup} has no open day to keep the item until"),
-        })
+        let computed =
+            shelf_last_day(&self.inner.config.calendars, pickup, sent_at).map_err(|_| {
+                SendFailure {
+                    kind: FailureKind::Transient,
+                    reason: format!(
+                        "the calendar of {pickup} has no open day to keep the item until"
+                    ),
+                }
+            })?;
+        let (date, floor_won) = plan::keep_until(computed, &params.ready_until_floor);
+        if floor_won {
+            tracing::warn!(
+                hold_id = %params.hold_id,
+                computed = %format_date(computed),
+                circulation = %params.ready_until_floor,
+                "circulation keeps the item longer than this service's calendar says: are both given the same closed days?"
+            );
+        }
+        Ok(date)
     }
 
     /// Marks the delivery sent and writes `MailSent`, in one transaction. The mail is out:

@@ -19,23 +19,25 @@
 //! | `cancelled`       | [`Template::HoldCancelled`] if the library cancelled it    |
 //! | anything else     | nothing                                                    |
 //!
-//! Decision (who cancelled): `HoldEvent` has no "by" field, so its `reason` tells. A
-//! cancellation by the library carries the reason the patron reads (N1: "cancelled by the
-//! library", with its reason); the patron's own cancellation (H10, on the web or asked at
-//! a counter) carries none, and the patron, who did it, gets no mail. See
-//! [`cancelled_by_library`].
+//! Who cancelled is the event's `by_library` (events.proto): true when staff cancelled for
+//! the library (always with the reason the patron reads), false for the patron's own
+//! cancellation (H10, on the web or asked at a counter), which the patron, who did it,
+//! is not mailed about. See [`cancelled_by_library`].
+//!
+//! The ready mail's keep-until date is computed when it is sent (H9: the week runs from
+//! the sending); the event's `ready_until`, circulation's date for a mail sent on the
+//! event's day, travels as a floor (see [`Params::ready_until_floor`]).
 
 use kitsuki_proto::events as ev;
 use kitsuki_proto::{Branch, CardNumber};
 use prost::Message;
 use serde::{Deserialize, Serialize};
+use time::Date;
+use time::macros::format_description;
 
 /// The event streams the service consumes: a durable consumer per entry, named
 /// `<consumer prefix>-<name>`, with one filter subject.
-pub const SOURCES: &[(&str, &str)] = &[
-    ("patron", "patron.>"),
-    ("holds", "circulation.*.hold.*"),
-];
+pub const SOURCES: &[(&str, &str)] = &[("patron", "patron.>"), ("holds", "circulation.*.hold.*")];
 
 /// The mails of rule N1 built so far. The name is stored with each delivery, labels the
 /// metrics and travels in `MailSent.template`: never rename one.
@@ -138,6 +140,13 @@ pub struct Params {
     /// the mail is sent; it is computed from the sending time (H9), never planned ahead.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub ready_until: String,
+    /// `HoldEvent.ready_until` of a `ready_to_notify` event (`YYYY-MM-DD`): the last day on
+    /// the shelf by circulation's own calendars for a mail sent on the event's day. The mail
+    /// never states an earlier date: a later sending only moves the date later, so the
+    /// larger of the two is right, and it stays right where this service's calendar
+    /// configuration lags behind circulation's.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ready_until_floor: String,
 }
 
 impl Params {
@@ -258,6 +267,11 @@ pub fn mails_for(subject: &str, payload: &[u8]) -> Result<Plan, PlanError> {
                     title_id: e.title_id.trim().to_string(),
                     pickup_branch: pickup.code().to_string(),
                     reason: e.reason.trim().to_string(),
+                    ready_until_floor: if template == Template::HoldReady {
+                        e.ready_until.trim().to_string()
+                    } else {
+                        String::new()
+                    },
                     ..Params::default()
                 },
             }
@@ -305,12 +319,26 @@ pub fn hold_template(kind: HoldKind, e: &ev::HoldEvent) -> Option<Template> {
     }
 }
 
-/// Decision: a cancellation with a reason was made by the library (N1 mails it, with the
-/// reason); one without was the patron's own (H10), and is not mailed. Circulation writes
-/// a reason for every cancellation by staff on the library's behalf, and none when the
-/// patron cancels (on the web, or at a counter where staff do it for them).
+/// Rule N1 mails a cancellation by the library, not the patron's own (H10): the event's
+/// `by_library`, which circulation sets when staff cancel for the library, and leaves false
+/// when the patron cancels (on the web, or at a counter where staff do it for them). A
+/// reason alone does not make a cancellation the library's.
 pub fn cancelled_by_library(e: &ev::HoldEvent) -> bool {
-    !e.reason.trim().is_empty()
+    e.by_library
+}
+
+/// Rule H9: the keep-until date a ready mail states, from `computed` (the sending date plus
+/// the week, on the pickup branch's next open day, by this service's calendars) and the
+/// event's `floor` ([`Params::ready_until_floor`], possibly empty): the later of the two.
+/// With the same calendars as circulation's they agree (a later sending only moves the date
+/// later); where they differ, circulation's is never undercut. The second value says that
+/// the floor won, which only a calendar (or clock) that differs from circulation's causes.
+pub fn keep_until(computed: Date, floor: &str) -> (Date, bool) {
+    let floor = Date::parse(floor.trim(), format_description!("[year]-[month]-[day]")).ok();
+    match floor {
+        Some(f) if f > computed => (f, true),
+        _ => (computed, false),
+    }
 }
 
 fn card(s: &str) -> Option<String> {
@@ -431,9 +459,7 @@ mod tests {
             title_id: "0190f0e0-0000-7000-8000-000000000001".into(),
             pickup_branch: "ota".into(),
             kind: kind.into(),
-            receipt_mail: false,
-            reason: String::new(),
-            barcode: String::new(),
+            ..ev::HoldEvent::default()
         }
     }
 
@@ -459,8 +485,13 @@ mod tests {
         rejected.reason = "所蔵資料の不備".into();
         let mut cancelled = hold("cancelled");
         cancelled.reason = "資料破損のため".into();
+        cancelled.by_library = true;
         let cases = [
-            ("circulation.kitsuki.hold.placed", placed, Template::HoldReceipt),
+            (
+                "circulation.kitsuki.hold.placed",
+                placed,
+                Template::HoldReceipt,
+            ),
             (
                 "circulation.kitsuki.hold.confirmed",
                 hold("confirmed"),
@@ -476,8 +507,16 @@ mod tests {
                 hold("expired"),
                 Template::HoldExpired,
             ),
-            ("circulation.yamaga.hold.rejected", rejected, Template::HoldRejected),
-            ("circulation.yamaga.hold.cancelled", cancelled, Template::HoldCancelled),
+            (
+                "circulation.yamaga.hold.rejected",
+                rejected,
+                Template::HoldRejected,
+            ),
+            (
+                "circulation.yamaga.hold.cancelled",
+                cancelled,
+                Template::HoldCancelled,
+            ),
         ];
         for (subject, e, template) in cases {
             let Plan::Mails(m) = plan_of(subject, &e) else {
@@ -494,6 +533,42 @@ mod tests {
             assert_eq!(m[0].params.reason, e.reason);
             assert_eq!(m[0].params.ready_until, "", "never planned ahead (H9)");
         }
+    }
+
+    #[test]
+    fn the_keep_until_date_is_the_later_of_the_sending_s_and_the_event_s_h9() {
+        use time::macros::date;
+        let computed = date!(2026 - 04 - 10);
+        assert_eq!(keep_until(computed, ""), (computed, false));
+        assert_eq!(keep_until(computed, "garbage"), (computed, false));
+        assert_eq!(keep_until(computed, "2026-04-08"), (computed, false));
+        assert_eq!(keep_until(computed, "2026-04-10"), (computed, false));
+        assert_eq!(
+            keep_until(computed, " 2026-04-11 "),
+            (date!(2026 - 04 - 11), true)
+        );
+    }
+
+    #[test]
+    fn the_ready_event_s_keep_until_date_travels_as_a_floor_h9() {
+        let e = ev::HoldEvent {
+            ready_until: "2026-04-08".into(),
+            ..hold("ready_to_notify")
+        };
+        let Plan::Mails(m) = plan_of("circulation.ota.hold.ready_to_notify", &e) else {
+            panic!("a mail")
+        };
+        assert_eq!(m[0].params.ready_until_floor, "2026-04-08");
+        assert_eq!(m[0].params.ready_until, "");
+        // Only the ready mail has one.
+        let e = ev::HoldEvent {
+            ready_until: "2026-04-08".into(),
+            ..hold("expired")
+        };
+        let Plan::Mails(m) = plan_of("circulation.ota.hold.expired", &e) else {
+            panic!("a mail")
+        };
+        assert_eq!(m[0].params.ready_until_floor, "");
     }
 
     #[test]
@@ -518,16 +593,18 @@ mod tests {
             plan_of("circulation.kitsuki.hold.cancelled", &by_patron),
             Plan::Ignore
         );
-        let blank = ev::HoldEvent {
-            reason: " \u{3000} ".into(),
+        // Staff cancelling at the patron's request may note why: still the patron's own.
+        let noted = ev::HoldEvent {
+            reason: "ご本人のお申し出".into(),
             ..hold("cancelled")
         };
         assert_eq!(
-            plan_of("circulation.kitsuki.hold.cancelled", &blank),
+            plan_of("circulation.kitsuki.hold.cancelled", &noted),
             Plan::Ignore
         );
         let by_library = ev::HoldEvent {
             reason: " 資料紛失のため ".into(),
+            by_library: true,
             ..hold("cancelled")
         };
         let Plan::Mails(m) = plan_of("circulation.kitsuki.hold.cancelled", &by_library) else {

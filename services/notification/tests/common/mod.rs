@@ -1,7 +1,9 @@
 //! Helpers of the notification tests: the Python SMTP sink as a child process on a free
-//! port, a fixed contact directory, a small MIME reader (lettre encodes non-ASCII headers
-//! as RFC 2047 encoded words and Japanese bodies as base64), a notifier on a fresh
-//! PostgreSQL database or SQLite file, and waits with deadlines instead of sleeps.
+//! port, a fixed contact directory, the real catalog service (SQLite, gRPC on a loopback
+//! port) for the titles of hold mails, hold events, a small MIME reader (lettre encodes
+//! non-ASCII headers as RFC 2047 encoded words and Japanese bodies as base64), a notifier
+//! on a fresh PostgreSQL database or SQLite file, and waits with deadlines instead of
+//! sleeps.
 
 #![allow(dead_code)]
 
@@ -326,5 +328,111 @@ pub fn envelope_recipients(dir: &Path, name: &str) -> Vec<String> {
         .expect("rcpt_tos")
         .iter()
         .map(|r| r.as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+// ---- hold events ----------------------------------------------------------------------
+
+/// A hold event of `kind` on `circulation.<pickup>.hold.<kind>` (published, as circulation
+/// does, by the instance of the branch that made the change: here the pickup branch).
+pub fn hold_event(kind: &str, hold: ev::HoldEvent) -> Event {
+    let id = events::new_event_id();
+    let subject = format!("circulation.{}.hold.{kind}", hold.pickup_branch);
+    events::build(
+        subject,
+        id.clone(),
+        &format_instant(SystemClock.now()),
+        &ev::HoldEvent {
+            meta: meta(&id),
+            kind: kind.to_string(),
+            ..hold
+        },
+    )
+}
+
+/// The facts of a hold, for [`hold_event`]: a fresh hold id.
+pub fn hold(card: &str, title_id: &str, pickup: &str) -> ev::HoldEvent {
+    ev::HoldEvent {
+        hold_id: format!("hold-{}", testing::unique_id()),
+        card_number: card.to_string(),
+        title_id: title_id.to_string(),
+        pickup_branch: pickup.to_string(),
+        ..ev::HoldEvent::default()
+    }
+}
+
+// ---- the catalog ----------------------------------------------------------------------
+
+/// The real catalog service: `kitsuki_catalog::Catalog` on a fresh SQLite file with an
+/// in-memory index, its gRPC served on a loopback port until the test ends.
+pub struct CatalogServer {
+    pub url: String,
+}
+
+impl CatalogServer {
+    pub async fn start() -> CatalogServer {
+        let db = db::connect(&testing::fresh_sqlite_url())
+            .await
+            .expect("catalog database");
+        let catalog = kitsuki_catalog::Catalog::open(db, None, Arc::new(SystemClock))
+            .await
+            .expect("open the catalog");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(kitsuki_catalog::grpc::CatalogGrpc::new(catalog).into_server())
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        CatalogServer {
+            url: format!("http://{addr}"),
+        }
+    }
+
+    /// Creates a book through the catalog's gRPC; returns its title id.
+    pub async fn add_book(&self, title: &str, author: &str) -> String {
+        use kitsuki_proto::catalog as pb;
+        let mut client =
+            pb::catalog_service_client::CatalogServiceClient::connect(self.url.clone())
+                .await
+                .expect("connect to the catalog");
+        client
+            .create_title(pb::CreateTitleRequest {
+                title: Some(pb::NewTitle {
+                    title: title.to_string(),
+                    author: author.to_string(),
+                    r#type: pb::MaterialType::Book as i32,
+                    ..pb::NewTitle::default()
+                }),
+            })
+            .await
+            .expect("create a title")
+            .into_inner()
+            .title_id
+    }
+
+    pub fn titles(&self) -> Arc<kitsuki_notification::GrpcTitles> {
+        Arc::new(kitsuki_notification::GrpcTitles::connect_lazy(&self.url).expect("catalog URL"))
+    }
+}
+
+// ---- the outbox -----------------------------------------------------------------------
+
+/// The `MailSent` events in the notifier's outbox, oldest first.
+pub async fn mail_sent_in_outbox(db: &Db) -> Vec<ev::MailSent> {
+    use prost::Message;
+    use sqlx::Row;
+    let rows = sqlx::query("SELECT payload FROM outbox WHERE subject = $1 ORDER BY event_id")
+        .bind(kitsuki_notification::MAIL_SENT_SUBJECT)
+        .fetch_all(&db.pool)
+        .await
+        .expect("read the outbox");
+    rows.iter()
+        .map(|r| {
+            let payload: Vec<u8> = r.try_get("payload").expect("payload");
+            ev::MailSent::decode(payload.as_slice()).expect("MailSent")
+        })
         .collect()
 }
