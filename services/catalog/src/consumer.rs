@@ -71,7 +71,11 @@ impl Catalog {
     }
 
     /// Consumes item status events until shutdown.
-    pub fn spawn_consumer(&self, bus: SharedBus, shutdown: &Shutdown) -> tokio::task::JoinHandle<()> {
+    pub fn spawn_consumer(
+        &self,
+        bus: SharedBus,
+        shutdown: &Shutdown,
+    ) -> tokio::task::JoinHandle<()> {
         let catalog = self.clone();
         let s = shutdown.clone();
         tokio::spawn(async move {

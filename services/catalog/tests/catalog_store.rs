@@ -222,7 +222,12 @@ async fn source_ids_make_reimport_idempotent_and_index_rebuilds(backend: &str) {
     assert_eq!(reopened.search("門", &all(), 1, 20).await.unwrap().total, 1);
 }
 
-fn item_status(id: &str, barcode: &str, status: kitsuki_proto::catalog::ItemStatus, holds: u32) -> kitsuki_platform::bus::Event {
+fn item_status(
+    id: &str,
+    barcode: &str,
+    status: kitsuki_proto::catalog::ItemStatus,
+    holds: u32,
+) -> kitsuki_platform::bus::Event {
     use prost::Message;
     let msg = kitsuki_proto::events::ItemStatusChanged {
         meta: None,
@@ -244,16 +249,39 @@ async fn item_status_events_update_availability_once(backend: &str) {
     use kitsuki_platform::bus::{EventBus, MemoryBus};
     use kitsuki_proto::catalog::ItemStatus;
     let (c, _) = open(backend).await;
-    let (id, _) = c.create_title(book("草枕", "夏目漱石"), true).await.unwrap();
-    c.create_item(&id, &Barcode::parse("YM-1").unwrap(), Branch::Yamaga, "", true).await.unwrap();
-    let available_at_yamaga = SearchFilter { branch: Some("yamaga".into()), available_only: true, ..all() };
-    assert_eq!(c.search("草枕", &available_at_yamaga, 1, 20).await.unwrap().total, 1);
+    let (id, _) = c
+        .create_title(book("草枕", "夏目漱石"), true)
+        .await
+        .unwrap();
+    c.create_item(
+        &id,
+        &Barcode::parse("YM-1").unwrap(),
+        Branch::Yamaga,
+        "",
+        true,
+    )
+    .await
+    .unwrap();
+    let available_at_yamaga = SearchFilter {
+        branch: Some("yamaga".into()),
+        available_only: true,
+        ..all()
+    };
+    assert_eq!(
+        c.search("草枕", &available_at_yamaga, 1, 20)
+            .await
+            .unwrap()
+            .total,
+        1
+    );
 
     // Through the real consumer loop on the in-process bus.
     let bus = std::sync::Arc::new(MemoryBus::new());
     let shutdown = kitsuki_platform::shutdown::Shutdown::new();
     let task = c.spawn_consumer(bus.clone(), &shutdown);
-    bus.publish(&item_status("ev-1", "YM-1", ItemStatus::OnLoan, 2)).await.unwrap();
+    bus.publish(&item_status("ev-1", "YM-1", ItemStatus::OnLoan, 2))
+        .await
+        .unwrap();
     let mut detail = c.get_title(&id).await.unwrap();
     for _ in 0..100 {
         if detail.items[0].status == ItemStatus::OnLoan as i32 {
@@ -265,18 +293,37 @@ async fn item_status_events_update_availability_once(backend: &str) {
     assert_eq!(detail.items[0].status, ItemStatus::OnLoan as i32);
     assert_eq!(detail.items[0].due_date, "2026-12-12");
     assert_eq!(detail.title.unwrap().holds_waiting, 2);
-    assert_eq!(c.search("草枕", &available_at_yamaga, 1, 20).await.unwrap().total, 0, "H1: no copy on a shelf now");
+    assert_eq!(
+        c.search("草枕", &available_at_yamaga, 1, 20)
+            .await
+            .unwrap()
+            .total,
+        0,
+        "H1: no copy on a shelf now"
+    );
     shutdown.trigger();
     task.await.unwrap();
 
     // The same event again changes nothing (inbox); a newer one applies.
-    c.record_item_status(&item_status("ev-2", "YM-1", ItemStatus::Available, 0)).await.unwrap();
-    c.record_item_status(&item_status("ev-1", "YM-1", ItemStatus::OnLoan, 2)).await.unwrap();
+    c.record_item_status(&item_status("ev-2", "YM-1", ItemStatus::Available, 0))
+        .await
+        .unwrap();
+    c.record_item_status(&item_status("ev-1", "YM-1", ItemStatus::OnLoan, 2))
+        .await
+        .unwrap();
     let detail = c.get_title(&id).await.unwrap();
     assert_eq!(detail.items[0].status, ItemStatus::Available as i32);
-    assert_eq!(c.search("草枕", &available_at_yamaga, 1, 20).await.unwrap().total, 1);
+    assert_eq!(
+        c.search("草枕", &available_at_yamaga, 1, 20)
+            .await
+            .unwrap()
+            .total,
+        1
+    );
     // Unknown items and unreadable events are skipped, not fatal.
-    c.record_item_status(&item_status("ev-3", "NOPE", ItemStatus::OnLoan, 0)).await.unwrap();
+    c.record_item_status(&item_status("ev-3", "NOPE", ItemStatus::OnLoan, 0))
+        .await
+        .unwrap();
 }
 
 macro_rules! both_backends {

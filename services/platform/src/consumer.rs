@@ -14,8 +14,12 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// Runs `handle` for every event of `spec` until `shutdown` resolves. `handle` returns
 /// `Ok` once the event's effect is committed (or the event is deliberately ignored), and
 /// `Err` when it could not be recorded and must come again.
-pub async fn run<H, Fut, E>(bus: SharedBus, spec: ConsumerSpec, shutdown: impl Future<Output = ()> + Clone, handle: H)
-where
+pub async fn run<H, Fut, E>(
+    bus: SharedBus,
+    spec: ConsumerSpec,
+    shutdown: impl Future<Output = ()> + Clone,
+    handle: H,
+) where
     H: Fn(Event) -> Fut,
     Fut: Future<Output = Result<(), E>>,
     E: std::fmt::Display,

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
 use kitsuki_proto::testclock as pb;
-use kitsuki_proto::testclock::test_clock_service_server::{TestClockService, TestClockServiceServer};
+use kitsuki_proto::testclock::test_clock_service_server::{
+    TestClockService, TestClockServiceServer,
+};
 use kitsuki_proto::{ErrorCode, ServiceError};
 use time::Duration;
 use tonic::{Request, Response, Status};
@@ -63,22 +65,35 @@ impl TestClockGrpc {
 
 #[tonic::async_trait]
 impl TestClockService for TestClockGrpc {
-    async fn r#move(&self, req: Request<pb::MoveClockRequest>) -> Result<Response<pb::ClockState>, Status> {
+    async fn r#move(
+        &self,
+        req: Request<pb::MoveClockRequest>,
+    ) -> Result<Response<pb::ClockState>, Status> {
         let r = req.into_inner();
         if r.now.is_empty() {
-            self.clock.advance(Duration::days(i64::from(r.advance_days)));
+            self.clock
+                .advance(Duration::days(i64::from(r.advance_days)));
         } else {
-            let at = parse_instant(&r.now).ok_or_else(|| ServiceError::with_detail(ErrorCode::InvalidInput, "now"))?;
+            let at = parse_instant(&r.now)
+                .ok_or_else(|| ServiceError::with_detail(ErrorCode::InvalidInput, "now"))?;
             if at < self.clock.now() {
-                return Err(ServiceError::with_detail(ErrorCode::InvalidInput, "the clock only moves forward").into());
+                return Err(ServiceError::with_detail(
+                    ErrorCode::InvalidInput,
+                    "the clock only moves forward",
+                )
+                .into());
             }
             self.clock.set(at);
         }
         self.jobs.run_all().await;
-        Ok(Response::new(pb::ClockState { now: format_instant(self.clock.now()) }))
+        Ok(Response::new(pb::ClockState {
+            now: format_instant(self.clock.now()),
+        }))
     }
 
     async fn now(&self, _req: Request<pb::NowRequest>) -> Result<Response<pb::ClockState>, Status> {
-        Ok(Response::new(pb::ClockState { now: format_instant(self.clock.now()) }))
+        Ok(Response::new(pb::ClockState {
+            now: format_instant(self.clock.now()),
+        }))
     }
 }
