@@ -11,7 +11,8 @@ use anyhow::Context;
 use kitsuki_catalog::Catalog;
 use kitsuki_catalog::grpc::CatalogGrpc;
 use kitsuki_catalog::import;
-use kitsuki_gateway::{AppState, Clients};
+use kitsuki_circulation::{Circulation, CirculationConfig, CirculationGrpc, GrpcPatronFacts};
+use kitsuki_gateway::{AppState, CirculationClients, Clients};
 use kitsuki_notification::{GrpcContacts, NotificationGrpc, Notifier, NotifierConfig};
 use kitsuki_platform::bus::SharedBus;
 use kitsuki_platform::bus::memory::MemoryBus;
@@ -20,9 +21,12 @@ use kitsuki_platform::db;
 use kitsuki_platform::outbox::Relay;
 use kitsuki_platform::server::{Readiness, bind, serve};
 use kitsuki_platform::shutdown::Shutdown;
+use kitsuki_proto::Branch;
 use kitsuki_proto::catalog::catalog_service_client::CatalogServiceClient;
+use kitsuki_proto::circulation::circulation_service_client::CirculationServiceClient;
 use kitsuki_proto::notification::notification_service_client::NotificationServiceClient;
 use kitsuki_proto::patron::patron_service_client::PatronServiceClient;
+use kitsuki_proto::testclock::test_clock_service_client::TestClockServiceClient;
 use tonic::service::Routes;
 use tonic::transport::Endpoint;
 
@@ -32,27 +36,59 @@ use crate::cli::Cli;
 const SEED_MARC: &[u8] = include_bytes!("../services/catalog/seed/loc-jpn-880-sample.mrc");
 const SEED_NDL: &[u8] = include_bytes!("../services/catalog/seed/ndl-japan-marc-300.json");
 
+/// Where the gateway finds its peers.
+#[derive(Debug, Clone, Default)]
+pub struct Peers {
+    pub catalog: String,
+    pub patron: String,
+    /// Only the embedded run's dev page asks the notification service.
+    pub notification: Option<String>,
+    /// The circulation instances of kitsuki, yamaga and ota, in that order.
+    pub circulation: Option<[String; 3]>,
+    /// Services whose test clock `POST /api/v1/test/clock` moves (test clock runs only).
+    pub test_clocks: Vec<String>,
+}
+
+fn channel(url: &str) -> anyhow::Result<tonic::transport::Channel> {
+    Ok(Endpoint::from_shared(url.to_string())
+        .with_context(|| format!("bad service URL {url}"))?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(30))
+        .connect_lazy())
+}
+
 /// gRPC clients of the gateway, connecting lazily (a peer that is not up yet is retried
 /// per call instead of failing the start).
-pub fn clients(
-    catalog_url: &str,
-    patron_url: &str,
-    notification_url: Option<&str>,
-) -> anyhow::Result<Clients> {
-    let channel = |url: &str| -> anyhow::Result<tonic::transport::Channel> {
-        Ok(Endpoint::from_shared(url.to_string())
-            .with_context(|| format!("bad service URL {url}"))?
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(30))
-            .connect_lazy())
+pub fn clients(peers: &Peers) -> anyhow::Result<Clients> {
+    let circulation = match &peers.circulation {
+        Some([k, y, o]) => Some(CirculationClients {
+            kitsuki: CirculationServiceClient::new(channel(k)?),
+            yamaga: CirculationServiceClient::new(channel(y)?),
+            ota: CirculationServiceClient::new(channel(o)?),
+        }),
+        None => None,
     };
     Ok(Clients {
-        catalog: CatalogServiceClient::new(channel(catalog_url)?),
-        patron: PatronServiceClient::new(channel(patron_url)?),
-        notification: notification_url
-            .map(|u| channel(u).map(NotificationServiceClient::new))
-            .transpose()?,
+        catalog: CatalogServiceClient::new(channel(&peers.catalog)?),
+        patron: PatronServiceClient::new(channel(&peers.patron)?),
+        notification: peers
+            .notification
+            .as_deref()
+            .map(channel)
+            .transpose()?
+            .map(NotificationServiceClient::new),
+        circulation,
     })
+}
+
+/// The gateway's state for these peers.
+pub fn gateway_state(peers: &Peers) -> anyhow::Result<AppState> {
+    let clocks = peers
+        .test_clocks
+        .iter()
+        .map(|u| channel(u).map(TestClockServiceClient::new))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(AppState::new(clients(peers)?).with_test_clocks(clocks))
 }
 
 fn sqlite_url(dir: &Path, name: &str) -> String {
@@ -124,9 +160,16 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
         mail_config.public_base_url = display_url(addr);
     }
     let contacts = Arc::new(GrpcContacts::connect_lazy(&url)?);
-    let notifier = Notifier::open(notification_db.clone(), mail_config, clock.clone(), contacts)
-        .await?
-        .with_titles(Arc::new(kitsuki_notification::titles::GrpcTitles::connect_lazy(&url)?));
+    let notifier = Notifier::open(
+        notification_db.clone(),
+        mail_config,
+        clock.clone(),
+        contacts,
+    )
+    .await?
+    .with_titles(Arc::new(
+        kitsuki_notification::titles::GrpcTitles::connect_lazy(&url)?,
+    ));
     notifier.spawn(bus.clone(), &shutdown);
     let n = notifier.clone();
     clocks.due_jobs.register(move || {
@@ -146,15 +189,58 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
     let s = shutdown.clone();
     let internal_task = tokio::spawn(async move { serve(internal, grpc, internal_ready, s).await });
 
+    // One circulation instance per branch (rule S1) over one database, each on its own
+    // loopback port as separate processes would be.
+    let circulation_db = db::connect(&sqlite_url(&data, "circulation.db")).await?;
+    let mut circulation_urls = Vec::new();
+    for branch in Branch::ALL {
+        let patrons = Arc::new(GrpcPatronFacts::connect_lazy(&url)?);
+        let circulation = Circulation::open(
+            circulation_db.clone(),
+            branch,
+            clock.clone(),
+            CirculationConfig::default(),
+            patrons,
+        )
+        .await?;
+        circulation.spawn(bus.clone(), &shutdown);
+        circulation.register_due_jobs(&clocks.due_jobs);
+        let (listener, addr) = bind("127.0.0.1:0".parse()?).await?;
+        let ready = Readiness::new();
+        ready.set_ready();
+        let app = Routes::new(CirculationGrpc::new(circulation).into_server()).into_axum_router();
+        let s = shutdown.clone();
+        tokio::spawn(async move { serve(listener, app, ready, s).await });
+        circulation_urls.push(format!("http://{addr}"));
+    }
+
     // The embedded run is the developer's: its dev page lists the mail outbox (with reset
     // links in it), so only when the web UI listens on loopback.
-    let state = AppState::new(clients(&url, &url, Some(&url))?)
+    let [k, y, o] = [
+        &circulation_urls[0],
+        &circulation_urls[1],
+        &circulation_urls[2],
+    ];
+    let peers = Peers {
+        catalog: url.clone(),
+        patron: url.clone(),
+        notification: Some(url.clone()),
+        circulation: Some([k.clone(), y.clone(), o.clone()]),
+        // One process, one clock: moving it once runs every service's due jobs.
+        test_clocks: if cli.test_clock {
+            vec![url.clone()]
+        } else {
+            Vec::new()
+        },
+    };
+    let state = gateway_state(&peers)?
         .with_dev_pages(addr.ip().is_loopback())
         .with_outbox_dir(data.join("outbox"));
     let readiness = Readiness::new()
         .with_db(catalog_db)
         .with_db(patron_db)
-        .with_db(notification_db);
+        .with_db(notification_db)
+        .with_db(circulation_db);
     readiness.set_ready();
     println!("kitsuki all-in-one listening on {}", display_url(addr));
     println!("杵築市立図書館 蔵書検索: {}/", display_url(addr));

@@ -87,6 +87,9 @@ pub struct CirculationArgs {
     /// kitsuki, yamaga or ota.
     #[arg(long, env = "KITSUKI_BRANCH")]
     pub branch: String,
+    /// The patron-account service, asked whether a patron may hold (H3) and borrow.
+    #[arg(long, env = "KITSUKI_PATRON_URL")]
+    pub patron_url: String,
 }
 
 #[derive(clap::Args, Debug)]
@@ -97,6 +100,18 @@ pub struct GatewayArgs {
     pub catalog_url: String,
     #[arg(long, env = "KITSUKI_PATRON_URL")]
     pub patron_url: String,
+    /// The circulation instances of kitsuki, yamaga and ota (loans and holds are
+    /// unavailable without them).
+    #[arg(long, env = "KITSUKI_CIRCULATION_KITSUKI_URL")]
+    pub circulation_kitsuki_url: Option<String>,
+    #[arg(long, env = "KITSUKI_CIRCULATION_YAMAGA_URL")]
+    pub circulation_yamaga_url: Option<String>,
+    #[arg(long, env = "KITSUKI_CIRCULATION_OTA_URL")]
+    pub circulation_ota_url: Option<String>,
+    /// Test clock runs only: the services whose clocks `POST /api/v1/test/clock` moves
+    /// (comma-separated URLs).
+    #[arg(long, env = "KITSUKI_TEST_CLOCK_PEERS", value_delimiter = ',')]
+    pub test_clock_peers: Vec<String>,
     /// Set the Secure flag on cookies (the site is served over https).
     #[arg(long, env = "KITSUKI_SECURE_COOKIES", default_value_t = false)]
     pub secure_cookies: bool,

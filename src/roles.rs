@@ -20,6 +20,7 @@ use kitsuki_proto::Branch;
 use tonic::service::Routes;
 
 use crate::cli::{CatalogArgs, CirculationArgs, GatewayArgs, NotificationArgs, PatronArgs};
+use kitsuki_circulation::{Circulation, CirculationConfig, CirculationGrpc, GrpcPatronFacts};
 use kitsuki_notification::titles::GrpcTitles;
 use kitsuki_notification::{GrpcContacts, NotificationGrpc, Notifier, NotifierConfig};
 use kitsuki_patron::{PatronAccounts, PatronConfig};
@@ -167,20 +168,51 @@ pub async fn notification(args: NotificationArgs, shutdown: Shutdown) -> anyhow:
 pub async fn circulation(args: CirculationArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     let branch = Branch::parse(&args.branch).context("--branch must be kitsuki, yamaga or ota")?;
     let db = db::connect(&args.service.database_url).await?;
-    kitsuki_platform::outbox::ensure_tables(&db).await?;
-    let _bus = nats(&args.service.bus).await?;
+    let clocks = Clocks::new(&args.service.common);
+    let patrons = Arc::new(GrpcPatronFacts::connect_lazy(&args.patron_url)?);
+    let circulation = Circulation::open(
+        db.clone(),
+        branch,
+        clocks.shared.clone(),
+        CirculationConfig::default(),
+        patrons,
+    )
+    .await?;
+    let bus = nats(&args.service.bus).await?;
+    // Relay, projection of catalog items, ready-mail consumer, this branch's shelf expiry.
+    circulation.spawn(bus, &shutdown);
+    circulation.register_due_jobs(&clocks.due_jobs);
     let (listener, addr) = bind(args.service.listen).await?;
     let readiness = Readiness::new().with_db(db);
     readiness.set_ready();
     announce(&format!("circulation {branch}"), addr);
-    let app = Routes::new(kitsuki_circulation::CirculationGrpc::new(branch).into_server())
+    let app = clocks
+        .serve(Routes::new(CirculationGrpc::new(circulation).into_server()))
         .into_axum_router();
     serve(listener, app, readiness, shutdown).await
 }
 
 pub async fn gateway(args: GatewayArgs, shutdown: Shutdown) -> anyhow::Result<()> {
-    let clients = crate::all_in_one::clients(&args.catalog_url, &args.patron_url, None)?;
-    let state = kitsuki_gateway::AppState::new(clients).with_secure_cookies(args.secure_cookies);
+    let circulation = match (
+        args.circulation_kitsuki_url,
+        args.circulation_yamaga_url,
+        args.circulation_ota_url,
+    ) {
+        (Some(k), Some(y), Some(o)) => Some([k, y, o]),
+        (None, None, None) => None,
+        _ => anyhow::bail!("give the circulation URLs of all three branches, or none"),
+    };
+    if !args.test_clock_peers.is_empty() && !args.common.test_clock {
+        anyhow::bail!("--test-clock-peers needs KITSUKI_TEST_CLOCK=1");
+    }
+    let peers = crate::all_in_one::Peers {
+        catalog: args.catalog_url,
+        patron: args.patron_url,
+        notification: None,
+        circulation,
+        test_clocks: args.test_clock_peers,
+    };
+    let state = crate::all_in_one::gateway_state(&peers)?.with_secure_cookies(args.secure_cookies);
     let (listener, addr) = bind(args.listen).await?;
     let readiness = Readiness::new();
     readiness.set_ready();

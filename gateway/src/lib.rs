@@ -1,13 +1,16 @@
 //! kitsuki gateway: the one door of the library system for people and programs. It serves
 //! the Japanese HTML pages and the JSON API of `API.md`, and answers both by asking the
-//! services (catalog, patron-account) over gRPC; it holds no library rule of its own except
-//! the ones a page must show before anything is asked (rule H1's 「予約申込」 button, the
-//! rule P5 banner). Sessions belong to patron-account; the gateway carries their tokens in
-//! cookies or bearer headers (`session`) and guards the forms against forgery (`csrf`).
+//! services (catalog, patron-account, the three branch instances of circulation) over gRPC
+//! (`circulation` says which instance each call goes to); it holds no library rule of its
+//! own except the ones a page must show before anything is asked (rule H1's 「予約申込」
+//! button, the rule P5 banner). Sessions belong to patron-account; the gateway carries
+//! their tokens in cookies or bearer headers (`session`) and guards the forms against
+//! forgery (`csrf`).
 //! In the embedded one-process run it can also serve the developer's outbox pages
 //! (`pages::dev`, reading mail files with `eml`), which a deployment never routes.
 
 pub mod api;
+pub mod circulation;
 pub mod csrf;
 pub mod eml;
 pub mod error;
@@ -25,9 +28,9 @@ pub mod views;
 
 pub use error::{ApiError, Lang};
 pub use holdability::holdability;
-pub use routes::{DEV_ROUTES, SERVED_ROUTES, router};
+pub use routes::{DEV_ROUTES, SERVED_ROUTES, TEST_CLOCK_ROUTES, router};
 pub use security::security_headers_layer;
-pub use state::{AppState, Clients};
+pub use state::{AppState, CirculationClients, Clients};
 
 #[cfg(test)]
 pub(crate) mod test_support;

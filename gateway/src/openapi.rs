@@ -1,7 +1,8 @@
 //! The OpenAPI 3.1 document of the whole API of API.md, served at
 //! `/api/v1/openapi.json`. It is a hand-written file (`openapi.json`) because it describes
-//! the contract, including the routes not served yet (`x-kitsuki-status: planned`); the
-//! tests below keep it honest against [`crate::SERVED_ROUTES`].
+//! the contract, including the routes not served yet (`x-kitsuki-status: planned`) and the
+//! test clock that only a test run serves (`x-kitsuki-served-when: test-clock`); the tests
+//! below keep it honest against [`crate::SERVED_ROUTES`] and [`crate::TEST_CLOCK_ROUTES`].
 
 use axum::http::{HeaderValue, header};
 use axum::response::IntoResponse;
@@ -23,7 +24,7 @@ pub async fn serve() -> impl IntoResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::routes::SERVED_ROUTES;
+    use crate::routes::{SERVED_ROUTES, TEST_CLOCK_ROUTES};
     use serde_json::Value;
 
     const METHODS: [&str; 8] = [
@@ -76,10 +77,25 @@ mod tests {
                 .any(|(m, p)| *m == method && *p == path);
             let planned = op["x-kitsuki-status"] == "planned";
             let binary = op["x-kitsuki-served-by"] == "binary";
+            let test_clock = op["x-kitsuki-served-when"] == "test-clock"
+                && TEST_CLOCK_ROUTES
+                    .iter()
+                    .any(|(m, p)| *m == method && *p == path);
             assert!(
-                served || planned || binary,
+                served || planned || binary || test_clock,
                 "{method} {path} is neither served nor marked planned"
             );
+        }
+    }
+
+    #[test]
+    fn the_test_clock_is_documented_as_served_only_with_test_clocks() {
+        let doc = document();
+        for (method, path) in TEST_CLOCK_ROUTES {
+            let op = &doc["paths"][*path][method.to_ascii_lowercase()];
+            assert_eq!(op["x-kitsuki-served-when"], "test-clock", "{method} {path}");
+            assert!(op.get("x-kitsuki-status").is_none(), "{method} {path}");
+            assert!(!SERVED_ROUTES.contains(&(*method, *path)));
         }
     }
 
@@ -119,6 +135,7 @@ mod tests {
             ("GET", "/api/v1/branches/{branch}/pull-list"),
             ("GET", "/api/v1/branches/{branch}/transits"),
             ("GET", "/api/v1/branches/{branch}/provisional-holds"),
+            ("GET", "/api/v1/branches/{branch}/expired-holds"),
             ("POST", "/api/v1/admin/titles"),
             ("POST", "/api/v1/admin/items"),
             ("POST", "/api/v1/admin/staff"),

@@ -1,19 +1,24 @@
 //! The HTML pages, in Japanese, working without JavaScript: the catalogue (top page with
 //! the search box, results, a title's page with the 「予約申込」 button of rule H1) here,
-//! the patron's 「Webサービス」 pages in [`account`], the counter's pages in [`staff`], the
-//! developer's outbox of the embedded run in [`dev`], and what they all share in
-//! [`layout`]. The values they show come from the same views as the JSON API.
+//! the patron's 「Webサービス」 pages in [`account`], their loans, holds and the hold flow
+//! in [`holds`], the counter's pages in [`staff`] and the desks' circulation in [`desk`],
+//! the developer's outbox of the embedded run in [`dev`], and what they all share in
+//! [`layout`] and [`words`]. The values they show come from the same views as the JSON API.
 
 pub mod account;
+pub mod desk;
 pub mod dev;
+pub mod holds;
 pub mod layout;
 pub mod staff;
+pub mod words;
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use kitsuki_proto::catalog::{ItemStatus, SearchTitlesResponse, TitleDetail};
+use kitsuki_proto::circulation::TitleHoldability;
 use kitsuki_proto::{Branch, ErrorCode};
 use minijinja::context;
 use serde::Serialize;
@@ -144,6 +149,8 @@ struct HitView {
     material: &'static str,
     availability: String,
     holds_waiting: u32,
+    /// Rule H1: 「予約申込」 only on a title a web hold may be placed on.
+    hold_href: Option<String>,
 }
 
 fn search_href(params: &SearchParams, page: u32) -> String {
@@ -167,6 +174,9 @@ pub fn render_results(
         .map(|hit| {
             let view = TitleSummaryView::new(hit, Lang::Ja);
             HitView {
+                hold_href: view
+                    .holdable
+                    .then(|| format!("/titles/{}/hold", view.title_id)),
                 availability: availability_line(&view.availability),
                 material: material_label(view.material),
                 title_id: view.title_id,
@@ -209,10 +219,18 @@ struct ItemRow {
 }
 
 /// Renders a title's page. The 「予約申込」 button appears only when rule H1 allows a web
-/// hold; otherwise the page says why.
-pub fn render_title(layout: &LayoutView, detail: &TitleDetail) -> Result<String, minijinja::Error> {
+/// hold; otherwise the page says why. `live` is circulation's own answer for the title
+/// when it could give one (see [`title`]).
+pub fn render_title(
+    layout: &LayoutView,
+    detail: &TitleDetail,
+    live: Option<&TitleHoldability>,
+) -> Result<String, minijinja::Error> {
     let summary = detail.title.clone().unwrap_or_default();
-    let view = TitleSummaryView::new(&summary, Lang::Ja);
+    let mut view = TitleSummaryView::new(&summary, Lang::Ja);
+    if let Some(live) = live {
+        view = view.with_live(live, Lang::Ja);
+    }
     let items: Vec<ItemRow> = detail
         .items
         .iter()
@@ -409,6 +427,12 @@ fn rendered(result: Result<String, minijinja::Error>) -> Response {
 }
 
 /// `GET /titles/{title_id}`: the title, its copies and (rule H1) the hold button.
+///
+/// The button follows circulation's own answer (`GetTitleHoldability`) when it can give
+/// one: it reads the very rows a hold is checked against, where the summary is the
+/// catalogue's copy of them, a moment behind. So a patron is not offered a hold that the
+/// 「送信」 at the end of the flow would refuse. Listings keep the summary's answer (one
+/// search, no call per hit); where circulation cannot say, so does this page.
 #[tracing::instrument(skip_all)]
 pub async fn title(
     State(state): State<AppState>,
@@ -416,35 +440,19 @@ pub async fn title(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, PageError> {
     let detail = fetch_title(&state, path).await?;
-    if detail.title.is_none() {
+    let Some(summary) = &detail.title else {
         return Err(ApiError::internal(
             "catalog answered a title without its summary",
             &"TitleDetail.title missing",
         )
         .into());
-    }
-    Ok(rendered(render_title(&layout.view(), &detail)))
-}
-
-/// `GET /titles/{title_id}/hold`: placing a hold needs a patron login (rule H3); the
-/// hold form itself comes with a later issue, so a signed-in patron is told so.
-pub async fn hold(layout: Layout) -> Response {
-    if layout.patron().is_none() {
-        return see_other("/login");
-    }
-    html_page(
-        StatusCode::OK,
-        "notice.html",
+    };
+    let live = crate::circulation::live_holdability(&state, &summary.title_id).await;
+    Ok(rendered(render_title(
         &layout.view(),
-        context! {
-            heading => "予約申込",
-            paragraphs => vec![
-                "インターネット予約の受付は、ただいま準備中です。",
-                "予約は、利用者カードをお持ちのうえ、杵築市立図書館・山香図書室・大田図書室のカウンターでお申し込みください。",
-            ],
-            links => templates::to_value(&[("/my", "マイページへ"), ("/", "蔵書検索へ戻る")]),
-        },
-    )
+        &detail,
+        live.as_ref(),
+    )))
 }
 
 /// `GET /static/site.css`. Its URL carries a fingerprint of its content, so it can be
@@ -470,6 +478,7 @@ mod tests {
     use super::*;
     use crate::test_support::{TITLE_ID, item, summary};
     use crate::views::BranchCount;
+    use crate::views::TitleSummaryView;
     use kitsuki_proto::catalog::MaterialType;
 
     fn results(
@@ -624,7 +633,7 @@ mod tests {
                 (ItemStatus::OnHoldShelf, "ota", ""),
             ],
         );
-        let html = render_title(&LayoutView::default(), &d).unwrap();
+        let html = render_title(&LayoutView::default(), &d, None).unwrap();
         assert!(html.contains("<h1>こころ</h1>"), "{html}");
         for word in [
             "杵築市立図書館",
@@ -645,7 +654,7 @@ mod tests {
             &[(ItemStatus::Available, "kitsuki", "")],
         );
         assert!(
-            render_title(&LayoutView::default(), &d)
+            render_title(&LayoutView::default(), &d, None)
                 .unwrap()
                 .contains("貸出可")
         );
@@ -660,7 +669,7 @@ mod tests {
                 (ItemStatus::InTransit, "ota", ""),
             ],
         );
-        let html = render_title(&LayoutView::default(), &d).unwrap();
+        let html = render_title(&LayoutView::default(), &d, None).unwrap();
         assert!(html.contains("予約申込"));
         assert!(html.contains(&format!("href=\"/titles/{TITLE_ID}/hold\"")));
     }
@@ -674,7 +683,7 @@ mod tests {
                 (ItemStatus::Available, "ota", ""),
             ],
         );
-        let html = render_title(&LayoutView::default(), &d).unwrap();
+        let html = render_title(&LayoutView::default(), &d, None).unwrap();
         assert!(!html.contains("予約申込"));
         assert!(html.contains(ErrorCode::HoldAvailableCopy.message_ja()));
     }
@@ -683,7 +692,7 @@ mod tests {
     fn h1_no_hold_button_for_magazines_and_av() {
         for kind in [MaterialType::Magazine, MaterialType::Av] {
             let d = detail(kind, &[(ItemStatus::OnLoan, "kitsuki", "2025-02-01")]);
-            let html = render_title(&LayoutView::default(), &d).unwrap();
+            let html = render_title(&LayoutView::default(), &d, None).unwrap();
             assert!(!html.contains("予約申込"), "{kind:?}");
             assert!(html.contains(ErrorCode::HoldMaterialType.message_ja()));
         }
@@ -691,7 +700,12 @@ mod tests {
 
     #[test]
     fn h1_no_hold_button_for_a_title_without_copies() {
-        let html = render_title(&LayoutView::default(), &detail(MaterialType::Book, &[])).unwrap();
+        let html = render_title(
+            &LayoutView::default(),
+            &detail(MaterialType::Book, &[]),
+            None,
+        )
+        .unwrap();
         assert!(!html.contains("予約申込"));
         assert!(html.contains(ErrorCode::HoldNotHeldHere.message_ja()));
         assert!(html.contains("所蔵している資料はありません"));
@@ -704,7 +718,7 @@ mod tests {
             t.title = "<script>alert('x')</script>".into();
             t.author = "\"><img src=x onerror=alert(1)>".into();
         }
-        let html = render_title(&LayoutView::default(), &d).unwrap();
+        let html = render_title(&LayoutView::default(), &d, None).unwrap();
         assert!(!html.contains("<script>"));
         assert!(!html.contains("<img"));
         assert!(html.contains("&lt;script&gt;"));
@@ -714,7 +728,12 @@ mod tests {
     fn every_page_is_phone_ready_and_japanese() {
         let pages = [
             render_results(&LayoutView::default(), &params("", 1), &results(vec![], 0)).unwrap(),
-            render_title(&LayoutView::default(), &detail(MaterialType::Book, &[])).unwrap(),
+            render_title(
+                &LayoutView::default(),
+                &detail(MaterialType::Book, &[]),
+                None,
+            )
+            .unwrap(),
             PageError::not_found()
                 .render(&LayoutView::default())
                 .unwrap(),
@@ -786,6 +805,136 @@ mod tests {
         }))
     }
 
+    fn hold_row(status: &str, position: u32) -> minijinja::Value {
+        templates::to_value(&hold_row_view(status, position))
+    }
+
+    fn hold_row_view(status: &str, position: u32) -> holds::HoldRow {
+        holds::HoldRow::new(
+            &kitsuki_proto::circulation::Hold {
+                hold_id: format!("h-{status}"),
+                title_id: TITLE_ID.into(),
+                pickup_branch: "ota".into(),
+                status: status.into(),
+                queue_position: position,
+                placed_at: "2026-04-01T01:00:00.000000Z".into(),
+                ready_until: if status == "ready" {
+                    "2026-04-09".into()
+                } else {
+                    String::new()
+                },
+                reason: if status == "rejected" {
+                    "資料が破損しているため".into()
+                } else {
+                    String::new()
+                },
+                cancellable: !matches!(status, "fulfilled" | "cancelled" | "expired" | "rejected"),
+                receipt_mail: true,
+                ..Default::default()
+            },
+            &crate::circulation::TitleNames::default(),
+        )
+    }
+
+    fn hold_title() -> minijinja::Value {
+        templates::to_value(&TitleSummaryView::new(
+            &summary("坊っちゃん", MaterialType::Book, &[("kitsuki", 1, 0)]),
+            Lang::Ja,
+        ))
+    }
+
+    /// マイページ's sections: a renewable loan, an overdue one, and a hold of every status.
+    fn my_sections() -> minijinja::Value {
+        use kitsuki_proto::circulation as pb;
+        let loan = |id: &str, overdue: bool, block: Option<&str>| pb::Loan {
+            loan_id: id.into(),
+            barcode: format!("KT-{id}"),
+            title_id: TITLE_ID.into(),
+            branch: "yamaga".into(),
+            due_date: "2026-04-15".into(),
+            overdue,
+            renewable: block.is_none(),
+            renew_block: block.map(|code| pb::Block {
+                code: code.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let titles = crate::circulation::TitleNames::default();
+        let loans: Vec<holds::LoanRow> = [
+            loan("l1", false, None),
+            loan("l2", true, Some("renewal_overdue_loan")),
+        ]
+        .iter()
+        .map(|l| holds::LoanRow::new(l, &titles))
+        .collect();
+        let statuses = [
+            "provisional",
+            "confirmed",
+            "in_transit",
+            "awaiting_notice",
+            "ready",
+            "fulfilled",
+            "cancelled",
+            "expired",
+            "rejected",
+        ];
+        let holds: Vec<holds::HoldRow> = statuses
+            .iter()
+            .zip(1u32..)
+            .map(|(s, n)| hold_row_view(s, if n <= 5 { n } else { 0 }))
+            .collect();
+        templates::to_value(&serde_json::json!({
+            "circulation": true,
+            "loans": loans,
+            "holds": holds,
+        }))
+    }
+
+    #[test]
+    fn the_usage_sections_say_due_dates_overdue_renewal_and_hold_statuses_in_words() {
+        let html = templates::render_page(
+            "my.html",
+            &signed_in(false),
+            context! { me => me("a@example.jp", ""), notice => (), error => (), sections => my_sections() },
+        )
+        .unwrap();
+        for words in [
+            "貸出状況",
+            "予約状況",
+            "2026年4月15日",
+            "延滞",
+            "action=\"/my/loans/l1/renew\"",
+            ErrorCode::RenewalOverdueLoan.message_ja(),
+            "仮予約",
+            "予約確定",
+            "搬送中",
+            "用意中（お知らせ送信前）",
+            "用意できました",
+            "貸出済",
+            "取消",
+            "期限切れ",
+            "お受けできませんでした",
+            "資料が破損しているため",
+            "3番目",
+            "大田図書室",
+            "4月9日まで",
+            "action=\"/my/holds/h-ready/cancel\"",
+        ] {
+            assert!(html.contains(words), "{words}");
+        }
+        // Rule L2: no 延長 button where the loan cannot be renewed; H10: no 取消 once ended.
+        assert!(!html.contains("action=\"/my/loans/l2/renew\""));
+        assert!(!html.contains("action=\"/my/holds/h-expired/cancel\""));
+        let unavailable = templates::render_page(
+            "my.html",
+            &signed_in(false),
+            context! { me => me("a@example.jp", ""), notice => (), error => (), sections => templates::to_value(&serde_json::json!({"circulation": true, "loans": null, "holds": null})) },
+        )
+        .unwrap();
+        assert!(unavailable.contains("貸出状況をただいま確認できません"));
+    }
+
     /// Every page of the accounts and the counter, rendered from hand-built values, with
     /// whether it may ask for a password (rule P12).
     fn account_pages(layout: &LayoutView) -> Vec<(&'static str, String, bool)> {
@@ -816,7 +965,52 @@ mod tests {
                 r(
                     "my.html",
                     layout,
-                    context! { me => me("a@example.jp", ""), notice => () },
+                    context! { me => me("a@example.jp", ""), notice => (), error => (), sections => my_sections() },
+                ),
+                false,
+            ),
+            (
+                "hold_form.html",
+                r(
+                    "hold_form.html",
+                    layout,
+                    context! {
+                        title => hold_title(),
+                        email => "a@example.jp",
+                        branches => templates::to_value(&[
+                            serde_json::json!({"code": "kitsuki", "name": "杵築市立図書館", "checked": false}),
+                            serde_json::json!({"code": "ota", "name": "大田図書室", "checked": true}),
+                        ]),
+                        receipt_mail => "yes",
+                        error => (),
+                    },
+                ),
+                false,
+            ),
+            (
+                "hold_review.html",
+                r(
+                    "hold_review.html",
+                    layout,
+                    context! { title => hold_title(), email => "a@example.jp", pickup_branch => "ota", pickup_name => "大田図書室", receipt_mail => true },
+                ),
+                false,
+            ),
+            (
+                "hold_done.html",
+                r(
+                    "hold_done.html",
+                    layout,
+                    context! { hold => hold_row("provisional", 2) },
+                ),
+                false,
+            ),
+            (
+                "hold_cancel.html",
+                r(
+                    "hold_cancel.html",
+                    layout,
+                    context! { hold => hold_row("confirmed", 1) },
                 ),
                 false,
             ),
@@ -926,6 +1120,59 @@ mod tests {
                 false,
             ),
             (
+                "staff_desk.html",
+                r(
+                    "staff_desk.html",
+                    &staff,
+                    context! {
+                        branch => "yamaga",
+                        branch_name => "山香図書室",
+                        pickups => templates::to_value(&[("kitsuki", "杵築市立図書館"), ("yamaga", "山香図書室")]),
+                        outcome => templates::to_value(&serde_json::json!({
+                            "checkin": {"routing": "transit", "words": "大田図書室へ搬送", "hold_id": "h-1", "going_home": false, "barcode": "YM-1", "title": "坊っちゃん", "returned": true},
+                            "checkout": null, "hold": null, "error_form": null, "error": null,
+                            "checkout_form": {"card_number": "", "barcode": ""},
+                            "checkin_form": {"barcode": ""},
+                            "hold_form": {"card_number": "", "title": "", "pickup_branch": ""},
+                        })),
+                    },
+                ),
+                false,
+            ),
+            (
+                "staff_desk_loans.html",
+                r(
+                    "staff_desk_loans.html",
+                    &staff,
+                    context! { branch => "yamaga", branch_name => "山香図書室", card_number => "1234567", loans => my_sections().get_attr("loans").unwrap(), notice => (), error => () },
+                ),
+                false,
+            ),
+            (
+                "staff_list.html",
+                r(
+                    "staff_list.html",
+                    &staff,
+                    context! {
+                        branch => "yamaga", branch_name => "山香図書室", heading => "予約棚", intro => "…",
+                        tables => templates::to_value(&[serde_json::json!({"heading": null, "columns": ["資料", "資料番号"], "rows": [["坊っちゃん", "YM-1"]], "empty": "なし"})]),
+                    },
+                ),
+                false,
+            ),
+            (
+                "staff_provisional.html",
+                r(
+                    "staff_provisional.html",
+                    &staff,
+                    context! {
+                        branch => "yamaga", branch_name => "山香図書室", notice => (), error => (),
+                        holds => templates::to_value(&[serde_json::json!({"hold_id": "h-1", "title": "坊っちゃん", "card_number": "1234567", "pickup_name": "大田図書室", "placed": "2026年4月1日 10:00"})]),
+                    },
+                ),
+                false,
+            ),
+            (
                 "staff_slip.html",
                 r(
                     "staff_slip.html",
@@ -971,7 +1218,7 @@ mod tests {
         ));
         pages.push((
             "title",
-            render_title(&temporary, &detail(MaterialType::Book, &[])).unwrap(),
+            render_title(&temporary, &detail(MaterialType::Book, &[]), None).unwrap(),
         ));
         pages.push(("error", PageError::not_found().render(&temporary).unwrap()));
         for (name, html) in &pages {
@@ -994,7 +1241,8 @@ mod tests {
 
     #[test]
     fn p6_the_email_page_asks_for_an_address_first_when_none_is_registered() {
-        let html = &account_pages(&signed_in(true))[2].1;
+        let pages = account_pages(&signed_in(true));
+        let html = &pages.iter().find(|p| p.0 == "my_email.html").unwrap().1;
         assert!(html.contains("はじめに、メールアドレスを登録してください"));
         assert!(
             html.contains("フリーメールアドレスでの登録はご遠慮ください"),
@@ -1004,7 +1252,12 @@ mod tests {
 
     #[test]
     fn p8_the_carrier_notice_names_the_sender_address() {
-        let html = &account_pages(&signed_in(false))[3].1;
+        let pages = account_pages(&signed_in(false));
+        let html = &pages
+            .iter()
+            .find(|p| p.0 == "my_email_sent.html")
+            .unwrap()
+            .1;
         assert!(html.contains("ドメイン指定受信"));
         assert!(html.contains("「library@city.kitsuki.lg.jp」を受信できるように設定してください"));
     }

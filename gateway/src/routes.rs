@@ -2,7 +2,8 @@
 //! [`SERVED_ROUTES`]. The router is built from that list, so the list (which the OpenAPI
 //! test checks against the document) cannot drift from what is served. The developer's
 //! pages of the embedded run, [`DEV_ROUTES`], are listed apart: HTML only, not in the API
-//! document, and routed only when the state serves them.
+//! document, and routed only when the state serves them. So is the test clock,
+//! [`TEST_CLOCK_ROUTES`]: in the document, but routed only for a run with test clocks.
 //!
 //! Around the routes, from the inside out: the CSRF check of every page POST (per route),
 //! the page context (layout, CSRF cookie; see `pages::layout`), `Cache-Control: no-store`
@@ -17,7 +18,7 @@ use axum::routing::{MethodRouter, delete, get, post, put};
 use axum::{Router, http::header};
 use kitsuki_proto::ErrorCode;
 
-use crate::api::{admin, catalog, counter, patron, staff};
+use crate::api::{admin, catalog, counter, desk, loans, patron, staff, testclock};
 use crate::csrf;
 use crate::error::{ApiError, ErrorBody, localize};
 use crate::pages::{self, PageError, account, layout};
@@ -32,13 +33,19 @@ pub const SERVED_ROUTES: &[(&str, &str)] = &[
     ("GET", "/"),
     ("GET", "/search"),
     ("GET", "/titles/{title_id}"),
-    ("GET", "/titles/{title_id}/hold"),
     ("GET", "/static/site.css"),
+    // Pages: インターネット予約 (rule H4).
+    ("GET", "/titles/{title_id}/hold"),
+    ("POST", "/titles/{title_id}/hold/review"),
+    ("POST", "/titles/{title_id}/hold"),
+    ("GET", "/titles/{title_id}/hold/done"),
     // Pages: the patron's Webサービス.
     ("GET", "/login"),
     ("POST", "/login"),
     ("POST", "/logout"),
     ("GET", "/my"),
+    ("POST", "/my/loans/{loan_id}/renew"),
+    ("POST", "/my/holds/{hold_id}/cancel"),
     ("GET", "/my/email"),
     ("POST", "/my/email"),
     ("GET", "/my/password"),
@@ -59,6 +66,20 @@ pub const SERVED_ROUTES: &[(&str, &str)] = &[
     ("GET", "/staff/{branch}/web-service"),
     ("GET", "/staff/{branch}/patrons/{card}/web-service"),
     ("POST", "/staff/{branch}/patrons/{card}/web-service"),
+    // Pages: a branch desk's circulation (rule S1).
+    ("GET", "/staff/{branch}/desk"),
+    ("POST", "/staff/{branch}/desk/checkout"),
+    ("POST", "/staff/{branch}/desk/checkin"),
+    ("POST", "/staff/{branch}/desk/holds"),
+    ("GET", "/staff/{branch}/desk/loans"),
+    ("POST", "/staff/{branch}/desk/loans/{loan_id}/renew"),
+    ("GET", "/staff/{branch}/hold-shelf"),
+    ("GET", "/staff/{branch}/expired-holds"),
+    ("GET", "/staff/{branch}/pull-list"),
+    ("GET", "/staff/{branch}/transits"),
+    ("GET", "/staff/{branch}/provisional-holds"),
+    ("POST", "/staff/{branch}/holds/{hold_id}/confirm"),
+    ("POST", "/staff/{branch}/holds/{hold_id}/reject"),
     // JSON API.
     ("GET", "/api/v1/openapi.json"),
     ("GET", "/api/v1/titles"),
@@ -71,6 +92,11 @@ pub const SERVED_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/email-verifications"),
     ("POST", "/api/v1/password-resets"),
     ("POST", "/api/v1/password-resets/confirm"),
+    ("GET", "/api/v1/me/loans"),
+    ("POST", "/api/v1/me/loans/{loan_id}/renew"),
+    ("GET", "/api/v1/me/holds"),
+    ("POST", "/api/v1/me/holds"),
+    ("DELETE", "/api/v1/me/holds/{hold_id}"),
     ("POST", "/api/v1/staff/session"),
     ("DELETE", "/api/v1/staff/session"),
     ("POST", "/api/v1/branches/{branch}/patrons"),
@@ -78,6 +104,17 @@ pub const SERVED_ROUTES: &[(&str, &str)] = &[
         "POST",
         "/api/v1/branches/{branch}/patrons/{card}/web-service",
     ),
+    ("POST", "/api/v1/branches/{branch}/checkouts"),
+    ("POST", "/api/v1/branches/{branch}/checkins"),
+    ("POST", "/api/v1/branches/{branch}/loans/{loan_id}/renew"),
+    ("POST", "/api/v1/branches/{branch}/holds"),
+    ("POST", "/api/v1/branches/{branch}/holds/{hold_id}/confirm"),
+    ("POST", "/api/v1/branches/{branch}/holds/{hold_id}/reject"),
+    ("GET", "/api/v1/branches/{branch}/hold-shelf"),
+    ("GET", "/api/v1/branches/{branch}/expired-holds"),
+    ("GET", "/api/v1/branches/{branch}/pull-list"),
+    ("GET", "/api/v1/branches/{branch}/transits"),
+    ("GET", "/api/v1/branches/{branch}/provisional-holds"),
     ("POST", "/api/v1/admin/titles"),
     ("POST", "/api/v1/admin/items"),
     ("POST", "/api/v1/admin/staff"),
@@ -87,6 +124,10 @@ pub const SERVED_ROUTES: &[(&str, &str)] = &[
 /// [`AppState::serves_dev_pages`]: elsewhere they are unknown paths (404).
 pub const DEV_ROUTES: &[(&str, &str)] =
     &[("GET", "/dev/outbox"), ("GET", "/dev/outbox/{delivery_id}")];
+
+/// The test clock (API.md "Operations and tests"), routed only when the state has test
+/// clocks ([`AppState::with_test_clocks`]): elsewhere an unknown path (404).
+pub const TEST_CLOCK_ROUTES: &[(&str, &str)] = &[("POST", "/api/v1/test/clock")];
 
 /// The handler of one entry of [`DEV_ROUTES`].
 fn dev_handler_for(method: &str, path: &str) -> MethodRouter<AppState> {
@@ -99,17 +140,24 @@ fn dev_handler_for(method: &str, path: &str) -> MethodRouter<AppState> {
 
 /// The handler of one entry of [`SERVED_ROUTES`].
 fn handler_for(method: &str, path: &str) -> MethodRouter<AppState> {
+    use pages::desk as desk_pages;
+    use pages::holds as hold_pages;
     use pages::staff as counter_pages;
     match (method, path) {
         ("GET", "/") => get(pages::index),
         ("GET", "/search") => get(pages::search),
         ("GET", "/titles/{title_id}") => get(pages::title),
-        ("GET", "/titles/{title_id}/hold") => get(pages::hold),
         ("GET", "/static/site.css") => get(pages::site_css),
+        ("GET", "/titles/{title_id}/hold") => get(hold_pages::hold_form),
+        ("POST", "/titles/{title_id}/hold/review") => post(hold_pages::hold_review),
+        ("POST", "/titles/{title_id}/hold") => post(hold_pages::hold_submit),
+        ("GET", "/titles/{title_id}/hold/done") => get(hold_pages::hold_done),
         ("GET", "/login") => get(account::login_form),
         ("POST", "/login") => post(account::login_submit),
         ("POST", "/logout") => post(account::logout),
         ("GET", "/my") => get(account::my),
+        ("POST", "/my/loans/{loan_id}/renew") => post(hold_pages::renew_submit),
+        ("POST", "/my/holds/{hold_id}/cancel") => post(hold_pages::cancel_submit),
         ("GET", "/my/email") => get(account::email_form),
         ("POST", "/my/email") => post(account::email_submit),
         ("GET", "/my/password") => get(account::password_form),
@@ -133,6 +181,19 @@ fn handler_for(method: &str, path: &str) -> MethodRouter<AppState> {
         ("POST", "/staff/{branch}/patrons/{card}/web-service") => {
             post(counter_pages::web_service_submit)
         }
+        ("GET", "/staff/{branch}/desk") => get(desk_pages::desk),
+        ("POST", "/staff/{branch}/desk/checkout") => post(desk_pages::checkout_submit),
+        ("POST", "/staff/{branch}/desk/checkin") => post(desk_pages::checkin_submit),
+        ("POST", "/staff/{branch}/desk/holds") => post(desk_pages::hold_submit),
+        ("GET", "/staff/{branch}/desk/loans") => get(desk_pages::loans),
+        ("POST", "/staff/{branch}/desk/loans/{loan_id}/renew") => post(desk_pages::renew_submit),
+        ("GET", "/staff/{branch}/hold-shelf") => get(desk_pages::hold_shelf),
+        ("GET", "/staff/{branch}/expired-holds") => get(desk_pages::expired_holds),
+        ("GET", "/staff/{branch}/pull-list") => get(desk_pages::pull_list),
+        ("GET", "/staff/{branch}/transits") => get(desk_pages::transits),
+        ("GET", "/staff/{branch}/provisional-holds") => get(desk_pages::provisional_holds),
+        ("POST", "/staff/{branch}/holds/{hold_id}/confirm") => post(desk_pages::confirm_submit),
+        ("POST", "/staff/{branch}/holds/{hold_id}/reject") => post(desk_pages::reject_submit),
         ("GET", "/api/v1/openapi.json") => get(crate::openapi::serve),
         ("GET", "/api/v1/titles") => get(catalog::search_titles),
         ("GET", "/api/v1/titles/{title_id}") => get(catalog::get_title),
@@ -144,12 +205,28 @@ fn handler_for(method: &str, path: &str) -> MethodRouter<AppState> {
         ("POST", "/api/v1/email-verifications") => post(patron::post_email_verification),
         ("POST", "/api/v1/password-resets") => post(patron::post_password_reset),
         ("POST", "/api/v1/password-resets/confirm") => post(patron::post_password_reset_confirm),
+        ("GET", "/api/v1/me/loans") => get(loans::my_loans),
+        ("POST", "/api/v1/me/loans/{loan_id}/renew") => post(loans::renew),
+        ("GET", "/api/v1/me/holds") => get(loans::my_holds),
+        ("POST", "/api/v1/me/holds") => post(loans::place_hold),
+        ("DELETE", "/api/v1/me/holds/{hold_id}") => delete(loans::cancel_hold),
         ("POST", "/api/v1/staff/session") => post(staff::login),
         ("DELETE", "/api/v1/staff/session") => delete(staff::logout),
         ("POST", "/api/v1/branches/{branch}/patrons") => post(counter::register_patron),
         ("POST", "/api/v1/branches/{branch}/patrons/{card}/web-service") => {
             post(counter::enable_web_service)
         }
+        ("POST", "/api/v1/branches/{branch}/checkouts") => post(desk::checkout),
+        ("POST", "/api/v1/branches/{branch}/checkins") => post(desk::checkin),
+        ("POST", "/api/v1/branches/{branch}/loans/{loan_id}/renew") => post(desk::renew),
+        ("POST", "/api/v1/branches/{branch}/holds") => post(desk::place_hold),
+        ("POST", "/api/v1/branches/{branch}/holds/{hold_id}/confirm") => post(desk::confirm_hold),
+        ("POST", "/api/v1/branches/{branch}/holds/{hold_id}/reject") => post(desk::reject_hold),
+        ("GET", "/api/v1/branches/{branch}/hold-shelf") => get(desk::hold_shelf),
+        ("GET", "/api/v1/branches/{branch}/expired-holds") => get(desk::expired_holds),
+        ("GET", "/api/v1/branches/{branch}/pull-list") => get(desk::pull_list),
+        ("GET", "/api/v1/branches/{branch}/transits") => get(desk::transits),
+        ("GET", "/api/v1/branches/{branch}/provisional-holds") => get(desk::provisional_holds),
         ("POST", "/api/v1/admin/titles") => post(admin::create_title),
         ("POST", "/api/v1/admin/items") => post(admin::create_item),
         ("POST", "/api/v1/admin/staff") => post(admin::create_staff),
@@ -176,6 +253,10 @@ pub fn router(state: AppState) -> Router {
         for (method, path) in DEV_ROUTES {
             router = router.route(path, dev_handler_for(method, path));
         }
+    }
+    if !state.test_clocks().is_empty() {
+        // JSON only: an API path, outside the CSRF check of page forms.
+        router = router.route(TEST_CLOCK_ROUTES[0].1, post(testclock::move_clock));
     }
     router
         // After the routes: it applies to the routes present when it is called.
@@ -409,6 +490,8 @@ Content-Transfer-Encoding: base64\r\n\r\n5pys5paHIGh0dHA6Ly9sb2NhbGhvc3Q6ODA4MC9
         path.replace("{title_id}", crate::test_support::TITLE_ID)
             .replace("{branch}", "yamaga")
             .replace("{card}", "1234567")
+            .replace("{loan_id}", "0192f1c2-7a5e-7c3b-9d1e-0123456789ac")
+            .replace("{hold_id}", "0192f1c2-7a5e-7c3b-9d1e-0123456789ad")
     }
 
     #[tokio::test]
@@ -596,10 +679,53 @@ Content-Transfer-Encoding: base64\r\n\r\n5pys5paHIGh0dHA6Ly9sb2NhbGhvc3Q6ODA4MC9
     }
 
     #[tokio::test]
-    async fn the_hold_link_leads_to_the_login_page_for_now() {
-        let response = send("GET", &concrete("/titles/{title_id}/hold"), None).await;
-        assert!(response.status().is_redirection());
-        assert_eq!(response.headers()[header::LOCATION], "/login");
+    async fn h3_the_hold_flow_leads_to_the_login_page_and_back() {
+        let hold = concrete("/titles/{title_id}/hold");
+        let response = send("GET", &hold, None).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        assert_eq!(
+            response.headers()[header::LOCATION],
+            format!("/login?next={hold}").as_str()
+        );
+    }
+
+    #[tokio::test]
+    async fn the_test_clock_is_an_unknown_path_without_test_clocks() {
+        let response = send("POST", "/api/v1/test/clock", Some("{\"advance_days\": 1}")).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert_eq!(json(response).await["error"]["code"], "not_found");
+    }
+
+    #[tokio::test]
+    async fn with_test_clocks_the_test_clock_is_served_and_checks_its_body() {
+        use kitsuki_proto::testclock::test_clock_service_client::TestClockServiceClient;
+        let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:1").connect_lazy();
+        let state =
+            unreachable_state().with_test_clocks(vec![TestClockServiceClient::new(channel)]);
+        let call = |body: &'static str| {
+            let state = state.clone();
+            async move {
+                let request = Request::builder()
+                    .method(Method::POST)
+                    .uri("/api/v1/test/clock")
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .body(Body::from(body))
+                    .unwrap();
+                router(state).oneshot(request).await.unwrap()
+            }
+        };
+        for bad in [
+            "{}",
+            "{\"advance_days\": -1}",
+            "{\"now\": \"tomorrow\"}",
+            "{\"days\": 1}",
+        ] {
+            let response = call(bad).await;
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{bad}");
+        }
+        // A clock that cannot be reached: 503, not a hidden success.
+        let response = call("{\"advance_days\": 1}").await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 
     #[tokio::test]

@@ -1,14 +1,23 @@
 //! What every handler shares: the gRPC clients of the services behind the gateway and the
 //! few settings of the site itself.
+//!
+//! Circulation runs as one instance per branch (rule S1), so the gateway holds three
+//! clients and [`crate::circulation`] says which one each call goes to. A deployment
+//! without circulation (catalogue only) has none, and the loan and hold paths answer 503.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use kitsuki_proto::catalog::catalog_service_client::CatalogServiceClient;
+use kitsuki_proto::circulation::circulation_service_client::CirculationServiceClient;
 use kitsuki_proto::notification::notification_service_client::NotificationServiceClient;
 use kitsuki_proto::patron::patron_service_client::PatronServiceClient;
+use kitsuki_proto::testclock::test_clock_service_client::TestClockServiceClient;
+use kitsuki_proto::{Branch, ErrorCode};
 use tonic::transport::Channel;
+
+use crate::error::ApiError;
 
 /// The services the gateway asks. A tonic client over a `Channel` is cheap to clone, and a
 /// clone is what each call uses (the client methods take `&mut self`).
@@ -19,6 +28,29 @@ pub struct Clients {
     /// The notification service's delivery log, read only by the dev pages of the embedded
     /// run; a deployed gateway has none (`None`) and never asks it.
     pub notification: Option<NotificationServiceClient<Channel>>,
+    /// The three circulation instances; `None` where circulation is not deployed (the loan
+    /// and hold paths then answer 503 `unavailable`, the catalogue keeps working).
+    pub circulation: Option<CirculationClients>,
+}
+
+/// One client per branch instance of circulation (rule S1: each desk works through its own
+/// instance). The three share one database, so any of them can answer for a patron.
+#[derive(Clone)]
+pub struct CirculationClients {
+    pub kitsuki: CirculationServiceClient<Channel>,
+    pub yamaga: CirculationServiceClient<Channel>,
+    pub ota: CirculationServiceClient<Channel>,
+}
+
+impl CirculationClients {
+    /// The client of `branch`'s instance (a clone: calls take `&mut self`).
+    pub fn for_branch(&self, branch: Branch) -> CirculationServiceClient<Channel> {
+        match branch {
+            Branch::Kitsuki => self.kitsuki.clone(),
+            Branch::Yamaga => self.yamaga.clone(),
+            Branch::Ota => self.ota.clone(),
+        }
+    }
 }
 
 /// Shared state of the router. Cloned per request, so everything sits behind one `Arc`.
@@ -34,6 +66,7 @@ struct Inner {
     rpc_timeout: Duration,
     dev_pages: bool,
     outbox_dir: Option<PathBuf>,
+    test_clocks: Vec<TestClockServiceClient<Channel>>,
 }
 
 /// How long one gRPC call may take before the page or API answers 503: long enough for a
@@ -49,6 +82,7 @@ impl AppState {
                 rpc_timeout: DEFAULT_RPC_TIMEOUT,
                 dev_pages: false,
                 outbox_dir: None,
+                test_clocks: Vec::new(),
             }),
         }
     }
@@ -78,6 +112,15 @@ impl AppState {
         self.rebuild(|inner| inner.outbox_dir = Some(dir))
     }
 
+    /// The test clocks of the services (API.md "Operations and tests"): when there is at
+    /// least one, `POST /api/v1/test/clock` is served and moves each of them; otherwise the
+    /// path does not exist (404). Only a run started with `KITSUKI_TEST_CLOCK=1` passes
+    /// any. Give one client per distinct clock: a clock shared by several services (the
+    /// embedded run) listed twice would be moved twice.
+    pub fn with_test_clocks(self, clocks: Vec<TestClockServiceClient<Channel>>) -> Self {
+        self.rebuild(|inner| inner.test_clocks = clocks)
+    }
+
     fn rebuild(self, change: impl FnOnce(&mut Inner)) -> Self {
         let mut inner = (*self.inner).clone();
         change(&mut inner);
@@ -103,6 +146,30 @@ impl AppState {
     /// Whether the `/dev/` pages exist: turned on and with a notification service to ask.
     pub fn serves_dev_pages(&self) -> bool {
         self.inner.dev_pages && self.inner.clients.notification.is_some()
+    }
+
+    /// The circulation instance of `branch`, or 503 `unavailable` where circulation is not
+    /// deployed.
+    pub fn circulation(
+        &self,
+        branch: Branch,
+    ) -> Result<CirculationServiceClient<Channel>, ApiError> {
+        self.inner
+            .clients
+            .circulation
+            .as_ref()
+            .map(|c| c.for_branch(branch))
+            .ok_or_else(|| ApiError::new(ErrorCode::Unavailable))
+    }
+
+    /// Whether circulation is deployed behind this gateway.
+    pub fn has_circulation(&self) -> bool {
+        self.inner.clients.circulation.is_some()
+    }
+
+    /// The test clocks to move (empty: the test clock path is not served).
+    pub fn test_clocks(&self) -> &[TestClockServiceClient<Channel>] {
+        &self.inner.test_clocks
     }
 
     pub fn outbox_dir(&self) -> Option<&Path> {

@@ -70,6 +70,26 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("templates/staff_web_service.html"),
     ),
     ("staff_slip.html", include_str!("templates/staff_slip.html")),
+    ("hold_form.html", include_str!("templates/hold_form.html")),
+    (
+        "hold_review.html",
+        include_str!("templates/hold_review.html"),
+    ),
+    ("hold_done.html", include_str!("templates/hold_done.html")),
+    (
+        "hold_cancel.html",
+        include_str!("templates/hold_cancel.html"),
+    ),
+    ("staff_desk.html", include_str!("templates/staff_desk.html")),
+    (
+        "staff_desk_loans.html",
+        include_str!("templates/staff_desk_loans.html"),
+    ),
+    ("staff_list.html", include_str!("templates/staff_list.html")),
+    (
+        "staff_provisional.html",
+        include_str!("templates/staff_provisional.html"),
+    ),
     ("dev_banner.html", include_str!("templates/dev_banner.html")),
     ("dev_outbox.html", include_str!("templates/dev_outbox.html")),
     ("dev_mail.html", include_str!("templates/dev_mail.html")),

@@ -61,5 +61,7 @@ pub fn unreachable_clients(notification: bool) -> Clients {
         catalog: CatalogServiceClient::new(channel.clone()),
         patron: PatronServiceClient::new(channel.clone()),
         notification: notification.then(|| NotificationServiceClient::new(channel)),
+        // A catalogue-only deployment: the loan and hold paths answer 503.
+        circulation: None,
     }
 }

@@ -1,11 +1,12 @@
 //! The JSON shapes of API.md made from the proto messages the services answer with. The
 //! pages render from the same values, so a page and the API cannot disagree about a title.
 
-use kitsuki_proto::Branch;
 use kitsuki_proto::catalog::{
     BranchAvailability, Item, ItemStatus, MaterialType, SearchTitlesResponse, TitleDetail,
     TitleSummary,
 };
+use kitsuki_proto::circulation::TitleHoldability as CirculationHoldability;
+use kitsuki_proto::{Branch, ErrorCode};
 use serde::Serialize;
 
 use crate::error::Lang;
@@ -145,6 +146,36 @@ impl TitleSummaryView {
                 message: lang.message(code),
             }),
         }
+    }
+}
+
+impl TitleSummaryView {
+    /// Rule H1 as circulation decides it now, for the title page and the hold flow: the
+    /// same rows a hold is checked against, where the summary is the catalogue's copy of
+    /// them and follows a moment behind (by events). The holds waiting come along.
+    pub fn with_live(mut self, live: &CirculationHoldability, lang: Lang) -> Self {
+        self.holds_waiting = live.holds_waiting;
+        if live.holdable {
+            self.holdable = true;
+            self.hold_block = None;
+            return self;
+        }
+        let code = live
+            .hold_block
+            .as_ref()
+            .and_then(|b| ErrorCode::from_code(&b.code))
+            .or_else(|| {
+                self.hold_block
+                    .as_ref()
+                    .and_then(|b| ErrorCode::from_code(b.code))
+            })
+            .unwrap_or(ErrorCode::HoldNotHeldHere);
+        self.holdable = false;
+        self.hold_block = Some(HoldBlock {
+            code: code.as_str(),
+            message: lang.message(code),
+        });
+        self
     }
 }
 

@@ -1,7 +1,9 @@
-//! The patron's 「Webサービス」 pages: login and logout, マイページ,
+//! The patron's 「Webサービス」 pages: login and logout (back to the page that asked for
+//! it), マイページ (whose 「貸出状況」 and 「予約状況」 come from [`super::holds`]),
 //! 「メールアドレス登録・変更」, 「パスワード変更」, 「パスワードを忘れた時」 with its reset
-//! link, and the landing page of the email verification link. They call the same functions as the JSON API
-//! (`api::patron`), so a page and the API cannot disagree about a rule.
+//! link, and the landing page of the email verification link. They call the same
+//! functions as the JSON API (`api::patron`), so a page and the API cannot disagree about
+//! a rule.
 //!
 //! Rule P12: these are the only patron pages that ask for a password (the patron's own,
 //! to log in or change it), and no page shows one.
@@ -22,6 +24,7 @@ use crate::api::patron::{
 };
 use crate::error::ApiError;
 use crate::extract::ClientAddr;
+use crate::pages::holds::MySections;
 use crate::pages::layout::PatronState;
 use crate::pages::{Layout, PageError, PageForm, html_page, see_other};
 use crate::session::{self, PATRON_COOKIE, Secret, removal_cookie, session_cookie};
@@ -90,15 +93,39 @@ fn form_page(template: &str, layout: &Layout, context: minijinja::Value) -> Resp
     )
 }
 
-/// `GET /login`.
-pub async fn login_form(layout: Layout) -> Response {
+/// Where a login may lead back to: a page of this site that asked for it (the hold flow
+/// of a title, マイページ), never a URL a link could point elsewhere.
+pub fn safe_next(next: &str) -> Option<&str> {
+    let ours = next.starts_with("/titles/") || next == "/my" || next.starts_with("/my/");
+    let plain = next
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/-_.?=&".contains(&b));
+    (ours && plain && !next.contains("//") && !next.contains("..")).then_some(next)
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct NextQuery {
+    pub next: Option<String>,
+}
+
+/// `GET /login`, and `GET /login?next=/titles/…/hold` from a page that needs a login
+/// (the hold flow, rule H3), which the patron is taken back to afterwards.
+pub async fn login_form(
+    layout: Layout,
+    query: Result<Query<NextQuery>, QueryRejection>,
+) -> Response {
+    let next = query
+        .ok()
+        .and_then(|Query(q)| q.next)
+        .and_then(|n| safe_next(&n).map(str::to_string));
     if layout.patron().is_some() {
-        return see_other("/my");
+        return see_other(next.as_deref().unwrap_or("/my"));
     }
+    let for_hold = next.as_deref().is_some_and(|n| n.starts_with("/titles/"));
     form_page(
         "login.html",
         &layout,
-        context! { card_number => "", error => () },
+        context! { card_number => "", error => (), next => next, for_hold => for_hold },
     )
 }
 
@@ -109,10 +136,14 @@ pub struct LoginForm {
     pub card_number: String,
     #[serde(default)]
     pub password: String,
+    /// The page to go back to (see [`safe_next`]).
+    #[serde(default)]
+    pub next: String,
 }
 
 /// `POST /login`: on success the session cookie and マイページ (which leads a patron
-/// without an address to register one first, rule P6).
+/// without an address to register one first, rule P6), or the page that asked for the
+/// login.
 #[tracing::instrument(skip_all)]
 pub async fn login_submit(
     State(state): State<AppState>,
@@ -120,10 +151,12 @@ pub async fn login_submit(
     layout: Layout,
     PageForm(form): PageForm<LoginForm>,
 ) -> Response {
+    let next = safe_next(&form.next).map(str::to_string);
     match patron_login(&state, &form.card_number, form.password, client_address).await {
         Ok(granted) => {
             let cookie = session_cookie(PATRON_COOKIE, &granted, state.secure_cookies());
-            (CookieJar::new().add(cookie), see_other("/my")).into_response()
+            let to = next.as_deref().unwrap_or("/my");
+            (CookieJar::new().add(cookie), see_other(to)).into_response()
         }
         Err(err) if err.status().is_server_error() => PageError::from(err).into_response(),
         Err(err) => {
@@ -140,7 +173,12 @@ pub async fn login_submit(
                 &err,
                 "login.html",
                 &layout,
-                context! { card_number => form.card_number, error => message },
+                context! {
+                    card_number => form.card_number,
+                    error => message,
+                    for_hold => next.as_deref().is_some_and(|n| n.starts_with("/titles/")),
+                    next => next,
+                },
             )
         }
     }
@@ -163,9 +201,13 @@ pub struct MyQuery {
     pub done: Option<String>,
 }
 
-/// `GET /my`: マイページ. Rule P6: a patron with no address at all (none in force, none
-/// waiting) is led to register one first.
-pub async fn my(page: PatronPage, query: Result<Query<MyQuery>, QueryRejection>) -> Response {
+/// `GET /my`: マイページ, with 「貸出状況」 and 「予約状況」. Rule P6: a patron with no
+/// address at all (none in force, none waiting) is led to register one first.
+pub async fn my(
+    State(state): State<AppState>,
+    page: PatronPage,
+    query: Result<Query<MyQuery>, QueryRejection>,
+) -> Response {
     let me = MeView::from(&page.patron.profile);
     if me.email.is_none() && me.pending_email.is_none() {
         return see_other("/my/email");
@@ -173,13 +215,34 @@ pub async fn my(page: PatronPage, query: Result<Query<MyQuery>, QueryRejection>)
     let Query(query) = query.unwrap_or_default();
     let notice = match query.done.as_deref() {
         Some("password") => Some("パスワードを変更しました。"),
+        Some("renewed") => Some("貸出期間を延長しました。新しい返却期限をご確認ください。"),
+        Some("cancelled") => Some("予約を取り消しました。"),
         _ => None,
     };
+    render_my(&state, &page, notice, None, StatusCode::OK).await
+}
+
+/// マイページ with its sections as they are now, a notice of what was just done, or the
+/// reason an action on it was refused (with the refusal's status).
+pub async fn render_my(
+    state: &AppState,
+    page: &PatronPage,
+    notice: Option<&str>,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let me = MeView::from(&page.patron.profile);
+    let sections = MySections::load(state, &me.card_number).await;
     html_page(
-        StatusCode::OK,
+        status,
         "my.html",
-        &page.layout.view(),
-        context! { me => templates::to_value(&me), notice => notice },
+        &page.layout.clone().with_form().view(),
+        context! {
+            me => templates::to_value(&me),
+            notice => notice,
+            error => error,
+            sections => templates::to_value(&sections),
+        },
     )
 }
 

@@ -10,6 +10,15 @@
 //! [`Options::mail`] the real notification service runs too, as in the embedded run:
 //! patron-account's outbox is relayed to it over an in-memory bus and it writes each mail
 //! as a file in an outbox folder, which the dev pages ([`Options::dev_pages`]) show.
+//!
+//! With [`Options::circulation`] the three circulation instances (kitsuki, yamaga, ota)
+//! run as well, each on its own gRPC port as the roles do, on ONE database between them,
+//! asking patron-account for the patrons' facts. They learn the catalogue's items the way
+//! a deployment does: the catalog's outbox relay publishes each new item on the bus and
+//! circulation's consumers project it; the catalog consumes circulation's item status
+//! events back (live availability, rule H1). With [`Options::test_clock`] each instance
+//! has its own test clock (as separate processes do) beside the other services' one, and
+//! the gateway moves all four through `POST /api/v1/test/clock`.
 
 #![allow(dead_code)]
 
@@ -20,7 +29,9 @@ use std::time::Duration;
 
 use kitsuki_catalog::Catalog;
 use kitsuki_catalog::grpc::CatalogGrpc;
-use kitsuki_gateway::{AppState, Clients};
+use kitsuki_circulation::domain::holdability::HoldPolicy;
+use kitsuki_circulation::{Circulation, CirculationConfig, CirculationGrpc, GrpcPatronFacts};
+use kitsuki_gateway::{AppState, CirculationClients, Clients};
 use kitsuki_notification::{
     GrpcContacts, MailTransport, NotificationGrpc, Notifier, NotifierConfig,
 };
@@ -33,10 +44,14 @@ use kitsuki_platform::db::{self, Db};
 use kitsuki_platform::outbox::{Relay, publish_pending_once};
 use kitsuki_platform::server::{Readiness, bind, serve};
 use kitsuki_platform::shutdown::Shutdown;
+use kitsuki_platform::testclock::{DueJobs, TestClockGrpc};
 use kitsuki_platform::testing::{fresh_pg_database, fresh_sqlite_url, unique_id};
 use kitsuki_proto::catalog::catalog_service_client::CatalogServiceClient;
+use kitsuki_proto::circulation::circulation_service_client::CirculationServiceClient;
 use kitsuki_proto::notification::notification_service_client::NotificationServiceClient;
 use kitsuki_proto::patron::patron_service_client::PatronServiceClient;
+use kitsuki_proto::testclock::test_clock_service_client::TestClockServiceClient;
+use kitsuki_proto::{Branch, TitleId};
 use reqwest::header::{self, HeaderMap};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -72,6 +87,12 @@ pub struct Options {
     pub mail: bool,
     /// Serve the dev pages (`/dev/outbox`); they exist only with `mail` on as well.
     pub dev_pages: bool,
+    /// Run the three circulation instances and give the gateway their clients.
+    pub circulation: bool,
+    /// Rule H5's staff review instead of automatic confirmation (with `circulation`).
+    pub staff_review: bool,
+    /// Serve the test clocks and give the gateway their clients (`POST /api/v1/test/clock`).
+    pub test_clock: bool,
 }
 
 impl Default for Options {
@@ -83,6 +104,19 @@ impl Default for Options {
             secure_cookies: false,
             mail: false,
             dev_pages: false,
+            circulation: false,
+            staff_review: false,
+            test_clock: false,
+        }
+    }
+}
+
+impl Options {
+    /// Catalog, patron-account and the three circulation instances on SQLite.
+    pub fn circulation() -> Options {
+        Options {
+            circulation: true,
+            ..Options::default()
         }
     }
 }
@@ -95,6 +129,12 @@ pub struct TestApp {
     pub clock: Arc<TestClock>,
     /// The folder the notification service writes mails to, with [`Options::mail`].
     pub outbox: Option<PathBuf>,
+    /// The circulation instances, with [`Options::circulation`]: read only to wait until
+    /// they have seen the catalogue's items (the tests act through HTTP).
+    pub circulation: Vec<Circulation>,
+    /// The clock of each circulation instance (with [`Options::test_clock`] their own;
+    /// otherwise [`TestApp::clock`]).
+    pub circulation_clocks: Vec<Arc<TestClock>>,
     patron_db: Db,
     bus: SharedBus,
     subscriptions: tokio::sync::Mutex<HashMap<String, Box<dyn Subscription>>>,
@@ -134,6 +174,89 @@ fn client(url: &str) -> tonic::transport::Channel {
         .connect_lazy()
 }
 
+/// The three branch instances of circulation on one fresh database, each serving gRPC on
+/// its own port (with its own test clock when `clocks` is given, added to it), fed by the
+/// bus. Answers the instances, their clocks and the gateway's clients.
+async fn spawn_circulation(
+    options: Options,
+    services: &str,
+    bus: &SharedBus,
+    shutdown: &Shutdown,
+    mut clocks: Option<&mut Vec<TestClockServiceClient<tonic::transport::Channel>>>,
+    shared_clock: Arc<TestClock>,
+) -> (
+    Vec<Circulation>,
+    Vec<Arc<TestClock>>,
+    Option<CirculationClients>,
+) {
+    let db = database(options.backend).await;
+    let config = CirculationConfig {
+        // Fresh durable consumers per test: each instance set projects from the start.
+        consumer_prefix: format!("circulation-{}", unique_id()),
+        holds: HoldPolicy {
+            auto_confirm: !options.staff_review,
+            ..HoldPolicy::default()
+        },
+        ..CirculationConfig::default()
+    };
+    let patrons = Arc::new(GrpcPatronFacts::new(PatronServiceClient::new(client(
+        services,
+    ))));
+    let mut instances = Vec::new();
+    let mut instance_clocks = Vec::new();
+    let mut urls = Vec::new();
+    for branch in Branch::ALL {
+        let own_clock = if clocks.is_some() {
+            Arc::new(TestClock::new())
+        } else {
+            shared_clock.clone()
+        };
+        let circulation = Circulation::open(
+            db.clone(),
+            branch,
+            own_clock.clone(),
+            config.clone(),
+            patrons.clone(),
+        )
+        .await
+        .expect("open a circulation instance");
+        circulation.spawn(bus.clone(), shutdown);
+        let (listener, addr) = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let url = format!("http://{addr}");
+        let mut routes = Routes::new(CirculationGrpc::new(circulation.clone()).into_server());
+        if let Some(clocks) = clocks.as_deref_mut() {
+            // As `kitsuki circulation --branch …` with KITSUKI_TEST_CLOCK=1: the instance's
+            // own clock, whose move runs its expiry job (rule H9).
+            let jobs = DueJobs::default();
+            let c = circulation.clone();
+            jobs.register(move || {
+                let c = c.clone();
+                Box::pin(async move {
+                    let _ = c.run_due_jobs().await;
+                })
+            });
+            routes = routes.add_service(TestClockGrpc::new(own_clock.clone(), jobs).into_server());
+            clocks.push(TestClockServiceClient::new(client(&url)));
+        }
+        tokio::spawn(serve(
+            listener,
+            routes.into_axum_router(),
+            Readiness::new(),
+            shutdown.clone(),
+        ));
+        instances.push(circulation);
+        instance_clocks.push(own_clock);
+        urls.push(url);
+    }
+    let at = |i: usize| CirculationServiceClient::new(client(&urls[i]));
+    let clients = CirculationClients {
+        kitsuki: at(0),
+        yamaga: at(1),
+        ota: at(2),
+    };
+    (instances, instance_clocks, Some(clients))
+}
+
 impl TestApp {
     pub async fn spawn() -> TestApp {
         TestApp::spawn_with(Options::default()).await
@@ -147,6 +270,8 @@ impl TestApp {
         let catalog = Catalog::open(database(options.backend).await, None, shared.clone())
             .await
             .expect("open the catalog");
+        // Jobs the services' own test clock runs after it moved (notification's retries).
+        let due_jobs = DueJobs::default();
         let patron_db = database(options.backend).await;
         let accounts =
             PatronAccounts::open(patron_db.clone(), shared.clone(), PatronConfig::default())
@@ -175,7 +300,7 @@ impl TestApp {
             let mut config = NotifierConfig::new(MailTransport::Files { dir: dir.clone() });
             config.public_base_url = base.clone();
             let contacts = GrpcContacts::new(PatronServiceClient::new(client(&services)));
-            let notifier = Notifier::open(
+            let mut notifier = Notifier::open(
                 database(options.backend).await,
                 config,
                 shared.clone(),
@@ -183,6 +308,20 @@ impl TestApp {
             )
             .await
             .expect("open the notification service");
+            if options.circulation {
+                // The hold mails name their titles (rule N1).
+                notifier =
+                    notifier.with_titles(Arc::new(kitsuki_notification::titles::GrpcTitles::new(
+                        CatalogServiceClient::new(client(&services)),
+                    )));
+            }
+            let n = notifier.clone();
+            due_jobs.register(move || {
+                let n = n.clone();
+                Box::pin(async move {
+                    let _ = n.send_due_once().await;
+                })
+            });
             notifier.spawn(bus.clone(), &shutdown);
             let stop = shutdown.clone();
             tokio::spawn(
@@ -191,6 +330,19 @@ impl TestApp {
             );
             routes = routes.add_service(NotificationGrpc::new(notifier).into_server());
             outbox = Some(dir);
+        }
+        if options.circulation {
+            // The catalogue's new items reach circulation as in a deployment (by events),
+            // and circulation's item status comes back for live availability (rule H1).
+            let stop = shutdown.clone();
+            tokio::spawn(
+                Relay::new(catalog.db().clone(), bus.clone(), catalog.relay_wake())
+                    .run(async move { stop.wait().await }),
+            );
+            catalog.spawn_consumer(bus.clone(), &shutdown);
+        }
+        if options.test_clock {
+            routes = routes.add_service(TestClockGrpc::new(clock.clone(), due_jobs).into_server());
         }
         let grpc = routes
             .add_service(CatalogGrpc::new(catalog).into_server())
@@ -216,11 +368,31 @@ impl TestApp {
         let notification = options
             .mail
             .then(|| NotificationServiceClient::new(client(&services)));
+        let mut test_clocks = Vec::new();
+        if options.test_clock {
+            test_clocks.push(TestClockServiceClient::new(client(&services)));
+        }
+        let (circulation, circulation_clocks, circulation_clients) = if options.circulation {
+            let instances = spawn_circulation(
+                options,
+                &services,
+                &bus,
+                &shutdown,
+                options.test_clock.then_some(&mut test_clocks),
+                clock.clone(),
+            )
+            .await;
+            instances
+        } else {
+            (Vec::new(), Vec::new(), None)
+        };
         let mut state = AppState::new(Clients {
             catalog: CatalogServiceClient::new(client(&catalog_url)),
             patron: PatronServiceClient::new(client(&patron_url)),
             notification,
+            circulation: circulation_clients,
         })
+        .with_test_clocks(test_clocks)
         .with_secure_cookies(options.secure_cookies)
         .with_rpc_timeout(Duration::from_secs(10))
         .with_dev_pages(options.dev_pages);
@@ -242,6 +414,8 @@ impl TestApp {
                 .unwrap(),
             clock,
             outbox,
+            circulation,
+            circulation_clocks,
             patron_db,
             bus,
             subscriptions: tokio::sync::Mutex::new(HashMap::new()),
@@ -526,6 +700,181 @@ impl TestApp {
             )
             .await;
         assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Circulation (with [`Options::circulation`]).
+
+/// How long a test waits for what the services do in the background (events).
+pub const EVENTUALLY: Duration = Duration::from_secs(20);
+
+impl TestApp {
+    /// A title through the admin API: its id.
+    pub async fn new_title(&self, admin: &str, title: &str, kind: &str) -> String {
+        let reply = self
+            .call(
+                "POST",
+                "/api/v1/admin/titles",
+                Some(admin),
+                Some(json!({"title": title, "author": "夏目漱石", "type": kind})),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+        reply.json()["title_id"].as_str().unwrap().to_string()
+    }
+
+    /// A copy of `title_id` at `branch` through the admin API.
+    pub async fn new_item(&self, admin: &str, title_id: &str, barcode: &str, branch: &str) {
+        let reply = self
+            .call(
+                "POST",
+                "/api/v1/admin/items",
+                Some(admin),
+                Some(json!({"title_id": title_id, "barcode": barcode, "branch": branch, "call_number": "913.6/ナ"})),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+    }
+
+    /// A title of `kind` with copies `(barcode, branch)`, once circulation has projected
+    /// every copy from the catalogue's events (the instances share one database, so one
+    /// of them is asked).
+    pub async fn title_with_copies(
+        &self,
+        admin: &str,
+        title: &str,
+        kind: &str,
+        copies: &[(&str, &str)],
+    ) -> String {
+        let id = self.new_title(admin, title, kind).await;
+        for (barcode, branch) in copies {
+            self.new_item(admin, &id, barcode, branch).await;
+        }
+        let title_id = TitleId::parse(&id).unwrap();
+        let circulation = self
+            .circulation
+            .first()
+            .expect("the app runs with Options::circulation");
+        let deadline = tokio::time::Instant::now() + EVENTUALLY;
+        loop {
+            let known = circulation
+                .title_holdability(std::slice::from_ref(&title_id))
+                .await
+                .unwrap();
+            if known.first().map(|t| t.copies as usize) == Some(copies.len()) {
+                return id;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "circulation did not project the copies of {title} within {EVENTUALLY:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// `GET /api/v1/titles/{id}` once `ready` holds of it: the catalogue follows
+    /// circulation's item status events.
+    pub async fn title_when(
+        &self,
+        title_id: &str,
+        what: &str,
+        ready: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + EVENTUALLY;
+        loop {
+            let reply = self
+                .call("GET", &format!("/api/v1/titles/{title_id}"), None, None)
+                .await;
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+            let title = reply.json();
+            if ready(&title) {
+                return title;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the catalogue did not show {what} within {EVENTUALLY:?}: {title}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until every copy of the title is off the shelf in the catalogue (rule H1's
+    /// button then shows).
+    pub async fn title_all_out(&self, title_id: &str) -> Value {
+        self.title_when(title_id, "holdable", |t| t["holdable"] == true)
+            .await
+    }
+
+    /// A patron with web service and a verified address (rules P3, H3), logged in:
+    /// (card number, password, token).
+    pub async fn hold_patron(&self, name: &str, email: &str) -> (String, String, String) {
+        let (card, password) = self.web_patron(name).await;
+        let token = self.patron_token(&card, &password).await;
+        self.verify_email(&token, email).await;
+        (card, password, token)
+    }
+
+    /// `GET /api/v1/me/holds` of `token`, once `ready` holds (holds move by events).
+    pub async fn holds_when(
+        &self,
+        token: &str,
+        what: &str,
+        ready: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + EVENTUALLY;
+        loop {
+            let reply = self
+                .call("GET", "/api/v1/me/holds", Some(token), None)
+                .await;
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+            let holds = reply.json();
+            if ready(&holds) {
+                return holds;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the holds did not show {what} within {EVENTUALLY:?}: {holds}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A desk call of `staff` at `branch`: `POST /api/v1/branches/{branch}/{what}`.
+    pub async fn desk(&self, staff: &str, branch: &str, what: &str, body: Value) -> Reply {
+        self.call(
+            "POST",
+            &format!("/api/v1/branches/{branch}/{what}"),
+            Some(staff),
+            Some(body),
+        )
+        .await
+    }
+
+    /// Lends `barcode` to `card` at `branch`'s desk: the loan.
+    pub async fn lend(&self, staff: &str, branch: &str, card: &str, barcode: &str) -> Value {
+        let reply = self
+            .desk(
+                staff,
+                branch,
+                "checkouts",
+                json!({"card_number": card, "barcode": barcode}),
+            )
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::CREATED,
+            "checkout: {}",
+            reply.text
+        );
+        reply.json()
+    }
+
+    /// A patron who only borrows (no web service needed): registered at the main library.
+    pub async fn borrower(&self, name: &str) -> String {
+        let admin = self.admin_token().await;
+        self.register_patron(&admin, "kitsuki", name, ADULT, None)
+            .await
     }
 }
 

@@ -1,39 +1,24 @@
-//! The circulation service, one instance per branch: loans, renewals, holds, pickup
-//! routing, hold shelves, transits, expiry. This skeleton serves the contract with every
-//! method answering `Unimplemented` except `BranchInfo`; issue 4 builds the rest.
+//! The circulation service, one instance per branch (kitsuki, yamaga, ota) over one shared
+//! database: loans, renewals, holds, pickup routing, hold shelves, transits, expiry.
+//!
+//! - [`domain`]: the pure core, the library's rules as functions of plain values.
+//! - [`store`]: SQL (PostgreSQL and SQLite) and the guards that serialise a title's queue.
+//! - [`service`]: [`Circulation`], the operations, consumers and jobs around the core.
+//! - [`grpc`]: [`CirculationGrpc`], the contract of `circulation.proto`.
+//! - [`patrons`]: what circulation asks patron-account ([`PatronFacts`]).
+//! - [`config`]: [`CirculationConfig`], the rules' defaults and the shell's timings.
 
+pub mod config;
 pub mod domain;
+pub mod grpc;
+pub mod patrons;
+pub mod service;
+pub mod store;
 
-use kitsuki_proto::Branch;
-use kitsuki_proto::circulation as pb;
-use kitsuki_proto::circulation::circulation_service_server::{
-    CirculationService, CirculationServiceServer,
+pub use config::CirculationConfig;
+pub use grpc::CirculationGrpc;
+pub use patrons::{GrpcPatronFacts, InMemoryPatrons, PatronFacts, PatronRecord};
+pub use service::{
+    Circulation, HoldRequest, ITEM_CREATED_FILTER, MAIL_SENT_SUBJECT, READY_MAIL_TEMPLATE,
+    Recorded, Requester,
 };
-use tonic::{Request, Response, Status};
-
-/// gRPC server of one branch's circulation instance.
-#[derive(Debug, Clone)]
-pub struct CirculationGrpc {
-    branch: Branch,
-}
-
-impl CirculationGrpc {
-    pub fn new(branch: Branch) -> Self {
-        CirculationGrpc { branch }
-    }
-    pub fn into_server(self) -> CirculationServiceServer<CirculationGrpc> {
-        CirculationServiceServer::new(self)
-    }
-}
-
-#[tonic::async_trait]
-impl CirculationService for CirculationGrpc {
-    async fn branch_info(
-        &self,
-        _req: Request<pb::BranchInfoRequest>,
-    ) -> Result<Response<pb::BranchInfoResponse>, Status> {
-        Ok(Response::new(pb::BranchInfoResponse {
-            branch: self.branch.code().to_string(),
-        }))
-    }
-}

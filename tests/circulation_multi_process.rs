@@ -1,0 +1,521 @@
+//! Issue 4 across processes: catalog, patron-account, notification, three circulation
+//! instances (kitsuki, yamaga, ota over one PostgreSQL database) and the gateway as separate
+//! processes over NATS JetStream, mail through a real SMTP server, the test clock moved
+//! through the gateway.
+//!
+//! Scenario (H1, H5-H9, L5, N1, N2): every copy of a title is on loan; a patron places a
+//! web hold with pickup at Ōta; the copy returned at Yamaga travels to Ōta (H7); Ōta's desk
+//! checks it in onto its hold shelf; the ready mail reaches the SMTP server (H8) and only
+//! then can the patron borrow it. A second hold on the same title waits behind; nobody
+//! collects the next copy, and after 7 days (test clock) the hold expires and the item
+//! goes to the next patron in the queue (H9), whose ready mail follows.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{SmtpSink, eventually, free_port, link_token, start, temp_dir, wait_ready};
+use kitsuki_platform::testing;
+use serde_json::{Value, json};
+
+struct Api {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Api {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let url = format!("{}{path}", self.base);
+        let mut r = match method {
+            "GET" => self.http.get(url),
+            "DELETE" => self.http.delete(url),
+            _ => self.http.post(url),
+        };
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+}
+
+async fn mails_matching(sink: &SmtpSink, needle: &str, n: usize) -> Vec<String> {
+    eventually(
+        &format!("{n} mails containing {needle}"),
+        Duration::from_secs(60),
+        || async {
+            let m: Vec<String> = sink
+                .mails()
+                .into_iter()
+                .filter(|m| m.contains(needle))
+                .collect();
+            (m.len() >= n).then_some(m)
+        },
+    )
+    .await
+}
+
+/// A patron registered at the counter, web-enabled, logged in, with a verified address.
+async fn web_patron(
+    api: &Api,
+    sink: &SmtpSink,
+    staff: &str,
+    name: &str,
+    email: &str,
+) -> (String, String, String) {
+    let (s, v) = api
+        .call(
+            "POST",
+            "/api/v1/branches/kitsuki/patrons",
+            Some(staff),
+            Some(json!({"name": name, "name_reading": "てすと", "birth_date": "1985-07-07", "id_document": "driving_licence"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let card = v["card_number"].as_str().unwrap().to_string();
+    let (_, v) = api
+        .call(
+            "POST",
+            &format!("/api/v1/branches/kitsuki/patrons/{card}/web-service"),
+            Some(staff),
+            Some(json!({})),
+        )
+        .await;
+    let temporary = v["temporary_password"].as_str().unwrap().to_string();
+    let (s, v) = api
+        .call(
+            "POST",
+            "/api/v1/session",
+            None,
+            Some(json!({"card_number": card, "password": temporary})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let token = v["token"].as_str().unwrap().to_string();
+    let (s, _) = api
+        .call(
+            "POST",
+            "/api/v1/me/email",
+            Some(&token),
+            Some(json!({"email": email})),
+        )
+        .await;
+    assert_eq!(s, 202);
+    let mail = mails_matching(sink, email, 1).await;
+    let verify = link_token(&mail[0], "/email/verify").unwrap();
+    let (s, _) = api
+        .call(
+            "POST",
+            "/api/v1/email-verifications",
+            None,
+            Some(json!({"token": verify})),
+        )
+        .await;
+    assert_eq!(s, 204);
+    (card, token, temporary)
+}
+
+async fn login(api: &Api, path: &str, body: Value) -> String {
+    let (s, v) = api.call("POST", path, None, Some(body)).await;
+    assert_eq!(s, 200, "{v}");
+    v["token"].as_str().unwrap().to_string()
+}
+
+async fn hold_of(api: &Api, token: &str) -> Value {
+    let (s, v) = api.call("GET", "/api/v1/me/holds", Some(token), None).await;
+    assert_eq!(s, 200, "{v}");
+    v.as_array()
+        .and_then(|a| a.first().cloned())
+        .unwrap_or(Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hold_travels_to_the_pickup_branch_ready_mail_then_loan_and_expiry_passes_it_on() {
+    let dir = temp_dir("circulation");
+    let sink = SmtpSink::start(free_port(), &dir.join("smtp"));
+    let prefix = testing::unique_prefix();
+    let nats = testing::nats_url();
+    let data = dir.to_string_lossy().to_string();
+    let admin_pw = common::random_password();
+    let dbs = [
+        testing::fresh_pg_database().await.unwrap(),
+        testing::fresh_pg_database().await.unwrap(),
+        testing::fresh_pg_database().await.unwrap(),
+        testing::fresh_pg_database().await.unwrap(),
+    ];
+    let (catalog_db, patron_db, notification_db, circulation_db) =
+        (&dbs[0], &dbs[1], &dbs[2], &dbs[3]);
+    let common_env = vec![
+        ("KITSUKI_NATS_URL", nats.clone()),
+        ("KITSUKI_BUS_PREFIX", prefix.clone()),
+        ("KITSUKI_DATA_DIR", data.clone()),
+        ("KITSUKI_TEST_CLOCK", "true".to_string()),
+    ];
+    let run = |name: &str, args: &[&str], extra: &[(&'static str, String)]| {
+        let mut envs = common_env.clone();
+        envs.extend_from_slice(extra);
+        let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        start(name, args, &envs, &dir)
+    };
+    let catalog = run(
+        "catalog",
+        &["catalog", "--listen", "127.0.0.1:0"],
+        &[("KITSUKI_DATABASE_URL", catalog_db.clone())],
+    );
+    let patron = run(
+        "patron",
+        &["patron", "--listen", "127.0.0.1:0"],
+        &[
+            ("KITSUKI_DATABASE_URL", patron_db.clone()),
+            ("KITSUKI_ADMIN_PASSWORD", admin_pw.clone()),
+        ],
+    );
+    let notification = run(
+        "notification",
+        &[
+            "notification",
+            "--listen",
+            "127.0.0.1:0",
+            "--patron-url",
+            &patron.url,
+            "--catalog-url",
+            &catalog.url,
+        ],
+        &[
+            ("KITSUKI_DATABASE_URL", notification_db.clone()),
+            ("KITSUKI_SMTP_URL", sink.url()),
+            ("KITSUKI_MAIL_RETRY_BASE_MS", "200".to_string()),
+            ("KITSUKI_MAIL_RETRY_MAX_MS", "1000".to_string()),
+        ],
+    );
+    let mut circ = Vec::new();
+    for branch in ["kitsuki", "yamaga", "ota"] {
+        circ.push(run(
+            &format!("circulation {branch}"),
+            &[
+                "circulation",
+                "--branch",
+                branch,
+                "--listen",
+                "127.0.0.1:0",
+                "--patron-url",
+                &patron.url,
+            ],
+            &[("KITSUKI_DATABASE_URL", circulation_db.clone())],
+        ));
+    }
+    let peers = [
+        catalog.url.as_str(),
+        patron.url.as_str(),
+        notification.url.as_str(),
+        circ[0].url.as_str(),
+        circ[1].url.as_str(),
+        circ[2].url.as_str(),
+    ]
+    .join(",");
+    let gateway = run(
+        "gateway",
+        &[
+            "gateway",
+            "--listen",
+            "127.0.0.1:0",
+            "--catalog-url",
+            &catalog.url,
+            "--patron-url",
+            &patron.url,
+            "--circulation-kitsuki-url",
+            &circ[0].url,
+            "--circulation-yamaga-url",
+            &circ[1].url,
+            "--circulation-ota-url",
+            &circ[2].url,
+            "--test-clock-peers",
+            &peers,
+        ],
+        &[],
+    );
+    let api = Api {
+        http: reqwest::Client::new(),
+        base: gateway.url.clone(),
+    };
+    for p in [
+        &catalog,
+        &patron,
+        &notification,
+        &circ[0],
+        &circ[1],
+        &circ[2],
+        &gateway,
+    ] {
+        wait_ready(&api.http, &p.url).await;
+    }
+
+    let (_, v) = api
+        .call(
+            "POST",
+            "/api/v1/staff/session",
+            None,
+            Some(json!({"username": "admin", "password": admin_pw})),
+        )
+        .await;
+    let staff = v["token"].as_str().unwrap().to_string();
+
+    // A book with two copies, at Kitsuki and Yamaga.
+    let (s, v) = api
+        .call(
+            "POST",
+            "/api/v1/admin/titles",
+            Some(&staff),
+            Some(json!({"title": "坊っちゃん", "author": "夏目漱石", "type": "book"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let title_id = v["title_id"].as_str().unwrap().to_string();
+    for (barcode, branch) in [("KT-1", "kitsuki"), ("YM-1", "yamaga")] {
+        let (s, v) = api
+            .call(
+                "POST",
+                "/api/v1/admin/items",
+                Some(&staff),
+                Some(json!({"title_id": title_id, "barcode": barcode, "branch": branch})),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+    }
+
+    let (borrower, _, _) =
+        web_patron(&api, &sink, &staff, "借りる 人", "borrower@example.jp").await;
+    let (first, first_token, _) =
+        web_patron(&api, &sink, &staff, "予約 一郎", "ichiro@example.jp").await;
+    let (second, second_token, second_pw) =
+        web_patron(&api, &sink, &staff, "予約 二郎", "jiro@example.jp").await;
+
+    // A copy on the shelf: no web hold (H1).
+    let (s, v) = api
+        .call(
+            "POST",
+            "/api/v1/me/holds",
+            Some(&first_token),
+            Some(json!({"title_id": title_id, "pickup_branch": "ota", "receipt_mail": true})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (422, Some("hold_available_copy")),
+        "{v}"
+    );
+
+    // Both copies go out on loan (the desks' projection of the catalog's items is fed by events).
+    for (branch, barcode) in [("kitsuki", "KT-1"), ("yamaga", "YM-1")] {
+        let (s, v) = eventually(
+            "the item known to circulation",
+            Duration::from_secs(30),
+            || {
+                let api = &api;
+                let body = json!({"card_number": borrower, "barcode": barcode});
+                let staff = staff.clone();
+                async move {
+                    let (s, v) = api
+                        .call(
+                            "POST",
+                            &format!("/api/v1/branches/{branch}/checkouts"),
+                            Some(&staff),
+                            Some(body),
+                        )
+                        .await;
+                    (s != 404).then_some((s, v))
+                }
+            },
+        )
+        .await;
+        assert_eq!(s, 201, "{v}");
+    }
+
+    // Holds with pickup at Ōta (H4-H6): the first, then the second in the queue.
+    let place = |token: String| {
+        let api = &api;
+        let title_id = title_id.clone();
+        async move {
+            eventually("a web hold accepted once no copy is on a shelf", Duration::from_secs(30), || {
+                let token = token.clone();
+                let title_id = title_id.clone();
+                async move {
+                    let (s, v) = api
+                        .call("POST", "/api/v1/me/holds", Some(&token), Some(json!({"title_id": title_id, "pickup_branch": "ota", "receipt_mail": true})))
+                        .await;
+                    (s == 201).then_some(v)
+                }
+            })
+            .await
+        }
+    };
+    let first_hold = place(first_token.clone()).await;
+    let second_hold = place(second_token.clone()).await;
+    assert!(
+        ["provisional", "confirmed"].contains(&first_hold["status"].as_str().unwrap()),
+        "{first_hold}"
+    );
+    let hold_id = first_hold["hold_id"].as_str().unwrap().to_string();
+    mails_matching(&sink, "ichiro@example.jp", 3).await; // verification, receipt, confirmation…
+    let h = eventually(
+        "the first hold confirmed",
+        Duration::from_secs(30),
+        || async {
+            let h = hold_of(&api, &first_token).await;
+            (h["status"] == "confirmed").then_some(h)
+        },
+    )
+    .await;
+    assert_eq!(h["queue_position"], 1);
+    assert_eq!(
+        hold_of(&api, &second_token).await["queue_position"],
+        2,
+        "H6: one queue across branches"
+    );
+
+    // Returned at Yamaga (L5): into transit to Ōta (H7).
+    let (s, v) = api
+        .call(
+            "POST",
+            "/api/v1/branches/yamaga/checkins",
+            Some(&staff),
+            Some(json!({"barcode": "YM-1"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        (v["routing"].as_str(), v["to_branch"].as_str()),
+        (Some("transit"), Some("ota")),
+        "{v}"
+    );
+    assert_eq!(hold_of(&api, &first_token).await["status"], "in_transit");
+    // Ōta checks it in: onto its hold shelf.
+    let (s, v) = api
+        .call(
+            "POST",
+            "/api/v1/branches/ota/checkins",
+            Some(&staff),
+            Some(json!({"barcode": "YM-1"})),
+        )
+        .await;
+    assert_eq!((s, v["routing"].as_str()), (200, Some("hold_shelf")), "{v}");
+    assert_eq!(v["hold_id"].as_str(), Some(hold_id.as_str()));
+
+    // The ready mail reaches the SMTP server (H8), then the hold is ready with its date (H9).
+    let ready = mails_matching(&sink, "資料について用意ができました", 1).await;
+    assert!(
+        ready[0].contains("ichiro@example.jp") && ready[0].contains("大田図書室"),
+        "{}",
+        ready[0]
+    );
+    let h = eventually("the hold ready", Duration::from_secs(30), || async {
+        let h = hold_of(&api, &first_token).await;
+        (h["status"] == "ready").then_some(h)
+    })
+    .await;
+    assert!(
+        h["ready_until"].as_str().is_some_and(|d| d.len() == 10),
+        "{h}"
+    );
+
+    // The patron borrows it at Ōta.
+    let (s, v) = api
+        .call(
+            "POST",
+            "/api/v1/branches/ota/checkouts",
+            Some(&staff),
+            Some(json!({"card_number": first, "barcode": "YM-1"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+
+    // The second patron's hold: the Kitsuki copy comes back and goes to Ōta's shelf…
+    let (_, v) = api
+        .call(
+            "POST",
+            "/api/v1/branches/kitsuki/checkins",
+            Some(&staff),
+            Some(json!({"barcode": "KT-1"})),
+        )
+        .await;
+    assert_eq!(
+        (v["routing"].as_str(), v["to_branch"].as_str()),
+        (Some("transit"), Some("ota")),
+        "{v}"
+    );
+    let (_, v) = api
+        .call(
+            "POST",
+            "/api/v1/branches/ota/checkins",
+            Some(&staff),
+            Some(json!({"barcode": "KT-1"})),
+        )
+        .await;
+    assert_eq!(v["routing"].as_str(), Some("hold_shelf"), "{v}");
+    mails_matching(&sink, "資料について用意ができました", 2).await;
+    eventually("the second hold ready", Duration::from_secs(30), || async {
+        (hold_of(&api, &second_token).await["status"] == "ready").then_some(())
+    })
+    .await;
+    // …a third patron queues behind, nobody collects within the week (H9).
+    let (third, third_token, _) =
+        web_patron(&api, &sink, &staff, "予約 三郎", "saburo@example.jp").await;
+    let _ = place(third_token.clone()).await;
+    let (s, v) = api
+        .call(
+            "POST",
+            "/api/v1/test/clock",
+            Some(&staff),
+            Some(json!({"advance_days": 8})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    // Sessions idled out over the week: log in again.
+    let staff = login(
+        &api,
+        "/api/v1/staff/session",
+        json!({"username": "admin", "password": admin_pw}),
+    )
+    .await;
+    let second_token = login(
+        &api,
+        "/api/v1/session",
+        json!({"card_number": second, "password": second_pw}),
+    )
+    .await;
+    let (_, holds) = api
+        .call("GET", "/api/v1/me/holds", Some(&second_token), None)
+        .await;
+    let second_now = holds
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["hold_id"] == second_hold["hold_id"])
+        .cloned()
+        .unwrap();
+    assert_eq!(second_now["status"], "expired", "{holds}");
+    // The item passes to the next hold in the queue, whose ready mail follows.
+    let mails = mails_matching(&sink, "資料について用意ができました", 3).await;
+    assert!(mails.iter().any(|m| m.contains("saburo@example.jp")));
+    let (s, v) = api
+        .call(
+            "POST",
+            "/api/v1/branches/ota/checkouts",
+            Some(&staff),
+            Some(json!({"card_number": third, "barcode": "KT-1"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    drop(gateway);
+}
