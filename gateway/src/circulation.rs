@@ -20,6 +20,7 @@
 //! is down.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use futures::StreamExt;
 use kitsuki_proto::catalog::GetTitleRequest;
@@ -659,17 +660,20 @@ pub async fn transits(
     Ok((transits, titles))
 }
 
+/// How long a title page waits for circulation's own answer before it shows the
+/// catalogue's: the page must not hang on a service it can do without.
+const LIVE_HOLDABILITY_TIMEOUT: Duration = Duration::from_millis(1500);
+
 /// Rule H1 for one title as circulation decides it now, from the same rows a hold is
 /// checked against (see `pages::title`); `None` when circulation cannot say (not
-/// deployed, down, or it has not seen the title's copies yet).
+/// deployed, down or slow, or it has not seen the title's copies yet).
 pub async fn live_holdability(state: &AppState, title_id: &str) -> Option<pb::TitleHoldability> {
     let mut client = state.circulation(instance_for(Call::Patron)).ok()?;
-    let answer = client
-        .get_title_holdability(state.rpc(pb::TitleHoldabilityRequest {
-            title_ids: vec![title_id.to_string()],
-        }))
-        .await;
-    match answer {
+    let mut request = state.rpc(pb::TitleHoldabilityRequest {
+        title_ids: vec![title_id.to_string()],
+    });
+    request.set_timeout(LIVE_HOLDABILITY_TIMEOUT);
+    match client.get_title_holdability(request).await {
         Ok(answer) => answer
             .into_inner()
             .titles

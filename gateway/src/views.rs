@@ -310,6 +310,50 @@ mod tests {
     }
 
     #[test]
+    fn h1_circulations_own_answer_overrides_the_summary_on_the_title_page() {
+        use kitsuki_proto::circulation::{Block, TitleHoldability};
+        // The catalogue still shows a copy on the shelf; circulation has just lent it.
+        let s = summary("坊っちゃん", MaterialType::Book, &[("kitsuki", 1, 1)]);
+        let summary_view = TitleSummaryView::new(&s, Lang::Ja);
+        assert!(!summary_view.holdable);
+        let live = TitleHoldability {
+            title_id: s.title_id.clone(),
+            holdable: true,
+            hold_block: None,
+            holds_waiting: 3,
+            copies: 1,
+            copies_on_shelf: 0,
+        };
+        let view = summary_view.clone().with_live(&live, Lang::Ja);
+        assert!(view.holdable);
+        assert_eq!(view.hold_block, None);
+        assert_eq!(view.holds_waiting, 3);
+        // And the other way round, in the caller's language.
+        let out = summary("こころ", MaterialType::Book, &[("kitsuki", 1, 0)]);
+        let refused = TitleHoldability {
+            title_id: out.title_id.clone(),
+            holdable: false,
+            hold_block: Some(Block {
+                code: "hold_available_copy".into(),
+                message: "…".into(),
+                rule: "H1".into(),
+            }),
+            holds_waiting: 0,
+            copies: 1,
+            copies_on_shelf: 1,
+        };
+        let view = TitleSummaryView::new(&out, Lang::En).with_live(&refused, Lang::En);
+        assert!(!view.holdable);
+        assert_eq!(
+            view.hold_block,
+            Some(HoldBlock {
+                code: "hold_available_copy",
+                message: kitsuki_proto::ErrorCode::HoldAvailableCopy.message_en()
+            })
+        );
+    }
+
+    #[test]
     fn an_item_has_null_due_date_unless_set() {
         let shelf = ItemView::new(&item("KT-1", "kitsuki", ItemStatus::Available, ""));
         assert_eq!(shelf.due_date, None);

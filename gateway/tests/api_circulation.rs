@@ -834,6 +834,21 @@ async fn without_circulation_the_loan_and_hold_paths_are_503_and_the_catalogue_s
     let my = browser.get("/my").await;
     assert_eq!(my.status, StatusCode::OK, "{}", my.text);
     assert!(my.text.contains("ただいま準備中です"));
+    // The hold flow says so before anything is filled in.
+    let hold = browser.get(&format!("/titles/{title}/hold")).await;
+    assert_eq!(
+        hold.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        hold.text
+    );
+    assert!(hold.text.contains("ただいまご利用いただけません"));
+    let page = browser.get(&format!("/titles/{title}")).await;
+    assert_eq!(
+        page.status,
+        StatusCode::OK,
+        "the title page does without circulation"
+    );
 }
 
 #[tokio::test]

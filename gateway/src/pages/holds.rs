@@ -268,12 +268,15 @@ fn login_then(next: &str) -> Response {
 }
 
 /// The signed-in patron of a step of the flow; anyone else logs in first and comes back
-/// to the flow's first step (rule H3: holds are for logged-in patrons).
-fn signed_in(layout: &Layout, title_id: &str) -> Result<Patron, Response> {
+/// to the flow's first step (rule H3: holds are for logged-in patrons). The other answer
+/// is boxed: a response is large, and this one is the rare way.
+fn signed_in(layout: &Layout, title_id: &str) -> Result<Patron, Box<Response>> {
     match layout.patron_state() {
         PatronState::SignedIn(patron) => Ok(patron.clone()),
-        PatronState::Anonymous => Err(login_then(&hold_path(title_id))),
-        PatronState::Unavailable(err) => Err(PageError::from(err.clone()).into_response()),
+        PatronState::Anonymous => Err(Box::new(login_then(&hold_path(title_id)))),
+        PatronState::Unavailable(err) => {
+            Err(Box::new(PageError::from(err.clone()).into_response()))
+        }
     }
 }
 
@@ -436,9 +439,13 @@ pub async fn hold_form(
     let title_id = title_id_of(&path)?;
     let patron = match signed_in(&layout, title_id.as_str()) {
         Ok(p) => p,
-        Err(response) => return Ok(response),
+        Err(response) => return Ok(*response),
     };
     let title = hold_title(&state, path).await?;
+    if !state.has_circulation() {
+        // A catalogue-only deployment: say so before the patron fills anything in.
+        return Err(ApiError::new(ErrorCode::Unavailable).into());
+    }
     if let Some(code) = refusal_before_form(&state, &patron, &title).await {
         return Ok(refused(&layout, Some(&title), code));
     }
@@ -463,7 +470,7 @@ pub async fn hold_review(
     let title_id = title_id_of(&path)?;
     let patron = match signed_in(&layout, title_id.as_str()) {
         Ok(p) => p,
-        Err(response) => return Ok(response),
+        Err(response) => return Ok(*response),
     };
     let title = hold_title(&state, path).await?;
     let (pickup, receipt_mail) = match choices.read() {
@@ -505,7 +512,7 @@ pub async fn hold_submit(
     let title_id = title_id_of(&path)?;
     let patron = match signed_in(&layout, title_id.as_str()) {
         Ok(p) => p,
-        Err(response) => return Ok(response),
+        Err(response) => return Ok(*response),
     };
     let Ok((pickup, receipt_mail)) = choices.read() else {
         // Only a hand-made form lacks them: start the flow again.

@@ -228,13 +228,7 @@ async fn spawn_circulation(
             // As `kitsuki circulation --branch …` with KITSUKI_TEST_CLOCK=1: the instance's
             // own clock, whose move runs its expiry job (rule H9).
             let jobs = DueJobs::default();
-            let c = circulation.clone();
-            jobs.register(move || {
-                let c = c.clone();
-                Box::pin(async move {
-                    let _ = c.run_due_jobs().await;
-                })
-            });
+            circulation.register_due_jobs(&jobs);
             routes = routes.add_service(TestClockGrpc::new(own_clock.clone(), jobs).into_server());
             clocks.push(TestClockServiceClient::new(client(&url)));
         }
@@ -373,7 +367,7 @@ impl TestApp {
             test_clocks.push(TestClockServiceClient::new(client(&services)));
         }
         let (circulation, circulation_clocks, circulation_clients) = if options.circulation {
-            let instances = spawn_circulation(
+            spawn_circulation(
                 options,
                 &services,
                 &bus,
@@ -381,8 +375,7 @@ impl TestApp {
                 options.test_clock.then_some(&mut test_clocks),
                 clock.clone(),
             )
-            .await;
-            instances
+            .await
         } else {
             (Vec::new(), Vec::new(), None)
         };
