@@ -1,7 +1,7 @@
 //! Issue 4 across processes: catalog, patron-account, notification, three circulation
 //! instances (kitsuki, yamaga, ota over one PostgreSQL database) and the gateway as separate
 //! processes over NATS JetStream, mail through a real SMTP server, the test clock moved
-//! through the gateway.
+//! through the gateway (the system is started by [`common::system`]).
 //!
 //! Scenario (H1, H5-H9, L5, N1, N2): every copy of a title is on loan; a patron places a
 //! web hold with pickup at Ōta; the copy returned at Yamaga travels to Ōta (H7); Ōta's desk
@@ -14,252 +14,21 @@ mod common;
 
 use std::time::Duration;
 
-use common::{SmtpSink, eventually, free_port, link_token, start, temp_dir, wait_ready};
-use kitsuki_platform::testing;
-use serde_json::{Value, json};
-
-struct Api {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Api {
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let url = format!("{}{path}", self.base);
-        let mut r = match method {
-            "GET" => self.http.get(url),
-            "DELETE" => self.http.delete(url),
-            _ => self.http.post(url),
-        };
-        if let Some(t) = token {
-            r = r.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let resp = r.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-}
-
-async fn mails_matching(sink: &SmtpSink, needle: &str, n: usize) -> Vec<String> {
-    eventually(
-        &format!("{n} mails containing {needle}"),
-        Duration::from_secs(60),
-        || async {
-            let m: Vec<String> = sink
-                .mails()
-                .into_iter()
-                .filter(|m| m.contains(needle))
-                .collect();
-            (m.len() >= n).then_some(m)
-        },
-    )
-    .await
-}
-
-/// A patron registered at the counter, web-enabled, logged in, with a verified address.
-async fn web_patron(
-    api: &Api,
-    sink: &SmtpSink,
-    staff: &str,
-    name: &str,
-    email: &str,
-) -> (String, String, String) {
-    let (s, v) = api
-        .call(
-            "POST",
-            "/api/v1/branches/kitsuki/patrons",
-            Some(staff),
-            Some(json!({"name": name, "name_reading": "てすと", "birth_date": "1985-07-07", "id_document": "driving_licence"})),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
-    let card = v["card_number"].as_str().unwrap().to_string();
-    let (_, v) = api
-        .call(
-            "POST",
-            &format!("/api/v1/branches/kitsuki/patrons/{card}/web-service"),
-            Some(staff),
-            Some(json!({})),
-        )
-        .await;
-    let temporary = v["temporary_password"].as_str().unwrap().to_string();
-    let (s, v) = api
-        .call(
-            "POST",
-            "/api/v1/session",
-            None,
-            Some(json!({"card_number": card, "password": temporary})),
-        )
-        .await;
-    assert_eq!(s, 200, "{v}");
-    let token = v["token"].as_str().unwrap().to_string();
-    let (s, _) = api
-        .call(
-            "POST",
-            "/api/v1/me/email",
-            Some(&token),
-            Some(json!({"email": email})),
-        )
-        .await;
-    assert_eq!(s, 202);
-    let mail = mails_matching(sink, email, 1).await;
-    let verify = link_token(&mail[0], "/email/verify").unwrap();
-    let (s, _) = api
-        .call(
-            "POST",
-            "/api/v1/email-verifications",
-            None,
-            Some(json!({"token": verify})),
-        )
-        .await;
-    assert_eq!(s, 204);
-    (card, token, temporary)
-}
-
-async fn login(api: &Api, path: &str, body: Value) -> String {
-    let (s, v) = api.call("POST", path, None, Some(body)).await;
-    assert_eq!(s, 200, "{v}");
-    v["token"].as_str().unwrap().to_string()
-}
-
-async fn hold_of(api: &Api, token: &str) -> Value {
-    let (s, v) = api.call("GET", "/api/v1/me/holds", Some(token), None).await;
-    assert_eq!(s, 200, "{v}");
-    v.as_array()
-        .and_then(|a| a.first().cloned())
-        .unwrap_or(Value::Null)
-}
+use common::eventually;
+use common::system::{READY_MAIL, System, hold_of, login, mails_matching, web_patron};
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hold_travels_to_the_pickup_branch_ready_mail_then_loan_and_expiry_passes_it_on() {
-    let dir = temp_dir("circulation");
-    let sink = SmtpSink::start(free_port(), &dir.join("smtp"));
-    let prefix = testing::unique_prefix();
-    let nats = testing::nats_url();
-    let data = dir.to_string_lossy().to_string();
-    let admin_pw = common::random_password();
-    let dbs = [
-        testing::fresh_pg_database().await.unwrap(),
-        testing::fresh_pg_database().await.unwrap(),
-        testing::fresh_pg_database().await.unwrap(),
-        testing::fresh_pg_database().await.unwrap(),
-    ];
-    let (catalog_db, patron_db, notification_db, circulation_db) =
-        (&dbs[0], &dbs[1], &dbs[2], &dbs[3]);
-    let common_env = vec![
-        ("KITSUKI_NATS_URL", nats.clone()),
-        ("KITSUKI_BUS_PREFIX", prefix.clone()),
-        ("KITSUKI_DATA_DIR", data.clone()),
-        ("KITSUKI_TEST_CLOCK", "true".to_string()),
-    ];
-    let run = |name: &str, args: &[&str], extra: &[(&'static str, String)]| {
-        let mut envs = common_env.clone();
-        envs.extend_from_slice(extra);
-        let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        start(name, args, &envs, &dir)
-    };
-    let catalog = run(
-        "catalog",
-        &["catalog", "--listen", "127.0.0.1:0"],
-        &[("KITSUKI_DATABASE_URL", catalog_db.clone())],
-    );
-    let patron = run(
-        "patron",
-        &["patron", "--listen", "127.0.0.1:0"],
-        &[
-            ("KITSUKI_DATABASE_URL", patron_db.clone()),
-            ("KITSUKI_ADMIN_PASSWORD", admin_pw.clone()),
-        ],
-    );
-    let notification = run(
-        "notification",
-        &[
-            "notification",
-            "--listen",
-            "127.0.0.1:0",
-            "--patron-url",
-            &patron.url,
-            "--catalog-url",
-            &catalog.url,
-        ],
-        &[
-            ("KITSUKI_DATABASE_URL", notification_db.clone()),
-            ("KITSUKI_SMTP_URL", sink.url()),
-            ("KITSUKI_MAIL_RETRY_BASE_MS", "200".to_string()),
-            ("KITSUKI_MAIL_RETRY_MAX_MS", "1000".to_string()),
-        ],
-    );
-    let mut circ = Vec::new();
-    for branch in ["kitsuki", "yamaga", "ota"] {
-        circ.push(run(
-            &format!("circulation {branch}"),
-            &[
-                "circulation",
-                "--branch",
-                branch,
-                "--listen",
-                "127.0.0.1:0",
-                "--patron-url",
-                &patron.url,
-            ],
-            &[("KITSUKI_DATABASE_URL", circulation_db.clone())],
-        ));
-    }
-    let peers = [
-        catalog.url.as_str(),
-        patron.url.as_str(),
-        notification.url.as_str(),
-        circ[0].url.as_str(),
-        circ[1].url.as_str(),
-        circ[2].url.as_str(),
-    ]
-    .join(",");
-    let gateway = run(
-        "gateway",
-        &[
-            "gateway",
-            "--listen",
-            "127.0.0.1:0",
-            "--catalog-url",
-            &catalog.url,
-            "--patron-url",
-            &patron.url,
-            "--circulation-kitsuki-url",
-            &circ[0].url,
-            "--circulation-yamaga-url",
-            &circ[1].url,
-            "--circulation-ota-url",
-            &circ[2].url,
-            "--test-clock-peers",
-            &peers,
-        ],
-        &[],
-    );
-    let api = Api {
-        http: reqwest::Client::new(),
-        base: gateway.url.clone(),
-    };
-    for p in [
-        &catalog,
-        &patron,
-        &notification,
-        &circ[0],
-        &circ[1],
-        &circ[2],
-        &gateway,
-    ] {
-        wait_ready(&api.http, &p.url).await;
-    }
+    // The processes stay in `sys` (stopped at the end of the test); the scenario below
+    // uses the API, the SMTP server and the admin password.
+    let sys = System::start("circulation").await;
+    let System {
+        api,
+        sink,
+        admin_pw,
+        ..
+    } = sys;
 
     let (_, v) = api
         .call(
@@ -413,7 +182,7 @@ async fn hold_travels_to_the_pickup_branch_ready_mail_then_loan_and_expiry_passe
     assert_eq!(v["hold_id"].as_str(), Some(hold_id.as_str()));
 
     // The ready mail reaches the SMTP server (H8), then the hold is ready with its date (H9).
-    let ready = mails_matching(&sink, "資料について用意ができました", 1).await;
+    let ready = mails_matching(&sink, READY_MAIL, 1).await;
     assert!(
         ready[0].contains("ichiro@example.jp") && ready[0].contains("大田図書室"),
         "{}",
@@ -463,7 +232,7 @@ async fn hold_travels_to_the_pickup_branch_ready_mail_then_loan_and_expiry_passe
         )
         .await;
     assert_eq!(v["routing"].as_str(), Some("hold_shelf"), "{v}");
-    mails_matching(&sink, "資料について用意ができました", 2).await;
+    mails_matching(&sink, READY_MAIL, 2).await;
     eventually("the second hold ready", Duration::from_secs(30), || async {
         (hold_of(&api, &second_token).await["status"] == "ready").then_some(())
     })
@@ -506,7 +275,7 @@ async fn hold_travels_to_the_pickup_branch_ready_mail_then_loan_and_expiry_passe
         .unwrap();
     assert_eq!(second_now["status"], "expired", "{holds}");
     // The item passes to the next hold in the queue, whose ready mail follows.
-    let mails = mails_matching(&sink, "資料について用意ができました", 3).await;
+    let mails = mails_matching(&sink, READY_MAIL, 3).await;
     assert!(mails.iter().any(|m| m.contains("saburo@example.jp")));
     let (s, v) = api
         .call(
@@ -517,5 +286,4 @@ async fn hold_travels_to_the_pickup_branch_ready_mail_then_loan_and_expiry_passe
         )
         .await;
     assert_eq!(s, 201, "{v}");
-    drop(gateway);
 }

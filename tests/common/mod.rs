@@ -1,8 +1,11 @@
 //! Shared helpers of the cross-service tests: start the real `kitsuki` binary as child
 //! processes, learn their bound addresses from their `listening on` line, wait for
-//! conditions with deadlines (no sleeps as waits), stop them with SIGTERM.
+//! conditions with deadlines (no sleeps as waits), stop them with SIGTERM (or SIGKILL, for
+//! the fault tests). [`system`] starts the whole distributed system of issue 4.
 
 #![allow(dead_code)]
+
+pub mod system;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -80,6 +83,26 @@ pub fn start(name: &str, args: &[&str], envs: &[(&str, &str)], cwd: &Path) -> Pr
 impl Proc {
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The `host:port` it listens on, to start a successor on the same address.
+    pub fn addr(&self) -> &str {
+        self.url.trim_start_matches("http://")
+    }
+
+    /// False once the process has exited (stopped, killed or crashed).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGKILL: the process dies at once, mid-work and without its graceful shutdown, as
+    /// in a crash or an OOM kill. Returns once it is gone (reaped).
+    pub fn kill_hard(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-KILL")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
     }
 
     /// SIGTERM and wait for a clean exit (graceful shutdown); returns the exit status.
@@ -172,7 +195,13 @@ pub fn random_password() -> String {
 pub struct SmtpSink {
     pub port: u16,
     pub dir: std::path::PathBuf,
+    /// This start's own sub-folder of `dir`, where the sink writes `000001.eml`, `000002.eml`…
+    pub folder: std::path::PathBuf,
     child: Option<Child>,
+    /// Decoded mails by file: a received file never changes (the sink renames it into
+    /// place), and decoding spawns Python, so each is decoded once however often a test
+    /// polls.
+    decoded: std::sync::Mutex<std::collections::HashMap<std::path::PathBuf, String>>,
 }
 
 pub fn free_port() -> u16 {
@@ -211,7 +240,9 @@ impl SmtpSink {
         SmtpSink {
             port,
             dir: dir.to_path_buf(),
+            folder: own,
             child: Some(child),
+            decoded: Default::default(),
         }
     }
 
@@ -221,10 +252,20 @@ impl SmtpSink {
 
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(c.id().to_string())
-                .status();
+            // Closing its standard input stops the sink the quiet way: on SIGTERM, Python
+            // may abort at exit ("could not acquire lock for <stdin>") while the thread
+            // watching stdin still reads it.
+            drop(c.stdin.take());
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while matches!(c.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if matches!(c.try_wait(), Ok(None)) {
+                let _ = Command::new("kill")
+                    .arg("-TERM")
+                    .arg(c.id().to_string())
+                    .status();
+            }
             let _ = c.wait();
         }
     }
@@ -241,7 +282,19 @@ impl SmtpSink {
             })
             .unwrap_or_default();
         subdirs.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.created()).ok());
-        subdirs.iter().flat_map(|d| read_mails(d)).collect()
+        let mut cache = self.decoded.lock().unwrap_or_else(|e| e.into_inner());
+        subdirs
+            .iter()
+            .flat_map(|d| mail_files(d))
+            .map(|p| {
+                cache
+                    .entry(p.clone())
+                    .or_insert_with(|| {
+                        decode_mail(&std::fs::read_to_string(&p).unwrap_or_default())
+                    })
+                    .clone()
+            })
+            .collect()
     }
 }
 
@@ -251,8 +304,8 @@ impl Drop for SmtpSink {
     }
 }
 
-/// Every `.eml` in a folder, in name order, with quoted-printable / base64 bodies decoded.
-pub fn read_mails(dir: &Path) -> Vec<String> {
+/// The `.eml` files of a folder, in name order.
+pub fn mail_files(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut names: Vec<_> = std::fs::read_dir(dir)
         .map(|r| {
             r.filter_map(Result::ok)
@@ -263,17 +316,24 @@ pub fn read_mails(dir: &Path) -> Vec<String> {
         .unwrap_or_default();
     names.sort();
     names
+}
+
+/// Every `.eml` in a folder, in name order, with quoted-printable / base64 bodies decoded.
+pub fn read_mails(dir: &Path) -> Vec<String> {
+    mail_files(dir)
         .iter()
         .map(|p| decode_mail(&std::fs::read_to_string(p).unwrap_or_default()))
         .collect()
 }
 
 /// Decodes a mail's body transfer encoding and its Subject encoded-words (good enough for
-/// the plain-text UTF-8 mails of this project), via Python's email package.
+/// the plain-text UTF-8 mails of this project), via Python's email package. The `Date`
+/// header comes out as an RFC 3339 UTC instant (see [`mail_date`]).
 pub fn decode_mail(raw: &str) -> String {
-    let script = "import sys, email; from email import policy\n\
+    let script = "import sys, email; from datetime import timezone; from email import policy\n\
 m = email.message_from_string(sys.stdin.read(), policy=policy.default)\n\
 print('To: ' + str(m['To'])); print('Subject: ' + str(m['Subject'])); print('Message-ID: ' + str(m['Message-ID']))\n\
+d = m['Date']; print('Date: ' + (d.datetime.astimezone(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ') if d and d.datetime else ''))\n\
 b = m.get_body(preferencelist=('plain',)); print(); print(b.get_content() if b else '')";
     let mut child = Command::new("python3")
         .arg("-c")
@@ -291,6 +351,14 @@ b = m.get_body(preferencelist=('plain',)); print(); print(b.get_content() if b e
         .unwrap();
     let out = child.wait_with_output().unwrap();
     String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// The sending time a decoded mail's `Date` header gives, as RFC 3339 UTC (to the second).
+pub fn mail_date(mail: &str) -> Option<String> {
+    mail.lines()
+        .find_map(|l| l.strip_prefix("Date: "))
+        .map(|d| d.trim().to_string())
+        .filter(|d| !d.is_empty())
 }
 
 /// The value of `name=` in the first link of a mail that contains `path`.
