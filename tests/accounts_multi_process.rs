@@ -91,6 +91,8 @@ async fn start_system(dir: &std::path::Path, smtp_url: &str, admin_pw: &str) -> 
             "127.0.0.1:0",
             "--patron-url",
             &patron.url,
+            "--catalog-url",
+            &catalog.url,
         ],
         with(&[
             ("KITSUKI_DATABASE_URL", notification_db),
