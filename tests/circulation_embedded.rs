@@ -10,50 +10,17 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
+use common::system::{Api, READY_MAIL};
 use common::{eventually, link_token, read_mails, start, temp_dir, wait_ready};
-use serde_json::{Value, json};
+use serde_json::json;
 
-struct Api {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Api {
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let url = format!("{}{path}", self.base);
-        let mut r = if method == "GET" {
-            self.http.get(url)
-        } else {
-            self.http.post(url)
-        };
-        if let Some(t) = token {
-            r = r.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let resp = r.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    async fn hold_status(&self, token: &str, hold_id: &str) -> String {
-        let (_, v) = self
-            .call("GET", "/api/v1/me/holds", Some(token), None)
-            .await;
-        v.as_array()
-            .and_then(|a| a.iter().find(|h| h["hold_id"] == hold_id))
-            .and_then(|h| h["status"].as_str())
-            .unwrap_or_default()
-            .to_string()
-    }
+async fn hold_status(api: &Api, token: &str, hold_id: &str) -> String {
+    let (_, v) = api.call("GET", "/api/v1/me/holds", Some(token), None).await;
+    v.as_array()
+        .and_then(|a| a.iter().find(|h| h["hold_id"] == hold_id))
+        .and_then(|h| h["status"].as_str())
+        .unwrap_or_default()
+        .to_string()
 }
 
 async fn outbox_mails(outbox: &Path, needle: &str, n: usize) -> Vec<String> {
@@ -243,10 +210,10 @@ async fn embedded_run_routes_a_hold_to_ota_sends_the_ready_mail_and_passes_an_un
         )
         .await;
     assert_eq!(v["routing"].as_str(), Some("hold_shelf"), "{v}");
-    let ready = outbox_mails(&outbox, "資料について用意ができました", 1).await;
+    let ready = outbox_mails(&outbox, READY_MAIL, 1).await;
     assert!(ready[0].contains("first@example.jp"));
     eventually("the first hold ready", Duration::from_secs(30), || async {
-        (api.hold_status(&first_token, &holds[0]).await == "ready").then_some(())
+        (hold_status(&api, &first_token, &holds[0]).await == "ready").then_some(())
     })
     .await;
     let (s, v) = api
@@ -274,9 +241,9 @@ async fn embedded_run_routes_a_hold_to_ota_sends_the_ready_mail_and_passes_an_un
         Some(json!({"barcode": "E-KT-1"})),
     )
     .await;
-    outbox_mails(&outbox, "資料について用意ができました", 2).await;
+    outbox_mails(&outbox, READY_MAIL, 2).await;
     eventually("the second hold ready", Duration::from_secs(30), || async {
-        (api.hold_status(&second_token, &holds[1]).await == "ready").then_some(())
+        (hold_status(&api, &second_token, &holds[1]).await == "ready").then_some(())
     })
     .await;
     // The third patron may not take it meanwhile (L4).
@@ -317,8 +284,8 @@ async fn embedded_run_routes_a_hold_to_ota_sends_the_ready_mail_and_passes_an_un
         )
         .await;
     let second_token = v["token"].as_str().unwrap().to_string();
-    assert_eq!(api.hold_status(&second_token, &holds[1]).await, "expired");
-    let mails = outbox_mails(&outbox, "資料について用意ができました", 3).await;
+    assert_eq!(hold_status(&api, &second_token, &holds[1]).await, "expired");
+    let mails = outbox_mails(&outbox, READY_MAIL, 3).await;
     assert!(
         mails.iter().any(|m| m.contains("third@example.jp")),
         "H9: the item passes to the next hold"
