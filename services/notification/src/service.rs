@@ -197,68 +197,21 @@ impl Notifier {
         futures::future::join_all(loops).await;
     }
 
+    /// One consumer through the platform's loop: the inbox row and the deliveries are
+    /// committed before the ack; a database failure gives the event back (nack) and backs
+    /// off.
     async fn consume(
         &self,
         bus: SharedBus,
         spec: ConsumerSpec,
         shutdown: impl Future<Output = ()> + Clone,
     ) {
-        let first_backoff = Duration::from_millis(200);
-        let mut backoff = first_backoff;
-        loop {
-            let subscribed = tokio::select! {
-                biased;
-                _ = shutdown.clone() => return,
-                s = bus.subscribe(&spec) => s,
-            };
-            let mut subscription = match subscribed {
-                Ok(s) => s,
-                Err(err) => {
-                    tracing::warn!(durable = %spec.durable, error = %err, retry_in_ms = backoff.as_millis() as u64, "subscribing failed");
-                    if pause(backoff, shutdown.clone()).await {
-                        return;
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
-                    continue;
-                }
-            };
-            loop {
-                let next = tokio::select! {
-                    biased;
-                    _ = shutdown.clone() => return,
-                    n = subscription.next() => n,
-                };
-                let delivery = match next {
-                    None => break,
-                    Some(Err(err)) => {
-                        tracing::warn!(durable = %spec.durable, error = %err, "receiving failed");
-                        if pause(backoff, shutdown.clone()).await {
-                            return;
-                        }
-                        backoff = (backoff * 2).min(Duration::from_secs(10));
-                        continue;
-                    }
-                    Some(Ok(d)) => d,
-                };
-                match self.record_event(&spec.durable, &delivery.event).await {
-                    Ok(_) => {
-                        backoff = first_backoff;
-                        if let Err(err) = delivery.ack().await {
-                            // It comes again, and the inbox skips it.
-                            tracing::warn!(error = %err, "acknowledging failed");
-                        }
-                    }
-                    Err(_) => {
-                        // Our database failed: give the event back and slow down.
-                        let _ = delivery.nack().await;
-                        if pause(backoff, shutdown.clone()).await {
-                            return;
-                        }
-                        backoff = (backoff * 2).min(Duration::from_secs(10));
-                    }
-                }
-            }
-        }
+        let durable = spec.durable.clone();
+        kitsuki_platform::consumer::run(bus, spec, shutdown, |event| {
+            let durable = durable.clone();
+            async move { self.record_event(&durable, &event).await.map(|_| ()) }
+        })
+        .await
     }
 
     /// Records what one event calls for, as consumer `consumer`: the inbox row and the
@@ -827,14 +780,5 @@ impl Notifier {
         store::pending_count(&self.inner.db.pool)
             .await
             .map_err(|e| internal("counting deliveries", e))
-    }
-}
-
-/// Waits `d` unless `shutdown` comes first; true when it did.
-async fn pause(d: Duration, shutdown: impl Future<Output = ()>) -> bool {
-    tokio::select! {
-        biased;
-        _ = shutdown => true,
-        _ = tokio::time::sleep(d) => false,
     }
 }
