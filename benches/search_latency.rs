@@ -1,7 +1,9 @@
 //! Benchmark (not a test): starts the all-in-one binary on a fresh data folder with the
 //! real seed records, then sends 1,000 catalogue searches through the gateway's JSON API
 //! one after another and prints the median and p99 latency and the process's resident
-//! memory. Run: `cargo bench --bench search_latency`.
+//! memory. It does so twice: without tracing export, and with `OTEL_EXPORTER_OTLP_ENDPOINT`
+//! set to a real OTLP gRPC receiver in this process ([`common::otlp`]), so the overhead of
+//! tracing (issue 5) is the difference. Run: `cargo bench --bench search_latency`.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -49,13 +51,25 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::main]
 async fn main() {
+    run("without trace export", None).await;
+    let receiver = common::otlp::Receiver::default();
+    let endpoint = receiver.start();
+    run("with trace export to an OTLP receiver", Some(&endpoint)).await;
+    println!("spans received by the OTLP receiver: {}", receiver.count());
+}
+
+async fn run(label: &str, otlp: Option<&str>) {
+    println!("\n== {label}");
     let dir = common::temp_dir("bench");
     let data = dir.join("data").to_string_lossy().to_string();
     let started = Instant::now();
     let proc = common::start(
         "all-in-one",
         &["--listen", "127.0.0.1:0", "--data-dir", &data],
-        &[("KITSUKI_ADMIN_PASSWORD", "bench-admin-password")],
+        &[
+            ("KITSUKI_ADMIN_PASSWORD", "bench-admin-password"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.unwrap_or("")),
+        ],
         &dir,
     );
     let http = reqwest::Client::new();

@@ -18,6 +18,7 @@ use kitsuki_platform::bus::SharedBus;
 use kitsuki_platform::bus::memory::MemoryBus;
 use kitsuki_platform::config::{CommonArgs, display_url};
 use kitsuki_platform::db;
+use kitsuki_platform::grpc_trace::TracedChannel;
 use kitsuki_platform::outbox::Relay;
 use kitsuki_platform::server::{Readiness, bind, serve};
 use kitsuki_platform::shutdown::Shutdown;
@@ -49,12 +50,13 @@ pub struct Peers {
     pub test_clocks: Vec<String>,
 }
 
-fn channel(url: &str) -> anyhow::Result<tonic::transport::Channel> {
+fn channel(url: &str) -> anyhow::Result<TracedChannel> {
     Ok(Endpoint::from_shared(url.to_string())
         .with_context(|| format!("bad service URL {url}"))?
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(30))
-        .connect_lazy())
+        .connect_lazy()
+        .into())
 }
 
 /// gRPC clients of the gateway, connecting lazily (a peer that is not up yet is retried

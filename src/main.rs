@@ -31,6 +31,7 @@ async fn main() -> anyhow::Result<()> {
         ),
     };
     let _telemetry = kitsuki_platform::telemetry::init(&service, branch.as_deref());
+    kitsuki_platform::metrics_layer::build_info(&service, branch.as_deref());
     let shutdown = Shutdown::new();
     shutdown.on_signals();
     match cli.command {

@@ -64,9 +64,14 @@ impl Clocks {
 }
 
 pub async fn nats(bus: &BusArgs) -> anyhow::Result<SharedBus> {
-    let b = NatsBus::connect(&bus.nats_url, &bus.bus_prefix)
-        .await
-        .with_context(|| format!("while connecting to NATS at {}", bus.nats_url))?;
+    let b = NatsBus::connect_replicated(
+        &bus.nats_url,
+        &bus.bus_prefix,
+        bus.stream_replicas,
+        kitsuki_platform::bus::nats::CONNECT_PATIENCE,
+    )
+    .await
+    .with_context(|| format!("while connecting to NATS at {}", bus.nats_url))?;
     Ok(Arc::new(b))
 }
 
@@ -74,13 +79,15 @@ fn announce(role: &str, addr: std::net::SocketAddr) {
     println!("kitsuki {role} listening on {}", display_url(addr));
 }
 
+/// The background tasks of a role are tracked by its shutdown, so that the process waits
+/// for them to end their step before it exits (`serve` does, after the drain).
 fn spawn_relay(db: Db, bus: SharedBus, wake: Arc<tokio::sync::Notify>, shutdown: &Shutdown) {
     let s = shutdown.clone();
-    tokio::spawn(async move {
+    shutdown.track([tokio::spawn(async move {
         Relay::new(db, bus, wake)
             .run(async move { s.wait().await })
             .await
-    });
+    })]);
 }
 
 pub async fn catalog(args: CatalogArgs, shutdown: Shutdown) -> anyhow::Result<()> {
@@ -89,11 +96,21 @@ pub async fn catalog(args: CatalogArgs, shutdown: Shutdown) -> anyhow::Result<()
         .index_dir
         .unwrap_or_else(|| args.service.common.data_dir.join("catalog-index"));
     let clocks = Clocks::new(&args.service.common);
-    let catalog = Catalog::open(db.clone(), Some(&index_dir), clocks.shared.clone()).await?;
     let bus = nats(&args.service.bus).await?;
+    // One replica of several: its index follows every catalog change through a consumer
+    // of its own, subscribed before the index is rebuilt (kitsuki_catalog::replica).
+    let (catalog, follower) = Catalog::open_replica(
+        db.clone(),
+        Some(&index_dir),
+        clocks.shared.clone(),
+        bus.clone(),
+        &shutdown,
+        kitsuki_catalog::ReplicaOptions::new(),
+    )
+    .await?;
     spawn_relay(db.clone(), bus.clone(), catalog.relay_wake(), &shutdown);
     // Live availability from circulation's item status events.
-    catalog.spawn_consumer(bus, &shutdown);
+    shutdown.track([catalog.spawn_consumer(bus, &shutdown)]);
     let (listener, addr) = bind(args.service.listen).await?;
     let readiness = Readiness::new().with_db(db);
     readiness.set_ready();
@@ -101,7 +118,10 @@ pub async fn catalog(args: CatalogArgs, shutdown: Shutdown) -> anyhow::Result<()
     let app = clocks
         .serve(Routes::new(CatalogGrpc::new(catalog).into_server()))
         .into_axum_router();
-    serve(listener, app, readiness, shutdown).await
+    let served = serve(listener, app, readiness, shutdown).await;
+    // Deletes this replica's consumer rather than leaving it to the server's timer.
+    follower.stopped().await;
+    served
 }
 
 pub async fn patron(args: PatronArgs, shutdown: Shutdown) -> anyhow::Result<()> {
@@ -154,7 +174,7 @@ pub async fn notification(args: NotificationArgs, shutdown: Shutdown) -> anyhow:
     });
     let bus = nats(&service.bus).await?;
     // Consumer, sender and the outbox relay of MailSent events.
-    notifier.spawn(bus, &shutdown);
+    shutdown.track(notifier.spawn(bus, &shutdown));
     let (listener, addr) = bind(service.listen).await?;
     let readiness = Readiness::new().with_db(db);
     readiness.set_ready();
@@ -180,7 +200,7 @@ pub async fn circulation(args: CirculationArgs, shutdown: Shutdown) -> anyhow::R
     .await?;
     let bus = nats(&args.service.bus).await?;
     // Relay, projection of catalog items, ready-mail consumer, this branch's shelf expiry.
-    circulation.spawn(bus, &shutdown);
+    shutdown.track(circulation.spawn(bus, &shutdown));
     circulation.register_due_jobs(&clocks.due_jobs);
     let (listener, addr) = bind(args.service.listen).await?;
     let readiness = Readiness::new().with_db(db);

@@ -468,7 +468,7 @@ fn desk(
 ) -> Result<
     (
         kitsuki_proto::circulation::circulation_service_client::CirculationServiceClient<
-            tonic::transport::Channel,
+            kitsuki_platform::grpc_trace::TracedChannel,
         >,
         String,
         String,

@@ -9,25 +9,25 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use kitsuki_platform::grpc_trace::TracedChannel;
 use kitsuki_proto::catalog::catalog_service_client::CatalogServiceClient;
 use kitsuki_proto::circulation::circulation_service_client::CirculationServiceClient;
 use kitsuki_proto::notification::notification_service_client::NotificationServiceClient;
 use kitsuki_proto::patron::patron_service_client::PatronServiceClient;
 use kitsuki_proto::testclock::test_clock_service_client::TestClockServiceClient;
 use kitsuki_proto::{Branch, ErrorCode};
-use tonic::transport::Channel;
 
 use crate::error::ApiError;
 
-/// The services the gateway asks. A tonic client over a `Channel` is cheap to clone, and a
+/// The services the gateway asks. A tonic client over a channel is cheap to clone, and a
 /// clone is what each call uses (the client methods take `&mut self`).
 #[derive(Clone)]
 pub struct Clients {
-    pub catalog: CatalogServiceClient<Channel>,
-    pub patron: PatronServiceClient<Channel>,
+    pub catalog: CatalogServiceClient<TracedChannel>,
+    pub patron: PatronServiceClient<TracedChannel>,
     /// The notification service's delivery log, read only by the dev pages of the embedded
     /// run; a deployed gateway has none (`None`) and never asks it.
-    pub notification: Option<NotificationServiceClient<Channel>>,
+    pub notification: Option<NotificationServiceClient<TracedChannel>>,
     /// The three circulation instances; `None` where circulation is not deployed (the loan
     /// and hold paths then answer 503 `unavailable`, the catalogue keeps working).
     pub circulation: Option<CirculationClients>,
@@ -37,14 +37,14 @@ pub struct Clients {
 /// instance). The three share one database, so any of them can answer for a patron.
 #[derive(Clone)]
 pub struct CirculationClients {
-    pub kitsuki: CirculationServiceClient<Channel>,
-    pub yamaga: CirculationServiceClient<Channel>,
-    pub ota: CirculationServiceClient<Channel>,
+    pub kitsuki: CirculationServiceClient<TracedChannel>,
+    pub yamaga: CirculationServiceClient<TracedChannel>,
+    pub ota: CirculationServiceClient<TracedChannel>,
 }
 
 impl CirculationClients {
     /// The client of `branch`'s instance (a clone: calls take `&mut self`).
-    pub fn for_branch(&self, branch: Branch) -> CirculationServiceClient<Channel> {
+    pub fn for_branch(&self, branch: Branch) -> CirculationServiceClient<TracedChannel> {
         match branch {
             Branch::Kitsuki => self.kitsuki.clone(),
             Branch::Yamaga => self.yamaga.clone(),
@@ -66,7 +66,7 @@ struct Inner {
     rpc_timeout: Duration,
     dev_pages: bool,
     outbox_dir: Option<PathBuf>,
-    test_clocks: Vec<TestClockServiceClient<Channel>>,
+    test_clocks: Vec<TestClockServiceClient<TracedChannel>>,
 }
 
 /// How long one gRPC call may take before the page or API answers 503: long enough for a
@@ -117,7 +117,7 @@ impl AppState {
     /// path does not exist (404). Only a run started with `KITSUKI_TEST_CLOCK=1` passes
     /// any. Give one client per distinct clock: a clock shared by several services (the
     /// embedded run) listed twice would be moved twice.
-    pub fn with_test_clocks(self, clocks: Vec<TestClockServiceClient<Channel>>) -> Self {
+    pub fn with_test_clocks(self, clocks: Vec<TestClockServiceClient<TracedChannel>>) -> Self {
         self.rebuild(|inner| inner.test_clocks = clocks)
     }
 
@@ -129,17 +129,17 @@ impl AppState {
         }
     }
 
-    pub fn catalog(&self) -> CatalogServiceClient<Channel> {
+    pub fn catalog(&self) -> CatalogServiceClient<TracedChannel> {
         self.inner.clients.catalog.clone()
     }
 
-    pub fn patron(&self) -> PatronServiceClient<Channel> {
+    pub fn patron(&self) -> PatronServiceClient<TracedChannel> {
         self.inner.clients.patron.clone()
     }
 
     /// The notification client, when the dev pages are to be served (see
     /// [`AppState::serves_dev_pages`]).
-    pub fn notification(&self) -> Option<NotificationServiceClient<Channel>> {
+    pub fn notification(&self) -> Option<NotificationServiceClient<TracedChannel>> {
         self.inner.clients.notification.clone()
     }
 
@@ -153,7 +153,7 @@ impl AppState {
     pub fn circulation(
         &self,
         branch: Branch,
-    ) -> Result<CirculationServiceClient<Channel>, ApiError> {
+    ) -> Result<CirculationServiceClient<TracedChannel>, ApiError> {
         self.inner
             .clients
             .circulation
@@ -168,7 +168,7 @@ impl AppState {
     }
 
     /// The test clocks to move (empty: the test clock path is not served).
-    pub fn test_clocks(&self) -> &[TestClockServiceClient<Channel>] {
+    pub fn test_clocks(&self) -> &[TestClockServiceClient<TracedChannel>] {
         &self.inner.test_clocks
     }
 

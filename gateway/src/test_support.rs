@@ -56,7 +56,10 @@ pub fn unreachable_state() -> AppState {
 
 /// Clients that reach nobody; with `notification`, a notification client too.
 pub fn unreachable_clients(notification: bool) -> Clients {
-    let channel = Endpoint::from_static("http://127.0.0.1:1").connect_lazy();
+    let channel: kitsuki_platform::grpc_trace::TracedChannel =
+        Endpoint::from_static("http://127.0.0.1:1")
+            .connect_lazy()
+            .into();
     Clients {
         catalog: CatalogServiceClient::new(channel.clone()),
         patron: PatronServiceClient::new(channel.clone()),

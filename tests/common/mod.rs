@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod otlp;
 pub mod system;
 
 use std::io::{BufRead, BufReader};

@@ -107,16 +107,24 @@ impl System {
     /// Starts every role on fresh databases and a fresh subject prefix and waits until each
     /// is ready. `tag` names the temporary folder.
     pub async fn start(tag: &str) -> System {
+        System::start_with(tag, &[]).await
+    }
+
+    /// [`System::start`] with `env` added to the environment of every process it starts
+    /// (now and on restarts), e.g. an OTLP endpoint.
+    pub async fn start_with(tag: &str, env: &[(&'static str, String)]) -> System {
         let dir = temp_dir(tag);
         let sink = SmtpSink::start(free_port(), &dir.join("smtp"));
         let admin_pw = super::random_password();
+        let mut common_env = vec![
+            ("KITSUKI_NATS_URL", testing::nats_url()),
+            ("KITSUKI_BUS_PREFIX", testing::unique_prefix()),
+            ("KITSUKI_DATA_DIR", dir.to_string_lossy().to_string()),
+            ("KITSUKI_TEST_CLOCK", "true".to_string()),
+        ];
+        common_env.extend_from_slice(env);
         let launcher = Launcher {
-            env: vec![
-                ("KITSUKI_NATS_URL", testing::nats_url()),
-                ("KITSUKI_BUS_PREFIX", testing::unique_prefix()),
-                ("KITSUKI_DATA_DIR", dir.to_string_lossy().to_string()),
-                ("KITSUKI_TEST_CLOCK", "true".to_string()),
-            ],
+            env: common_env,
             dir: dir.clone(),
             catalog_db: testing::fresh_pg_database().await.unwrap(),
             patron_db: testing::fresh_pg_database().await.unwrap(),
@@ -502,4 +510,75 @@ pub async fn hold_of(api: &Api, token: &str) -> Value {
     v.as_array()
         .and_then(|a| a.first().cloned())
         .unwrap_or(Value::Null)
+}
+
+/// Sends SIGTERM to `p` and returns at once, so that the caller can watch what the
+/// process does while it drains ([`Proc::terminate`] blocks until it is gone).
+pub fn sigterm(p: &Proc) {
+    let status = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(p.pid().to_string())
+        .status()
+        .expect("kill -TERM");
+    assert!(status.success(), "SIGTERM to {}", p.name);
+}
+
+/// Waits (without blocking the runtime) until `p` has exited and returns its status;
+/// panics if it still runs after `within` — a process that outlives its grace period is
+/// killed by the orchestrator (Kubernetes: `terminationGracePeriodSeconds`, less the
+/// preStop sleep), in the middle of whatever it was doing.
+pub async fn exit_status(p: &mut Proc, within: Duration) -> std::process::ExitStatus {
+    let name = p.name.clone();
+    eventually(&format!("{name} to exit"), within, || {
+        let done = p.child.try_wait().ok().flatten();
+        async move { done }
+    })
+    .await
+}
+
+impl System {
+    /// `kitsuki gateway` again on `listen` (its predecessor's address once that one has
+    /// stopped), with the current peers; every running process is a test clock peer.
+    pub fn start_gateway_at(&mut self, listen: &str) -> Proc {
+        let mut running = Vec::new();
+        for p in [&mut self.catalog, &mut self.patron, &mut self.notification] {
+            if p.is_running() {
+                running.push(p.url.clone());
+            }
+        }
+        for p in self.circulation.iter_mut() {
+            if p.is_running() {
+                running.push(p.url.clone());
+            }
+        }
+        self.launcher.run(
+            "gateway",
+            &[
+                "gateway",
+                "--listen",
+                listen,
+                "--catalog-url",
+                &self.catalog.url,
+                "--patron-url",
+                &self.patron.url,
+                "--circulation-kitsuki-url",
+                &self.circulation[0].url,
+                "--circulation-yamaga-url",
+                &self.circulation[1].url,
+                "--circulation-ota-url",
+                &self.circulation[2].url,
+                "--test-clock-peers",
+                &running.join(","),
+            ],
+            &[],
+        )
+    }
+
+    /// How many events of the circulation database's outbox are not yet published.
+    pub async fn circulation_outbox_pending(&self) -> i64 {
+        let db = kitsuki_platform::db::connect(&self.launcher.circulation_db)
+            .await
+            .unwrap();
+        kitsuki_platform::outbox::pending_count(&db).await.unwrap()
+    }
 }

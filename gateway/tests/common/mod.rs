@@ -41,6 +41,7 @@ use kitsuki_platform::bus::memory::MemoryBus;
 use kitsuki_platform::bus::{ConsumerSpec, SharedBus, Subscription};
 use kitsuki_platform::clock::{SharedClock, TestClock};
 use kitsuki_platform::db::{self, Db};
+use kitsuki_platform::grpc_trace::TracedChannel;
 use kitsuki_platform::outbox::{Relay, publish_pending_once};
 use kitsuki_platform::server::{Readiness, bind, serve};
 use kitsuki_platform::shutdown::Shutdown;
@@ -167,11 +168,12 @@ async fn closed_port() -> String {
     format!("http://{addr}")
 }
 
-fn client(url: &str) -> tonic::transport::Channel {
+fn client(url: &str) -> TracedChannel {
     Endpoint::from_shared(url.to_string())
         .unwrap()
         .connect_timeout(Duration::from_secs(5))
         .connect_lazy()
+        .into()
 }
 
 /// The three branch instances of circulation on one fresh database, each serving gRPC on
@@ -182,7 +184,7 @@ async fn spawn_circulation(
     services: &str,
     bus: &SharedBus,
     shutdown: &Shutdown,
-    mut clocks: Option<&mut Vec<TestClockServiceClient<tonic::transport::Channel>>>,
+    mut clocks: Option<&mut Vec<TestClockServiceClient<TracedChannel>>>,
     shared_clock: Arc<TestClock>,
 ) -> (
     Vec<Circulation>,

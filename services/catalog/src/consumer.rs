@@ -1,12 +1,15 @@
 //! The catalog's consumer of circulation's item status events: live availability per
 //! branch in search results, and the holds waiting on a title (rule H1's 「予約申込」 button
 //! appears only when no copy is on a shelf). Each event is recorded with its inbox row in
-//! one transaction, so a redelivered event changes nothing twice.
+//! one transaction, so a redelivered event changes nothing twice. The same transaction
+//! writes `catalog.title.changed` to the outbox: this consumer is shared, so only the
+//! replica that got the event sees the change; the event tells the other replicas to
+//! re-index the title (`replica.rs`).
 
 use kitsuki_platform::bus::{ConsumerSpec, Event, SharedBus};
 use kitsuki_platform::clock::format_instant;
 use kitsuki_platform::shutdown::Shutdown;
-use kitsuki_platform::{consumer, events, inbox};
+use kitsuki_platform::{consumer, events, inbox, outbox};
 use kitsuki_proto::catalog::ItemStatus;
 use kitsuki_proto::events as ev;
 use prost::Message;
@@ -20,6 +23,8 @@ use crate::store;
 pub const DURABLE: &str = "catalog-item-status";
 /// Subjects of item status events from every branch instance.
 pub const FILTER: &str = "circulation.*.item.status";
+/// Subject of the event that a title's search document changed (availability, holds).
+pub const TITLE_CHANGED: &str = "catalog.title.changed";
 
 fn status_code(s: i32) -> Option<&'static str> {
     match ItemStatus::try_from(s).ok()? {
@@ -53,11 +58,28 @@ impl Catalog {
                 return Ok(());
             }
             let title = store::apply_item_status(&mut tx, &msg.barcode, status, due, i64::from(msg.holds_waiting)).await?;
+            if let Some(title_id) = &title {
+                let event_id = events::new_event_id();
+                let changed = events::build(
+                    TITLE_CHANGED,
+                    event_id.clone(),
+                    &now,
+                    &ev::TitleChanged {
+                        meta: Some(ev::EventMeta { event_id, occurred_at: now.clone() }),
+                        title_id: title_id.clone(),
+                    },
+                );
+                outbox::enqueue(&mut tx, &changed, &now).await?;
+            }
             tx.commit().await?;
+            if title.is_some() {
+                self.relay_wake().notify_one();
+            }
             match title {
                 Some(title_id) => {
                     // The database is the truth; the index follows it (a failure here is
-                    // repaired by the next change of the title or `kitsuki reindex`).
+                    // repaired when this replica's follower gets `catalog.title.changed`,
+                    // by the next change of the title, or by `kitsuki reindex`).
                     if let Err(e) = self.refresh_index(&[title_id]).await {
                         tracing::error!(error = %e, "index not refreshed after an item status change");
                     }

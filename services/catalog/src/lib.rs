@@ -8,7 +8,9 @@ pub mod import;
 pub mod index;
 pub mod marc;
 pub mod model;
+pub mod replica;
 pub mod service;
 pub mod store;
 
+pub use replica::{IndexFollower, ReplicaOptions};
 pub use service::{Catalog, NewTitle};

@@ -60,28 +60,44 @@ impl Catalog {
         index_dir: Option<&Path>,
         clock: SharedClock,
     ) -> anyhow::Result<Catalog> {
+        let catalog = Catalog::open_unindexed(db, index_dir, clock).await?;
+        catalog.reindex_if_incomplete().await?;
+        Ok(catalog)
+    }
+
+    /// Migrates the database and opens the index as it is, without checking it against
+    /// the database (a replica rebuilds it once it follows changes, `replica.rs`).
+    pub(crate) async fn open_unindexed(
+        db: Db,
+        index_dir: Option<&Path>,
+        clock: SharedClock,
+    ) -> anyhow::Result<Catalog> {
         db::migrate(&db, &MIGRATIONS_PG, &MIGRATIONS_SQLITE).await?;
         outbox::ensure_tables(&db).await?;
         let index = match index_dir {
             Some(dir) => SearchIndex::open_or_create(dir)?,
             None => SearchIndex::in_memory()?,
         };
-        let catalog = Catalog {
+        Ok(Catalog {
             db,
             index: Arc::new(index),
             clock,
             relay_wake: Arc::new(Notify::new()),
-        };
-        let (titles, _) = store::counts(&catalog.db.pool).await?;
-        if titles != catalog.index.num_docs() {
+        })
+    }
+
+    /// Rebuilds the index when it does not hold as many titles as the database.
+    async fn reindex_if_incomplete(&self) -> anyhow::Result<()> {
+        let (titles, _) = store::counts(&self.db.pool).await?;
+        if titles != self.index.num_docs() {
             tracing::info!(
                 titles,
-                indexed = catalog.index.num_docs(),
+                indexed = self.index.num_docs(),
                 "rebuilding the search index"
             );
-            catalog.reindex().await?;
+            self.reindex().await?;
         }
-        Ok(catalog)
+        Ok(())
     }
 
     pub fn db(&self) -> &Db {

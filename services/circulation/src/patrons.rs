@@ -11,10 +11,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use kitsuki_platform::grpc_trace::TracedChannel;
 use kitsuki_proto::patron as pb;
 use kitsuki_proto::patron::patron_service_client::PatronServiceClient;
 use kitsuki_proto::{CardNumber, ErrorCode, ServiceError};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 
 /// What circulation needs to know of an existing patron.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -38,22 +39,23 @@ pub trait PatronFacts: Send + Sync + fmt::Debug {
 /// [`PatronFacts`] over patron-account's gRPC `GetPatronFacts`.
 #[derive(Debug, Clone)]
 pub struct GrpcPatronFacts {
-    client: PatronServiceClient<Channel>,
+    client: PatronServiceClient<TracedChannel>,
 }
 
 impl GrpcPatronFacts {
-    pub fn new(client: PatronServiceClient<Channel>) -> GrpcPatronFacts {
+    pub fn new(client: PatronServiceClient<TracedChannel>) -> GrpcPatronFacts {
         GrpcPatronFacts { client }
     }
 
     /// A client of the patron service at `url` (`http://host:port`) that connects on first
     /// use, so that circulation can start before patron-account.
     pub fn connect_lazy(url: &str) -> anyhow::Result<GrpcPatronFacts> {
-        let channel = Endpoint::from_shared(url.to_string())
+        let channel: TracedChannel = Endpoint::from_shared(url.to_string())
             .map_err(|e| anyhow::anyhow!("bad patron service URL {url}: {e}"))?
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(10))
-            .connect_lazy();
+            .connect_lazy()
+            .into();
         Ok(GrpcPatronFacts::new(PatronServiceClient::new(channel)))
     }
 }

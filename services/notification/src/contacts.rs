@@ -6,10 +6,11 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use kitsuki_platform::grpc_trace::TracedChannel;
 use kitsuki_proto::ServiceError;
 use kitsuki_proto::patron as pb;
 use kitsuki_proto::patron::patron_service_client::PatronServiceClient;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 
 /// A patron's contact as patron-account answers it.
 #[derive(Clone, PartialEq, Eq)]
@@ -44,22 +45,23 @@ pub trait ContactDirectory: Send + Sync + fmt::Debug {
 /// [`ContactDirectory`] over patron-account's gRPC `GetContact`.
 #[derive(Debug, Clone)]
 pub struct GrpcContacts {
-    client: PatronServiceClient<Channel>,
+    client: PatronServiceClient<TracedChannel>,
 }
 
 impl GrpcContacts {
-    pub fn new(client: PatronServiceClient<Channel>) -> GrpcContacts {
+    pub fn new(client: PatronServiceClient<TracedChannel>) -> GrpcContacts {
         GrpcContacts { client }
     }
 
     /// A client of the patron service at `url` (`http://host:port`) that connects on first
     /// use, so that the notification service can start before patron-account.
     pub fn connect_lazy(url: &str) -> anyhow::Result<GrpcContacts> {
-        let channel = Endpoint::from_shared(url.to_string())
+        let channel: TracedChannel = Endpoint::from_shared(url.to_string())
             .map_err(|e| anyhow::anyhow!("bad patron service URL {url}: {e}"))?
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(15))
-            .connect_lazy();
+            .connect_lazy()
+            .into();
         Ok(GrpcContacts::new(PatronServiceClient::new(channel)))
     }
 }

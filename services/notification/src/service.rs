@@ -176,6 +176,7 @@ impl Notifier {
         let (consumer, sender) = (self.clone(), self.clone());
         let consumer_bus = bus.clone();
         let (c_stop, s_stop, r_stop) = (wait(shutdown), wait(shutdown), wait(shutdown));
+        register_mail_counters();
         vec![
             tokio::spawn(async move { consumer.run_consumer(consumer_bus, c_stop).await }),
             tokio::spawn(async move { sender.run_sender(s_stop).await }),
@@ -678,8 +679,11 @@ impl Notifier {
                 Ok(marked) => {
                     if marked {
                         inner.relay_wake.notify_one();
-                        metrics::counter!("kitsuki_mail_sent_total", "template" => template.name())
-                            .increment(1);
+                        metrics::counter!(
+                            "kitsuki_mail_sent_total",
+                            mail_labels(template, &params.pickup_branch)
+                        )
+                        .increment(1);
                         tracing::info!("mail sent");
                     } else {
                         tracing::warn!("mail sent, but the delivery was settled meanwhile");
@@ -704,7 +708,11 @@ impl Notifier {
         failure: SendFailure,
         settled: &str,
     ) {
-        metrics::counter!("kitsuki_mail_failed_total", "template" => template.name()).increment(1);
+        // The pickup branch of a hold mail, from the parameters the row keeps.
+        let pickup = serde_json::from_str::<Params>(settled)
+            .map(|p| p.pickup_branch)
+            .unwrap_or_default();
+        metrics::counter!("kitsuki_mail_failed_total", mail_labels(template, &pickup)).increment(1);
         match self
             .inner
             .config
@@ -780,5 +788,42 @@ impl Notifier {
         store::pending_count(&self.inner.db.pool)
             .await
             .map_err(|e| internal("counting deliveries", e))
+    }
+}
+
+/// The labels of a mail's counters: its template, and for a hold mail its pickup branch
+/// (the branch dashboard's mails sent and failed; account mails have no branch).
+fn mail_labels(template: Template, pickup_branch: &str) -> Vec<metrics::Label> {
+    let mut labels = vec![metrics::Label::from_static_parts(
+        "template",
+        template.name(),
+    )];
+    if template.is_hold()
+        && let Ok(b) = Branch::parse(pickup_branch)
+    {
+        labels.push(metrics::Label::from_static_parts("branch", b.code()));
+    }
+    labels
+}
+
+/// Every mail counter at 0, so that dashboards show 0 rather than "no data" before the
+/// first mail (and the metric names exist for tests/metrics_exported.rs).
+fn register_mail_counters() {
+    for template in Template::ALL {
+        let branches: Vec<&str> = if template.is_hold() {
+            Branch::ALL.iter().map(|b| b.code()).collect()
+        } else {
+            vec![""]
+        };
+        for branch in branches {
+            metrics::counter!("kitsuki_mail_sent_total", mail_labels(template, branch))
+                .increment(0);
+            metrics::counter!("kitsuki_mail_failed_total", mail_labels(template, branch))
+                .increment(0);
+        }
+        metrics::counter!("kitsuki_mail_given_up_total", "template" => template.name())
+            .increment(0);
+        metrics::counter!("kitsuki_mail_no_address_total", "template" => template.name())
+            .increment(0);
     }
 }

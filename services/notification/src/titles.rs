@@ -9,10 +9,11 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use kitsuki_platform::grpc_trace::TracedChannel;
 use kitsuki_proto::ServiceError;
 use kitsuki_proto::catalog as pb;
 use kitsuki_proto::catalog::catalog_service_client::CatalogServiceClient;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 
 /// A title as a mail names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,22 +50,23 @@ impl TitleDirectory for NoTitles {
 /// [`TitleDirectory`] over the catalog's gRPC `GetTitle`.
 #[derive(Debug, Clone)]
 pub struct GrpcTitles {
-    client: CatalogServiceClient<Channel>,
+    client: CatalogServiceClient<TracedChannel>,
 }
 
 impl GrpcTitles {
-    pub fn new(client: CatalogServiceClient<Channel>) -> GrpcTitles {
+    pub fn new(client: CatalogServiceClient<TracedChannel>) -> GrpcTitles {
         GrpcTitles { client }
     }
 
     /// A client of the catalog at `url` (`http://host:port`) that connects on first use,
     /// so that the notification service can start before the catalog.
     pub fn connect_lazy(url: &str) -> anyhow::Result<GrpcTitles> {
-        let channel = Endpoint::from_shared(url.to_string())
+        let channel: TracedChannel = Endpoint::from_shared(url.to_string())
             .map_err(|e| anyhow::anyhow!("bad catalog service URL {url}: {e}"))?
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(15))
-            .connect_lazy();
+            .connect_lazy()
+            .into();
         Ok(GrpcTitles::new(CatalogServiceClient::new(channel)))
     }
 }

@@ -28,6 +28,10 @@ pub struct BusArgs {
     /// Subject namespace (and stream name) of this deployment.
     #[arg(long, env = "KITSUKI_BUS_PREFIX", default_value = "library")]
     pub bus_prefix: String,
+    /// Servers of a JetStream cluster that keep the event stream (1, 3 or 5): 3 on the
+    /// prod overlay's three-node cluster, so the stream survives the loss of a node.
+    #[arg(long, env = "KITSUKI_STREAM_REPLICAS", default_value_t = 1)]
+    pub stream_replicas: usize,
 }
 
 /// Options of every process.

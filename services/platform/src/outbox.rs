@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use sqlx::AnyConnection;
 use tokio::sync::Notify;
+use tracing::Instrument;
 
 use crate::bus::{BusError, Event, SharedBus};
 use crate::db::{Backend, Db};
@@ -26,6 +27,10 @@ use crate::db::{Backend, Db};
 /// Rows read and published per round; on PostgreSQL also the rows whose marks commit
 /// together (a crash republishes at most this many, which the bus de-duplicates).
 const BATCH: usize = 100;
+
+/// How long a stopping relay may take to finish its round (within the process's
+/// [`crate::server::SHUTDOWN_BUDGET`]).
+const LAST_ROUND: Duration = Duration::from_secs(5);
 
 /// Advisory lock keys (PostgreSQL): any constants, fixed for all kitsuki processes.
 const TABLES_LOCK: i64 = 0x6b69_7473_756b_6901;
@@ -155,7 +160,9 @@ type Row = (i64, String, String, Vec<u8>, String);
 /// Publishes every committed, unpublished row in `seq` order, marking each after the bus
 /// stored it; returns how many it published. Returns 0 at once when another relay on the
 /// same PostgreSQL database is at work. On an error the rows published so far stay marked.
-#[tracing::instrument(skip_all)]
+// Debug level: a round runs every half second, and a span per empty round would bury the
+// traces; each published event gets its own span in its own trace instead.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn publish_pending_once(db: &Db, bus: &SharedBus) -> Result<usize, RelayError> {
     let mut total = 0;
     loop {
@@ -216,10 +223,19 @@ async fn publish_batch(
             payload,
             headers,
         };
-        let outcome = bus.publish(&event).await.map_err(|source| {
-            metrics::counter!("kitsuki_outbox_publish_failures_total").increment(1);
-            RelayError::Bus { seq, source }
-        })?;
+        // The relay's hop joins the trace of the request that wrote the event; the
+        // headers themselves go out as stored, so consumers continue that request too.
+        let span =
+            tracing::info_span!("outbox.publish", event_id = %event.id, subject = %event.subject);
+        crate::events::set_parent_from_headers(&span, &event.headers);
+        let outcome = bus
+            .publish(&event)
+            .instrument(span)
+            .await
+            .map_err(|source| {
+                metrics::counter!("kitsuki_outbox_publish_failures_total").increment(1);
+                RelayError::Bus { seq, source }
+            })?;
         if outcome.duplicate {
             // Published before, its mark lost to a crash: the bus kept one copy.
             metrics::counter!("kitsuki_outbox_duplicates_total").increment(1);
@@ -280,17 +296,26 @@ impl Relay {
         self
     }
 
-    /// Runs until `shutdown` completes. Stopping mid-round is safe: unmarked rows are
-    /// published again by the next run.
+    /// Runs until `shutdown` completes, then publishes what is committed by then: a round
+    /// in progress is finished and an idle relay makes one last round, each within
+    /// [`LAST_ROUND`]. Stopping mid-round would be safe (unmarked rows are published again
+    /// by the next run, which the bus de-duplicates), but it leaves events waiting until a
+    /// relay runs again on this database, and republishing leans on the bus's duplicate
+    /// window; the process waits for this task ([`crate::shutdown::Shutdown::track`]).
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         let first_backoff = Duration::from_millis(200);
         let mut backoff = first_backoff;
         loop {
+            let round = publish_pending_once(&self.db, &self.bus);
+            tokio::pin!(round);
             let round = tokio::select! {
                 biased;
-                _ = &mut shutdown => return,
-                round = publish_pending_once(&self.db, &self.bus) => round,
+                round = &mut round => round,
+                _ = &mut shutdown => {
+                    self.last_round(round).await;
+                    return;
+                }
             };
             match round {
                 Ok(n) => {
@@ -300,7 +325,10 @@ impl Relay {
                     backoff = first_backoff;
                     tokio::select! {
                         biased;
-                        _ = &mut shutdown => return,
+                        _ = &mut shutdown => {
+                            self.last_round(publish_pending_once(&self.db, &self.bus)).await;
+                            return;
+                        }
                         _ = self.wake.notified() => {}
                         _ = tokio::time::sleep(self.poll_every) => {}
                     }
@@ -309,12 +337,27 @@ impl Relay {
                     tracing::warn!(error = %err, source = ?std::error::Error::source(&err), retry_in_ms = backoff.as_millis() as u64, "outbox relay failed");
                     tokio::select! {
                         biased;
+                        // The bus or the database is failing: no last round.
                         _ = &mut shutdown => return,
                         _ = tokio::time::sleep(backoff) => {}
                     }
                     backoff = (backoff * 2).min(self.max_backoff);
                 }
             }
+        }
+    }
+
+    /// Lets the round of a stopping relay finish, within [`LAST_ROUND`].
+    async fn last_round(&self, round: impl Future<Output = Result<usize, RelayError>>) {
+        match tokio::time::timeout(LAST_ROUND, round).await {
+            Ok(Ok(n)) if n > 0 => tracing::debug!(published = n, "outbox relayed at shutdown"),
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "the outbox relay's last round failed; the rest goes out at the next start")
+            }
+            Err(_) => tracing::warn!(
+                "the outbox relay's last round timed out; the rest goes out at the next start"
+            ),
         }
     }
 }

@@ -17,11 +17,14 @@ use tokio::net::TcpListener;
 use crate::db::Db;
 use crate::shutdown::Shutdown;
 
-/// What `/readyz` checks: the process has finished starting, and its database answers.
+/// What `/readyz` checks: the process has finished starting, is not shutting down, and its
+/// database answers.
 #[derive(Clone, Debug, Default)]
 pub struct Readiness {
     started: Arc<AtomicBool>,
     dbs: Vec<Db>,
+    /// Set by [`serve`]: once it is triggered the process drains and is not ready.
+    stopping: Option<Shutdown>,
 }
 
 impl Readiness {
@@ -38,8 +41,16 @@ impl Readiness {
         self.started.store(true, Ordering::SeqCst);
     }
 
+    /// Not ready from the moment `shutdown` is triggered, while in-flight requests drain.
+    pub fn until(mut self, shutdown: Shutdown) -> Self {
+        self.stopping = Some(shutdown);
+        self
+    }
+
     pub async fn is_ready(&self) -> bool {
-        if !self.started.load(Ordering::SeqCst) {
+        if !self.started.load(Ordering::SeqCst)
+            || self.stopping.as_ref().is_some_and(Shutdown::is_triggered)
+        {
             return false;
         }
         for db in &self.dbs {
@@ -78,7 +89,19 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<(TcpListener, SocketAddr)>
     Ok((listener, local))
 }
 
-/// Serves `app` merged with the ops routes until `shutdown`, then drains in-flight requests.
+/// How long a process may take to stop, from the signal on: the in-flight requests drain,
+/// then the background tasks of [`Shutdown::track`] end their step. Kubernetes kills the
+/// process `terminationGracePeriodSeconds` (30 s in k8s/base) after the preStop hook began,
+/// and the hook sleeps 5 s: 20 s keeps clear of that.
+pub const SHUTDOWN_BUDGET: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Serves `app` merged with the ops routes until `shutdown`, then drains in-flight requests
+/// and waits for the tracked background tasks, all within [`SHUTDOWN_BUDGET`].
+///
+/// On the signal the listener closes at once (a new connection is refused, which a load
+/// balancer or a kubelet probe takes as not ready), and a `/readyz` still being answered
+/// says 503; requests already received are answered, and HTTP/2 clients (the gateway's
+/// channels) get GOAWAY, so they send the next call to a new connection instead.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
@@ -86,18 +109,66 @@ pub async fn serve(
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let app = app
-        .merge(ops_router(readiness))
-        .layer(axum::middleware::from_fn(crate::metrics_layer::track));
+        .merge(ops_router(readiness.until(shutdown.clone())))
+        .layer(axum::middleware::from_fn(crate::metrics_layer::track))
+        // Outermost, so the server span covers the whole request and continues the
+        // caller's trace (traceparent in the headers).
+        .layer(axum::middleware::from_fn(crate::grpc_trace::server_span));
     // Without TCP_NODELAY a gRPC answer's last frame (the trailers) waits for the peer's
     // delayed ACK: about 40 ms on every call.
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(
+    let stop = shutdown.clone();
+    let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(async move { shutdown.wait().await })
-    .await?;
+    .with_graceful_shutdown(async move { stop.wait().await })
+    .into_future();
+    let mut server = std::pin::pin!(server);
+    let signalled = tokio::select! {
+        biased;
+        _ = shutdown.wait() => true,
+        served = &mut server => {
+            served?;
+            false
+        }
+    };
+    if !signalled {
+        // The server ended by itself: the process ends, so its background tasks stop too.
+        shutdown.trigger();
+    }
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_BUDGET;
+    // A request that outlasts the budget is cut, rather than the process (with its
+    // background tasks) being killed mid-way by the orchestrator.
+    if signalled {
+        match tokio::time::timeout_at(deadline, &mut server).await {
+            Ok(served) => served?,
+            Err(_) => tracing::warn!("requests still in flight at the end of the shutdown budget"),
+        }
+    }
+    // `main` returns right after this, and the runtime drops whatever still runs there
+    // (a relay's round, a mail being sent): the tracked tasks get the rest of the budget.
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    shutdown
+        .finish(left.max(std::time::Duration::from_secs(1)))
+        .await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn not_ready_from_the_shutdown_signal_on() {
+        let shutdown = Shutdown::new();
+        let readiness = Readiness::new().until(shutdown.clone());
+        assert!(!readiness.is_ready().await, "not started yet");
+        readiness.set_ready();
+        assert!(readiness.is_ready().await);
+        shutdown.trigger();
+        assert!(!readiness.is_ready().await, "draining");
+    }
 }

@@ -8,6 +8,8 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -17,7 +19,7 @@ static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();
 /// by every service of an all-in-one run).
 pub fn prometheus() -> &'static PrometheusHandle {
     PROMETHEUS.get_or_init(|| {
-        let recorder = PrometheusBuilder::new().build_recorder();
+        let recorder = crate::metrics_layer::configure(PrometheusBuilder::new()).build_recorder();
         let handle = recorder.handle();
         // Fails only if another recorder is installed (a test process): then metrics go
         // there and this handle renders an empty page, which is harmless.
@@ -62,12 +64,15 @@ pub fn init(service: &str, branch: Option<&str>) -> TelemetryGuard {
     } else {
         None
     };
-    let otel = provider
-        .as_ref()
-        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("kitsuki")));
+    // Each layer has its own filter: `KITSUKI_LOG=warn` quiets the logs but must not
+    // drop the info-level spans that make up the traces.
+    let otel = provider.as_ref().map(|p| {
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer("kitsuki"))
+            .with_filter(LevelFilter::INFO)
+    });
     let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt)
+        .with(fmt.with_filter(filter))
         .with(otel)
         .try_init();
     if let Some(p) = &provider {

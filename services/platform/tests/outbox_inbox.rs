@@ -202,6 +202,27 @@ async fn relay_loop_publishes_when_woken_and_stops_on_shutdown(db: Db) {
         .expect("no panic");
 }
 
+/// A relay told to stop still publishes what was committed before: it finishes the round
+/// it is in, or makes one last round, so that a process stopped by SIGTERM leaves no event
+/// waiting in its outbox for the next start.
+async fn relay_stopping_publishes_what_is_committed(db: Db) {
+    let bus: SharedBus = Arc::new(MemoryBus::new());
+    let mut sub = subscribe(&bus).await;
+    let events: Vec<Event> = (0..5).map(event).collect();
+    commit(&db, &events).await;
+    // Told to stop before it starts: the signal comes while its first round is under way.
+    tokio::time::timeout(
+        DEADLINE,
+        outbox::Relay::new(db.clone(), bus.clone(), Arc::new(Notify::new())).run(async {}),
+    )
+    .await
+    .expect("the relay stops");
+    assert_eq!(outbox::pending_count(&db).await.expect("count"), 0);
+    for e in &events {
+        assert_eq!(&next(&mut sub).await.event, e);
+    }
+}
+
 async fn enqueue_refuses_an_event_the_bus_would_refuse(db: Db) {
     let bad = Event::new("catalog.item.created", Vec::new()).with_header("Nats-Msg-Id", "mine");
     let mut tx = db.pool.begin().await.expect("begin");
@@ -309,6 +330,7 @@ on_both_databases!(
     committed_events_reach_memory_bus_once_in_order,
     committed_events_reach_nats_once_in_order,
     relay_loop_publishes_when_woken_and_stops_on_shutdown,
+    relay_stopping_publishes_what_is_committed,
     enqueue_refuses_an_event_the_bus_would_refuse,
     inbox_first_time_is_true_once_per_consumer,
     published_rows_can_be_purged,

@@ -418,7 +418,7 @@ impl Change {
         let subject = format!("circulation.{}.hold.{kind}", self.branch.code());
         self.enqueue(events::build(subject, id.clone(), &self.at.clone(), &msg))
             .await?;
-        metrics::counter!("kitsuki_circulation_hold_events_total", "kind" => kind.to_string())
+        metrics::counter!("kitsuki_circulation_hold_events_total", "branch" => self.branch.code(), "kind" => kind.to_string())
             .increment(1);
         Ok(id)
     }

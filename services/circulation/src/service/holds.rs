@@ -130,6 +130,8 @@ impl Circulation {
         let queue = self.queue(&mut ch, &req.title).await?;
         let view = super::views::hold_view(&row, queue.position(&row.hold.id));
         self.commit(ch).await?;
+        metrics::counter!("kitsuki_circulation_holds_placed_total", "branch" => req.pickup.code())
+            .increment(1);
         Ok(view)
     }
 

@@ -9,6 +9,7 @@
 //! - [`consume`]: the item projection and the ready mail's `MailSent`, and the loops that run
 //!   in the background.
 //! - [`views`]: what the patron and the desk lists see (H6, L2, S1).
+//! - [`gauges`]: this branch's metrics for the dashboards and alerts, counted every 15 s.
 //!
 //! The three instances share one database: each may change any hold or item (a patron on the
 //! web may be served by any of them), and every change of a title's queue or items takes that
@@ -17,6 +18,7 @@
 mod change;
 mod consume;
 mod desk;
+mod gauges;
 mod holds;
 mod views;
 
@@ -36,6 +38,7 @@ use crate::domain::holdability::HoldOrigin;
 use crate::patrons::{PatronFacts, PatronRecord};
 
 pub use consume::Recorded;
+pub use gauges::{BranchGauges, GAUGES_EVERY};
 
 static MIGRATIONS_PG: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 static MIGRATIONS_SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -145,8 +148,8 @@ impl Circulation {
 
     /// Starts what the instance runs in the background until `shutdown`: the outbox relay
     /// (woken by every commit), the consumer of catalog items (the projection), the consumer
-    /// of sent mails (H8, H9), and this branch's expiry job every
-    /// [`CirculationConfig::expiry_every`] (H9).
+    /// of sent mails (H8, H9), this branch's expiry job every
+    /// [`CirculationConfig::expiry_every`] (H9), and its metrics' gauges (`gauges`).
     pub fn spawn(&self, bus: SharedBus, shutdown: &Shutdown) -> Vec<JoinHandle<()>> {
         let stop = |s: &Shutdown| {
             let s = s.clone();
@@ -161,11 +164,14 @@ impl Circulation {
             stop(shutdown),
             stop(shutdown),
         );
+        gauges::register_counters(self.inner.branch);
+        let (gauges, g_stop) = (self.clone(), stop(shutdown));
         vec![
             tokio::spawn(relay.run(r_stop)),
             tokio::spawn(async move { items.run_item_consumer(items_bus, i_stop).await }),
             tokio::spawn(async move { mails.run_mail_consumer(mails_bus, m_stop).await }),
             tokio::spawn(async move { jobs.run_expiry_job(j_stop).await }),
+            tokio::spawn(async move { gauges.run_gauge_job(g_stop).await }),
         ]
     }
 

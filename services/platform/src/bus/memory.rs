@@ -15,6 +15,11 @@
 //!
 //! Consumers are woken by a [`Notify`] when something changes for them (a publish, a nack,
 //! a dropped subscription) and by a timer only for the earliest `ack_wait` that runs out.
+//!
+//! A per-process consumer ([`ConsumerSpec::per_process`]) lives in memory only: it starts
+//! after the last event of the log, never touches the journal (nor holds back its trimming:
+//! it is the state of this one process), and goes with `remove_consumer` or the bus. One
+//! process has no peers to leave it behind for, so there is no inactivity timer.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
@@ -98,6 +103,8 @@ struct Consumer {
     acked_ahead: BTreeSet<u64>,
     /// The floor the journal holds for this consumer (a journaled bus only).
     saved_floor: u64,
+    /// A consumer of this process only: kept out of the journal.
+    per_process: bool,
 }
 
 struct InFlight {
@@ -291,6 +298,15 @@ impl Shared {
             self.ack_in_memory(&durable, seq);
             return Ok(());
         };
+        let per_process = self
+            .lock()
+            .consumers
+            .get(&durable)
+            .is_some_and(|c| c.per_process);
+        if per_process {
+            self.ack_in_memory(&durable, seq);
+            return Ok(());
+        }
         let _turn = journal.turn.lock().await;
         let floor = {
             let state = self.lock();
@@ -331,7 +347,13 @@ impl Shared {
             return Ok(());
         };
         let _turn = journal.turn.lock().await;
-        let Some(floor) = self.lock().consumers.get(&durable).map(Consumer::floor) else {
+        let Some(floor) = self
+            .lock()
+            .consumers
+            .get(&durable)
+            .filter(|c| !c.per_process)
+            .map(Consumer::floor)
+        else {
             return Ok(());
         };
         journal.file.settle(&durable, floor, &seqs).await?;
@@ -376,7 +398,7 @@ impl Shared {
             .lock()
             .consumers
             .iter()
-            .filter(|(_, c)| c.floor() > c.saved_floor)
+            .filter(|(_, c)| !c.per_process && c.floor() > c.saved_floor)
             .map(|(name, c)| (name.clone(), c.floor()))
             .collect();
         journal.file.raise_floors(&floors).await?;
@@ -421,7 +443,7 @@ impl EventBus for MemoryBus {
     async fn subscribe(&self, spec: &ConsumerSpec) -> Result<Box<dyn Subscription>, BusError> {
         spec.validate()?;
         let durable = sanitise_name(&spec.durable);
-        if self.shared.journal.is_some() {
+        if self.shared.journal.is_some() && !spec.is_per_process() {
             detached(
                 self.shared
                     .clone()
@@ -440,6 +462,51 @@ impl EventBus for MemoryBus {
                 .fetch_add(1, Ordering::Relaxed),
         }))
     }
+
+    async fn remove_consumer(&self, spec: &ConsumerSpec) -> Result<(), BusError> {
+        if !spec.is_per_process() {
+            return Err(BusError::Invalid(format!(
+                "{} is a shared consumer; only a per-process one is removed",
+                spec.durable
+            )));
+        }
+        let durable = sanitise_name(&spec.durable);
+        let removed = {
+            let mut state = self.shared.lock();
+            let per_process = state.consumers.get(&durable).is_some_and(|c| c.per_process);
+            per_process && state.consumers.remove(&durable).is_some()
+        };
+        if removed {
+            // Its subscriptions end (`Step::End`).
+            self.shared.changed.notify_waiters();
+        }
+        Ok(())
+    }
+
+    /// Counted in memory: deliveries out or given back, and the events of the consumer's
+    /// filter it has not looked at yet (only those past its position are scanned).
+    async fn pending(&self, spec: &ConsumerSpec) -> Result<Option<u64>, BusError> {
+        Ok(self.shared.lock().pending(&sanitise_name(&spec.durable)))
+    }
+}
+
+impl State {
+    /// See [`EventBus::pending`].
+    fn pending(&self, durable: &str) -> Option<u64> {
+        let c = self.consumers.get(durable)?;
+        let first = c.next_new.max(self.trimmed + 1);
+        let skip = usize::try_from(first - self.trimmed - 1).unwrap_or(usize::MAX);
+        let unseen = self
+            .log
+            .iter()
+            .skip(skip)
+            .zip(first..)
+            .filter(|(event, seq)| {
+                !c.acked_ahead.contains(seq) && subject_matches(&c.filter, &event.subject)
+            })
+            .count();
+        Some((c.in_flight.len() + c.returned.len() + unseen) as u64)
+    }
 }
 
 /// What a subscription should do next.
@@ -450,7 +517,7 @@ enum Step {
     GaveUp(Vec<u64>),
     /// Nothing to deliver; wait for a change, or until this instant when an ack_wait ends.
     Wait(Option<Instant>),
-    /// The consumer is gone (cannot happen while consumers are never deleted).
+    /// The consumer is gone (a per-process one, removed).
     End,
 }
 
@@ -461,6 +528,25 @@ impl State {
     }
 
     fn configure(&mut self, durable: &str, spec: &ConsumerSpec) {
+        if spec.is_per_process() && !self.consumers.contains_key(durable) {
+            // Only what is published from now on, like `DeliverPolicy::New`.
+            let next_new = self.next_seq();
+            self.consumers.insert(
+                durable.to_string(),
+                Consumer {
+                    filter: spec.filter.clone(),
+                    ack_wait: spec.ack_wait,
+                    max_deliver: spec.max_deliver,
+                    next_new,
+                    in_flight: BTreeMap::new(),
+                    returned: BTreeMap::new(),
+                    acked_ahead: BTreeSet::new(),
+                    saved_floor: next_new - 1,
+                    per_process: true,
+                },
+            );
+            return;
+        }
         match self.consumers.get_mut(durable) {
             // Settings may change between runs, as JetStream allows; the position stays.
             Some(existing) => {
@@ -486,6 +572,7 @@ impl State {
                         returned: BTreeMap::new(),
                         acked_ahead: position.acked,
                         saved_floor: position.floor,
+                        per_process: false,
                     },
                 );
             }
@@ -737,6 +824,7 @@ mod tests {
             returned: BTreeMap::new(),
             acked_ahead: BTreeSet::new(),
             saved_floor: 0,
+            per_process: false,
         }
     }
 

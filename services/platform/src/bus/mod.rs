@@ -137,6 +137,10 @@ pub struct ConsumerSpec {
     pub ack_wait: Duration,
     /// After this many deliveries an unacknowledged event is given up; `None` never.
     pub max_deliver: Option<i64>,
+    /// `None`: a consumer shared by every process that uses its name, kept until deleted,
+    /// starting at the oldest event kept. `Some(t)`: a consumer of one process (see
+    /// [`ConsumerSpec::per_process`]).
+    pub inactive_threshold: Option<Duration>,
 }
 
 impl ConsumerSpec {
@@ -147,7 +151,34 @@ impl ConsumerSpec {
             filter: filter.into(),
             ack_wait: Duration::from_secs(30),
             max_deliver: None,
+            inactive_threshold: None,
         }
+    }
+
+    /// A consumer of one process, for state every process keeps for itself (a catalog
+    /// replica's search index): give it a name no other process uses. It receives only the
+    /// events published after it was first subscribed (the process rebuilds its state from
+    /// its database at start, after subscribing), and it is not kept for later: the bus
+    /// forgets it once no subscription has asked for events for `inactive_threshold`
+    /// (NATS `inactive_threshold`; a crashed process leaves nothing behind), or at once
+    /// through [`EventBus::remove_consumer`] at a clean stop. While the process lives, a
+    /// new `subscribe` goes on after the last event it acknowledged, even if the server
+    /// had dropped the consumer meanwhile (a long outage): nothing between is skipped.
+    /// The journal of a [`MemoryBus`] does not keep it.
+    pub fn per_process(
+        name: impl Into<String>,
+        filter: impl Into<String>,
+        inactive_threshold: Duration,
+    ) -> ConsumerSpec {
+        ConsumerSpec {
+            inactive_threshold: Some(inactive_threshold),
+            ..ConsumerSpec::new(name, filter)
+        }
+    }
+
+    /// Whether this is a consumer of one process ([`ConsumerSpec::per_process`]).
+    pub fn is_per_process(&self) -> bool {
+        self.inactive_threshold.is_some()
     }
 
     pub(crate) fn validate(&self) -> Result<(), BusError> {
@@ -160,6 +191,14 @@ impl ConsumerSpec {
         }
         if matches!(self.max_deliver, Some(n) if n < 1) {
             return Err(BusError::Invalid("max_deliver must be at least 1".into()));
+        }
+        if self
+            .inactive_threshold
+            .is_some_and(|t| t < Duration::from_secs(1))
+        {
+            return Err(BusError::Invalid(
+                "inactive_threshold must be at least a second".into(),
+            ));
         }
         Ok(())
     }
@@ -200,6 +239,28 @@ pub trait EventBus: Send + Sync + fmt::Debug {
 
     /// Creates the durable consumer or binds to it again, and starts receiving.
     async fn subscribe(&self, spec: &ConsumerSpec) -> Result<Box<dyn Subscription>, BusError>;
+
+    /// Deletes a consumer of one process ([`ConsumerSpec::per_process`]) when that process
+    /// stops cleanly, so that it does not wait for its inactivity threshold. A consumer
+    /// already gone is no error. Shared consumers are refused: their position is everyone's.
+    async fn remove_consumer(&self, spec: &ConsumerSpec) -> Result<(), BusError> {
+        if !spec.is_per_process() {
+            return Err(BusError::Invalid(format!(
+                "{} is a shared consumer; only a per-process one is removed",
+                spec.durable
+            )));
+        }
+        Ok(())
+    }
+
+    /// The lag of the durable consumer of `spec`: how many events of its filter it has not
+    /// acknowledged yet (not delivered, or delivered and still out). `None` when the bus
+    /// cannot tell, or the consumer does not exist (yet). For the consumer-lag gauge of
+    /// [`crate::consumer::run`]; nothing else depends on it.
+    async fn pending(&self, spec: &ConsumerSpec) -> Result<Option<u64>, BusError> {
+        let _ = spec;
+        Ok(None)
+    }
 }
 
 pub type SharedBus = Arc<dyn EventBus>;

@@ -2,9 +2,13 @@
 //! subject under `<prefix>.>` on file storage; the event id travels as `Nats-Msg-Id`, so
 //! the server stores an id once within its duplicate window. Consumers are durable pull
 //! consumers with explicit acknowledgement and one filter subject (the server of this
-//! machine kind is 2.9, which has no multi-filter consumers).
+//! machine kind is 2.9, which has no multi-filter consumers). A per-process consumer
+//! ([`ConsumerSpec::per_process`]) is a durable one with an `inactive_threshold`, so the
+//! server deletes it once its process is gone.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
@@ -31,7 +35,7 @@ const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 const PULL_BATCH: usize = 16;
 
 /// How long `connect` keeps trying before giving up on a server that is not up yet.
-const CONNECT_PATIENCE: Duration = Duration::from_secs(30);
+pub const CONNECT_PATIENCE: Duration = Duration::from_secs(30);
 
 /// The event bus on a NATS server with JetStream.
 #[derive(Clone)]
@@ -40,7 +44,14 @@ pub struct NatsBus {
     js: jetstream::Context,
     prefix: String,
     stream: String,
+    /// Per-process consumers of this process: the last stream sequence each one has
+    /// acknowledged (or started after), to go on from there should the server have dropped
+    /// the consumer meanwhile.
+    resume: Resume,
 }
+
+/// Stream sequences by consumer name, shared with the ackers.
+type Resume = Arc<Mutex<HashMap<String, u64>>>;
 
 impl fmt::Debug for NatsBus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -71,13 +82,31 @@ impl NatsBus {
         prefix: &str,
         patience: Duration,
     ) -> Result<NatsBus, BusError> {
+        NatsBus::connect_replicated(url, prefix, 1, patience).await
+    }
+
+    /// As [`NatsBus::connect_within`], with the stream stored on `replicas` servers of a
+    /// JetStream cluster (1, 3 or 5; a single server takes only 1). An existing stream is
+    /// updated to that number, so raising it in a deployment's settings replicates the
+    /// stream at the next start.
+    pub async fn connect_replicated(
+        url: &str,
+        prefix: &str,
+        replicas: usize,
+        patience: Duration,
+    ) -> Result<NatsBus, BusError> {
+        if !(1..=5).contains(&replicas) {
+            return Err(BusError::Invalid(format!(
+                "{replicas} stream replicas: JetStream takes 1 to 5"
+            )));
+        }
         validate_subject(prefix)
             .map_err(|_| BusError::Invalid(format!("{prefix:?} is not a subject prefix")))?;
         let stream = stream_name(prefix);
         let deadline = tokio::time::Instant::now() + patience;
         let mut pause = Duration::from_millis(100);
         loop {
-            match NatsBus::try_connect(url, prefix, &stream).await {
+            match NatsBus::try_connect(url, prefix, &stream, replicas).await {
                 Ok(bus) => return Ok(bus),
                 Err(Attempt::GiveUp(err)) => return Err(err),
                 Err(Attempt::Again(err)) => {
@@ -92,7 +121,12 @@ impl NatsBus {
         }
     }
 
-    async fn try_connect(url: &str, prefix: &str, stream: &str) -> Result<NatsBus, Attempt> {
+    async fn try_connect(
+        url: &str,
+        prefix: &str,
+        stream: &str,
+        replicas: usize,
+    ) -> Result<NatsBus, Attempt> {
         let client = async_nats::ConnectOptions::new()
             .name(format!("kitsuki {prefix}"))
             .connection_timeout(Duration::from_secs(5))
@@ -100,12 +134,13 @@ impl NatsBus {
             .await
             .map_err(|e| Attempt::Again(BusError::unavailable("connecting", e)))?;
         let js = jetstream::new(client.clone());
-        ensure_stream(&js, prefix, stream).await?;
+        ensure_stream(&js, prefix, stream, replicas).await?;
         Ok(NatsBus {
             client,
             js,
             prefix: prefix.to_string(),
             stream: stream.to_string(),
+            resume: Resume::default(),
         })
     }
 
@@ -143,6 +178,82 @@ impl NatsBus {
     fn wire_subject(&self, relative: &str) -> String {
         format!("{}.{relative}", self.prefix)
     }
+
+    /// The consumer of one process ([`ConsumerSpec::per_process`]): bound again while the
+    /// server still has it; else created to start after the last event this process
+    /// acknowledged on it, or, the first time, after the last event in the stream (what
+    /// `DeliverPolicy::New` does, but with a known sequence to go on from later).
+    async fn per_process_consumer(
+        &self,
+        name: &str,
+        spec: &ConsumerSpec,
+        inactive_threshold: Duration,
+    ) -> Result<PullConsumer, BusError> {
+        match self
+            .js
+            .get_consumer_from_stream::<pull::Config, _, _>(name, &self.stream)
+            .await
+        {
+            Ok(consumer) => return Ok(consumer),
+            Err(e) if is_consumer_not_found(&e) => {}
+            Err(e) => return Err(BusError::unavailable("looking up the consumer", e)),
+        }
+        let known = self.resume_lock().get(name).copied();
+        let after = match known {
+            Some(seq) => seq,
+            None => {
+                let stream = self
+                    .js
+                    .get_stream(&self.stream)
+                    .await
+                    .map_err(|e| BusError::unavailable("looking up the stream", e))?;
+                stream.cached_info().state.last_sequence
+            }
+        };
+        let config = pull::Config {
+            durable_name: Some(name.to_string()),
+            deliver_policy: DeliverPolicy::ByStartSequence {
+                start_sequence: after + 1,
+            },
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: spec.ack_wait,
+            max_deliver: spec.max_deliver.unwrap_or(-1),
+            filter_subject: self.wire_subject(&spec.filter),
+            inactive_threshold,
+            ..Default::default()
+        };
+        let consumer = self
+            .js
+            .create_consumer_on_stream(config, &self.stream)
+            .await
+            .map_err(|e| consumer_error(spec, e))?;
+        self.resume_lock().entry(name.to_string()).or_insert(after);
+        Ok(consumer)
+    }
+
+    fn resume_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+        // Only plain inserts happen under the lock: a poisoned map is still whole.
+        self.resume.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn consumer_name(&self, spec: &ConsumerSpec) -> String {
+        sanitise_name(&format!("{}_{}", self.stream, spec.durable))
+    }
+}
+
+fn is_consumer_not_found(e: &jetstream::stream::ConsumerError) -> bool {
+    matches!(e.kind(), jetstream::stream::ConsumerErrorKind::JetStream(err)
+        if err.error_code() == ErrorCode::CONSUMER_NOT_FOUND)
+}
+
+fn consumer_error(spec: &ConsumerSpec, e: jetstream::stream::ConsumerError) -> BusError {
+    match e.kind() {
+        jetstream::stream::ConsumerErrorKind::JetStream(err) => BusError::Conflict(format!(
+            "the server refused consumer {}: {err}",
+            spec.durable
+        )),
+        _ => BusError::unavailable("creating the consumer", e),
+    }
 }
 
 /// `test-1a2b.library` → `TEST-1A2B_LIBRARY_EVENTS`.
@@ -156,7 +267,12 @@ fn stream_name(prefix: &str) -> String {
 /// Creates the stream, or updates its settings when it exists. A stream of that name over
 /// other subjects belongs to someone else (two prefixes that differ only in case or in `.`
 /// versus `_`): updating it would take their subjects away, so this refuses instead.
-async fn ensure_stream(js: &jetstream::Context, prefix: &str, name: &str) -> Result<(), Attempt> {
+async fn ensure_stream(
+    js: &jetstream::Context,
+    prefix: &str,
+    name: &str,
+    replicas: usize,
+) -> Result<(), Attempt> {
     let subjects = vec![format!("{prefix}.>")];
     let config = stream::Config {
         name: name.to_string(),
@@ -164,6 +280,7 @@ async fn ensure_stream(js: &jetstream::Context, prefix: &str, name: &str) -> Res
         storage: stream::StorageType::File,
         retention: stream::RetentionPolicy::Limits,
         duplicate_window: DUPLICATE_WINDOW,
+        num_replicas: replicas,
         ..Default::default()
     };
     match js.get_stream(name).await {
@@ -258,7 +375,22 @@ impl EventBus for NatsBus {
     #[tracing::instrument(skip(self, spec), fields(durable = %spec.durable, filter = %spec.filter))]
     async fn subscribe(&self, spec: &ConsumerSpec) -> Result<Box<dyn Subscription>, BusError> {
         spec.validate()?;
-        let name = sanitise_name(&format!("{}_{}", self.stream, spec.durable));
+        let name = self.consumer_name(spec);
+        if let Some(threshold) = spec.inactive_threshold {
+            let consumer = self.per_process_consumer(&name, spec, threshold).await?;
+            let messages = consumer
+                .stream()
+                .max_messages_per_batch(PULL_BATCH)
+                .heartbeat(Duration::from_secs(5))
+                .messages()
+                .await
+                .map_err(|e| BusError::unavailable("starting to pull", e))?;
+            return Ok(Box::new(NatsSubscription {
+                messages,
+                strip: format!("{}.", self.prefix),
+                resume: Some((self.resume.clone(), name)),
+            }));
+        }
         let config = pull::Config {
             durable_name: Some(name),
             deliver_policy: DeliverPolicy::All,
@@ -288,7 +420,49 @@ impl EventBus for NatsBus {
         Ok(Box::new(NatsSubscription {
             messages,
             strip: format!("{}.", self.prefix),
+            resume: None,
         }))
+    }
+
+    async fn remove_consumer(&self, spec: &ConsumerSpec) -> Result<(), BusError> {
+        if !spec.is_per_process() {
+            return Err(BusError::Invalid(format!(
+                "{} is a shared consumer; only a per-process one is removed",
+                spec.durable
+            )));
+        }
+        let name = self.consumer_name(spec);
+        self.resume_lock().remove(&name);
+        match self
+            .js
+            .delete_consumer_from_stream(&name, &self.stream)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_consumer_not_found(&e) => Ok(()),
+            Err(e) => Err(BusError::unavailable("deleting the consumer", e)),
+        }
+    }
+
+    /// From the consumer's info: `num_pending` (not delivered yet) and `num_ack_pending`
+    /// (delivered, not acknowledged). One request to the server.
+    async fn pending(&self, spec: &ConsumerSpec) -> Result<Option<u64>, BusError> {
+        let name = sanitise_name(&format!("{}_{}", self.stream, spec.durable));
+        let stream = self
+            .js
+            .get_stream_no_info(&self.stream)
+            .await
+            .map_err(|e| BusError::unavailable("looking up the stream", e))?;
+        match stream.consumer_info(&name).await {
+            Ok(info) => Ok(Some(info.num_pending.saturating_add(
+                u64::try_from(info.num_ack_pending).unwrap_or(u64::MAX),
+            ))),
+            Err(e) => match e.kind() {
+                jetstream::context::ConsumerInfoErrorKind::NotFound
+                | jetstream::context::ConsumerInfoErrorKind::StreamNotFound => Ok(None),
+                _ => Err(BusError::unavailable("reading the consumer's info", e)),
+            },
+        }
     }
 }
 
@@ -302,6 +476,8 @@ fn publish_error(e: jetstream::context::PublishError) -> BusError {
 struct NatsSubscription {
     messages: pull::Stream,
     strip: String,
+    /// For a per-process consumer: where its acknowledged sequences are kept, and its name.
+    resume: Option<(Resume, String)>,
 }
 
 #[async_trait]
@@ -311,8 +487,11 @@ impl Subscription for NatsSubscription {
             Ok(m) => m,
             Err(e) => return Some(Err(BusError::unavailable("receiving", e))),
         };
-        let delivered = match message.info() {
-            Ok(info) => u64::try_from(info.delivered).unwrap_or(1),
+        let (delivered, stream_sequence) = match message.info() {
+            Ok(info) => (
+                u64::try_from(info.delivered).unwrap_or(1),
+                info.stream_sequence,
+            ),
             Err(e) => return Some(Err(BusError::unavailable("reading the delivery info", e))),
         };
         let (message, acker) = message.split();
@@ -348,12 +527,21 @@ impl Subscription for NatsSubscription {
         Some(Ok(Delivery::new(
             event,
             delivered,
-            Box::new(NatsDeliveryAcker(acker)),
+            Box::new(NatsDeliveryAcker(
+                acker,
+                self.resume
+                    .as_ref()
+                    .map(|(map, name)| (map.clone(), name.clone(), stream_sequence)),
+            )),
         )))
     }
 }
 
-struct NatsDeliveryAcker(NatsAcker);
+/// The client's acker, and for a per-process consumer where to note the acknowledged
+/// stream sequence. Events are handled one after the other, so the highest sequence
+/// acknowledged is where to go on from (an event given back comes again at once, before
+/// any later one is acknowledged).
+struct NatsDeliveryAcker(NatsAcker, Option<(Resume, String, u64)>);
 
 #[async_trait]
 impl Acker for NatsDeliveryAcker {
@@ -362,7 +550,15 @@ impl Acker for NatsDeliveryAcker {
         self.0
             .double_ack()
             .await
-            .map_err(|e| BusError::unavailable("acknowledging", e))
+            .map_err(|e| BusError::unavailable("acknowledging", e))?;
+        if let Some((resume, name, seq)) = self.1 {
+            let mut map = resume.lock().unwrap_or_else(|e| e.into_inner());
+            // Only while the process still follows it: a removed consumer stays removed.
+            if let Some(last) = map.get_mut(&name) {
+                *last = (*last).max(seq);
+            }
+        }
+        Ok(())
     }
 
     async fn nack(self: Box<Self>) -> Result<(), BusError> {
