@@ -99,6 +99,9 @@ fn sqlite_url(dir: &Path, name: &str) -> String {
 
 pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
     let data = cli.data_dir.clone();
+    // Rule B2: one calendar for the notifier and the three branch instances; a bad file
+    // stops the start before anything is opened.
+    let calendars = crate::roles::calendars_from_env()?;
     std::fs::create_dir_all(&data).with_context(|| format!("while creating {}", data.display()))?;
     let common = CommonArgs {
         test_clock: cli.test_clock,
@@ -124,7 +127,7 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
     )
     .await?;
     first_start_seed(&catalog).await?;
-    catalog.spawn_consumer(bus.clone(), &shutdown);
+    shutdown.track([catalog.spawn_consumer(bus.clone(), &shutdown)]);
 
     let patron_db = db::connect(&sqlite_url(&data, "patron.db")).await?;
     let accounts = kitsuki_patron::PatronAccounts::open(
@@ -140,11 +143,12 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
         (patron_db.clone(), accounts.relay_wake()),
     ] {
         let (bus, s) = (bus.clone(), shutdown.clone());
-        tokio::spawn(async move {
+        // Stops last, after publishing what the other tasks committed while stopping.
+        shutdown.track_last([tokio::spawn(async move {
             Relay::new(db, bus, wake)
-                .run(async move { s.wait().await })
+                .run(async move { s.wait_last_phase().await })
                 .await
-        });
+        })]);
     }
 
     // The web listener first: its address is the base of the links in mails.
@@ -158,6 +162,7 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
 
     let notification_db = db::connect(&sqlite_url(&data, "notification.db")).await?;
     let mut mail_config = NotifierConfig::from_env(&data);
+    mail_config.calendars = calendars.clone();
     if std::env::var("KITSUKI_PUBLIC_BASE_URL").is_err() {
         mail_config.public_base_url = display_url(addr);
     }
@@ -172,7 +177,7 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
     .with_titles(Arc::new(
         kitsuki_notification::titles::GrpcTitles::connect_lazy(&url)?,
     ));
-    notifier.spawn(bus.clone(), &shutdown);
+    shutdown.track(notifier.spawn(bus.clone(), &shutdown));
     let n = notifier.clone();
     clocks.due_jobs.register(move || {
         let n = n.clone();
@@ -188,7 +193,9 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
         .into_axum_router();
     let internal_ready = Readiness::new();
     internal_ready.set_ready();
-    let s = shutdown.clone();
+    // Open until the last phase: the mail sender and the gateway's draining requests call
+    // it after the signal. The web listener's `serve` ends the process's tasks.
+    let s = shutdown.at_last_phase();
     let internal_task = tokio::spawn(async move { serve(internal, grpc, internal_ready, s).await });
 
     // One circulation instance per branch (rule S1) over one database, each on its own
@@ -201,17 +208,20 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
             circulation_db.clone(),
             branch,
             clock.clone(),
-            CirculationConfig::default(),
+            CirculationConfig {
+                calendars: calendars.clone(),
+                ..CirculationConfig::default()
+            },
             patrons,
         )
         .await?;
-        circulation.spawn(bus.clone(), &shutdown);
+        shutdown.track(circulation.spawn(bus.clone(), &shutdown));
         circulation.register_due_jobs(&clocks.due_jobs);
         let (listener, addr) = bind("127.0.0.1:0".parse()?).await?;
         let ready = Readiness::new();
         ready.set_ready();
         let app = Routes::new(CirculationGrpc::new(circulation).into_server()).into_axum_router();
-        let s = shutdown.clone();
+        let s = shutdown.at_last_phase();
         tokio::spawn(async move { serve(listener, app, ready, s).await });
         circulation_urls.push(format!("http://{addr}"));
     }

@@ -20,6 +20,7 @@ use kitsuki_proto::Branch;
 use tonic::service::Routes;
 
 use crate::cli::{CatalogArgs, CirculationArgs, GatewayArgs, NotificationArgs, PatronArgs};
+use kitsuki_circulation::domain::calendar::LibraryCalendar;
 use kitsuki_circulation::{Circulation, CirculationConfig, CirculationGrpc, GrpcPatronFacts};
 use kitsuki_notification::titles::GrpcTitles;
 use kitsuki_notification::{GrpcContacts, NotificationGrpc, Notifier, NotifierConfig};
@@ -63,6 +64,33 @@ impl Clocks {
     }
 }
 
+/// Rule B2: the branches' closed days from the file `KITSUKI_CALENDAR_FILE` names (format:
+/// `kitsuki_circulation::domain::calendar_file`); unset or empty, every branch is open
+/// every day. Circulation and notification read the same file, so that a due date and
+/// the keep-until date of a ready mail are the same everywhere. An unreadable or invalid
+/// file stops the start with the parser's message: a process running on a calendar other
+/// than the library's would promise dates it does not keep.
+pub fn calendars_from_env() -> anyhow::Result<LibraryCalendar> {
+    let Some(path) = std::env::var_os("KITSUKI_CALENDAR_FILE").filter(|p| !p.is_empty()) else {
+        return Ok(LibraryCalendar::open_every_day());
+    };
+    let path = std::path::PathBuf::from(path);
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "cannot read the calendar file {} (KITSUKI_CALENDAR_FILE)",
+            path.display()
+        )
+    })?;
+    let calendars = LibraryCalendar::from_json(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "the calendar file {} (KITSUKI_CALENDAR_FILE) is refused: {e}",
+            path.display()
+        )
+    })?;
+    tracing::info!(file = %path.display(), "closed days of the branches read");
+    Ok(calendars)
+}
+
 pub async fn nats(bus: &BusArgs) -> anyhow::Result<SharedBus> {
     let b = NatsBus::connect_replicated(
         &bus.nats_url,
@@ -80,12 +108,14 @@ fn announce(role: &str, addr: std::net::SocketAddr) {
 }
 
 /// The background tasks of a role are tracked by its shutdown, so that the process waits
-/// for them to end their step before it exits (`serve` does, after the drain).
+/// for them to end their step before it exits (`serve` does, after the drain). The relay
+/// is tracked for the last phase: it stops after the requests and the other tasks, once it
+/// has published what they committed while stopping.
 fn spawn_relay(db: Db, bus: SharedBus, wake: Arc<tokio::sync::Notify>, shutdown: &Shutdown) {
     let s = shutdown.clone();
-    shutdown.track([tokio::spawn(async move {
+    shutdown.track_last([tokio::spawn(async move {
         Relay::new(db, bus, wake)
-            .run(async move { s.wait().await })
+            .run(async move { s.wait_last_phase().await })
             .await
     })]);
 }
@@ -157,9 +187,10 @@ pub async fn bootstrap_admin(staff: &kitsuki_patron::staff::StaffAccounts) -> an
 
 pub async fn notification(args: NotificationArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     let service = args.service;
+    let mut config = NotifierConfig::from_env(&service.common.data_dir);
+    config.calendars = calendars_from_env()?;
     let db = db::connect(&service.database_url).await?;
     let contacts = Arc::new(GrpcContacts::connect_lazy(&args.patron_url)?);
-    let config = NotifierConfig::from_env(&service.common.data_dir);
     let clocks = Clocks::new(&service.common);
     let notifier = Notifier::open(db.clone(), config, clocks.shared.clone(), contacts)
         .await?
@@ -173,7 +204,8 @@ pub async fn notification(args: NotificationArgs, shutdown: Shutdown) -> anyhow:
         })
     });
     let bus = nats(&service.bus).await?;
-    // Consumer, sender and the outbox relay of MailSent events.
+    // Consumer and sender; the outbox relay of MailSent events is tracked by `spawn` for
+    // the last phase.
     shutdown.track(notifier.spawn(bus, &shutdown));
     let (listener, addr) = bind(service.listen).await?;
     let readiness = Readiness::new().with_db(db);
@@ -187,19 +219,18 @@ pub async fn notification(args: NotificationArgs, shutdown: Shutdown) -> anyhow:
 
 pub async fn circulation(args: CirculationArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     let branch = Branch::parse(&args.branch).context("--branch must be kitsuki, yamaga or ota")?;
+    let config = CirculationConfig {
+        calendars: calendars_from_env()?,
+        ..CirculationConfig::default()
+    };
     let db = db::connect(&args.service.database_url).await?;
     let clocks = Clocks::new(&args.service.common);
     let patrons = Arc::new(GrpcPatronFacts::connect_lazy(&args.patron_url)?);
-    let circulation = Circulation::open(
-        db.clone(),
-        branch,
-        clocks.shared.clone(),
-        CirculationConfig::default(),
-        patrons,
-    )
-    .await?;
+    let circulation =
+        Circulation::open(db.clone(), branch, clocks.shared.clone(), config, patrons).await?;
     let bus = nats(&args.service.bus).await?;
-    // Relay, projection of catalog items, ready-mail consumer, this branch's shelf expiry.
+    // Projection of catalog items, ready-mail consumer, this branch's shelf expiry; the
+    // relay is tracked by `spawn` for the last phase.
     shutdown.track(circulation.spawn(bus, &shutdown));
     circulation.register_due_jobs(&clocks.due_jobs);
     let (listener, addr) = bind(args.service.listen).await?;

@@ -582,3 +582,78 @@ impl System {
         kitsuki_platform::outbox::pending_count(&db).await.unwrap()
     }
 }
+
+/// The notification service's database, read directly: for a process that has stopped
+/// and is not started again (the shutdown-order test), whose gRPC is gone with it.
+impl System {
+    /// `kitsuki notification` on the system's notification database (a new port), sending
+    /// its mail to `smtp_url` instead of the system's sink (e.g. a slow link to it).
+    pub fn start_notification_via(&self, smtp_url: &str) -> Proc {
+        self.launcher.run(
+            "notification",
+            &[
+                "notification",
+                "--listen",
+                "127.0.0.1:0",
+                "--patron-url",
+                &self.patron.url,
+                "--catalog-url",
+                &self.catalog.url,
+            ],
+            &[
+                (
+                    "KITSUKI_DATABASE_URL",
+                    self.launcher.notification_db.clone(),
+                ),
+                ("KITSUKI_SMTP_URL", smtp_url.to_string()),
+                ("KITSUKI_MAIL_RETRY_BASE_MS", "200".to_string()),
+                ("KITSUKI_MAIL_RETRY_MAX_MS", "1000".to_string()),
+            ],
+        )
+    }
+
+    /// How many events of the notification database's outbox (`MailSent`) are not yet
+    /// published.
+    pub async fn notification_outbox_pending(&self) -> i64 {
+        let db = kitsuki_platform::db::connect(&self.launcher.notification_db)
+            .await
+            .unwrap();
+        kitsuki_platform::outbox::pending_count(&db).await.unwrap()
+    }
+
+    /// The ready mails (template `hold_ready`) in the notification service's delivery log,
+    /// oldest first.
+    pub async fn ready_deliveries_in_db(&self) -> Vec<ReadyDelivery> {
+        let db = kitsuki_platform::db::connect(&self.launcher.notification_db)
+            .await
+            .unwrap();
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT params, status, attempts FROM deliveries WHERE template = 'hold_ready' \
+             ORDER BY created_at",
+        )
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+        rows.into_iter()
+            .map(|(params, status, attempts)| {
+                let params: Value = serde_json::from_str(&params).unwrap_or(Value::Null);
+                ReadyDelivery {
+                    hold_id: params["hold_id"].as_str().unwrap_or("").to_string(),
+                    status,
+                    attempts,
+                }
+            })
+            .collect()
+    }
+}
+
+/// A ready mail as the notification database records it.
+#[derive(Debug, Clone)]
+pub struct ReadyDelivery {
+    pub hold_id: String,
+    /// `sent` once the mail server took the mail and the mark and its `MailSent` were
+    /// committed together; `pending` before.
+    pub status: String,
+    /// Attempts begun: a `pending` delivery with attempts is being sent (claimed).
+    pub attempts: i64,
+}

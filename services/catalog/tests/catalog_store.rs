@@ -282,9 +282,16 @@ async fn item_status_events_update_availability_once(backend: &str) {
     bus.publish(&item_status("ev-1", "YM-1", ItemStatus::OnLoan, 2))
         .await
         .unwrap();
+    // The consumer commits the database first, then refreshes the index: wait for both
+    // (reading the database alone raced the index refresh on a fast machine).
     let mut detail = c.get_title(&id).await.unwrap();
     for _ in 0..100 {
-        if detail.items[0].status == ItemStatus::OnLoan as i32 {
+        let on_shelf = c
+            .search("草枕", &available_at_yamaga, 1, 20)
+            .await
+            .unwrap()
+            .total;
+        if detail.items[0].status == ItemStatus::OnLoan as i32 && on_shelf == 0 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;

@@ -168,6 +168,12 @@ impl Notifier {
 
     /// Starts everything the service runs in the background until `shutdown`: the
     /// consumers, the sender, and the outbox relay that publishes `MailSent` on `bus`.
+    ///
+    /// Returns the consumers and the sender, which end on the signal, for
+    /// [`Shutdown::track`]. The relay is handed to [`Shutdown::track_last`] here: it stops
+    /// in the shutdown's last phase, so the `MailSent` of the mails the sender finishes
+    /// after the signal is published before the process exits (the ready hold's shelf
+    /// clock starts then, not at the next start of this service).
     pub fn spawn(&self, bus: SharedBus, shutdown: &Shutdown) -> Vec<JoinHandle<()>> {
         let wait = |s: &Shutdown| {
             let s = s.clone();
@@ -175,12 +181,16 @@ impl Notifier {
         };
         let (consumer, sender) = (self.clone(), self.clone());
         let consumer_bus = bus.clone();
-        let (c_stop, s_stop, r_stop) = (wait(shutdown), wait(shutdown), wait(shutdown));
+        let (c_stop, s_stop) = (wait(shutdown), wait(shutdown));
+        let last = shutdown.clone();
+        shutdown.track_last([tokio::spawn(
+            Relay::new(self.inner.db.clone(), bus, self.relay_wake())
+                .run(async move { last.wait_last_phase().await }),
+        )]);
         register_mail_counters();
         vec![
             tokio::spawn(async move { consumer.run_consumer(consumer_bus, c_stop).await }),
             tokio::spawn(async move { sender.run_sender(s_stop).await }),
-            tokio::spawn(Relay::new(self.inner.db.clone(), bus, self.relay_wake()).run(r_stop)),
         ]
     }
 

@@ -28,9 +28,16 @@ use crate::db::{Backend, Db};
 /// together (a crash republishes at most this many, which the bus de-duplicates).
 const BATCH: usize = 100;
 
-/// How long a stopping relay may take to finish its round (within the process's
-/// [`crate::server::SHUTDOWN_BUDGET`]).
-const LAST_ROUND: Duration = Duration::from_secs(5);
+/// How long a stopping relay may take to publish what is committed: the round it is in,
+/// then rounds until nothing committed before the stop is left. Within the last phase of
+/// the process's shutdown ([`crate::shutdown::LAST_PHASE`]), itself within
+/// [`crate::server::SHUTDOWN_BUDGET`].
+pub const LAST_DRAIN: Duration = Duration::from_secs(3);
+const _: () = assert!(LAST_DRAIN.as_millis() < crate::shutdown::LAST_PHASE.as_millis());
+
+/// How long a draining relay waits before it looks again while another relay on the same
+/// PostgreSQL database holds the turn (and is publishing the rows it waits for).
+const TURN_WAIT: Duration = Duration::from_millis(20);
 
 /// Advisory lock keys (PostgreSQL): any constants, fixed for all kitsuki processes.
 const TABLES_LOCK: i64 = 0x6b69_7473_756b_6901;
@@ -257,6 +264,21 @@ pub async fn pending_count(db: &Db) -> Result<i64, sqlx::Error> {
         .await
 }
 
+/// The highest `seq` committed so far (`None`: the outbox is empty).
+async fn last_seq(db: &Db) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT MAX(seq) FROM outbox")
+        .fetch_one(&db.pool)
+        .await
+}
+
+/// How many committed events up to `seq` wait to be published.
+async fn pending_through(db: &Db, seq: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE published = 0 AND seq <= $1")
+        .bind(seq)
+        .fetch_one(&db.pool)
+        .await
+}
+
 /// Deletes published rows created before `before` (an instant as stored by
 /// [`crate::clock::format_instant`]); returns how many.
 pub async fn purge_published(db: &Db, before: &str) -> Result<u64, sqlx::Error> {
@@ -296,12 +318,17 @@ impl Relay {
         self
     }
 
-    /// Runs until `shutdown` completes, then publishes what is committed by then: a round
-    /// in progress is finished and an idle relay makes one last round, each within
-    /// [`LAST_ROUND`]. Stopping mid-round would be safe (unmarked rows are published again
-    /// by the next run, which the bus de-duplicates), but it leaves events waiting until a
-    /// relay runs again on this database, and republishing leans on the bus's duplicate
-    /// window; the process waits for this task ([`crate::shutdown::Shutdown::track`]).
+    /// Runs until `shutdown` completes, then publishes what is committed by then: the round
+    /// in progress is finished, and rounds follow until no row committed before the stop
+    /// is left, within [`LAST_DRAIN`]; a failing bus or database ends it at once. Stopping
+    /// with rows left is safe (unmarked rows are published again by the next run, which
+    /// the bus de-duplicates), but they wait until a relay runs again on this database.
+    ///
+    /// In a role, `shutdown` is the last phase of the process's shutdown
+    /// ([`crate::shutdown::Shutdown::wait_last_phase`], the task handed to
+    /// [`crate::shutdown::Shutdown::track_last`]): the relay goes on publishing while the
+    /// requests drain and the other tasks end their step, and then publishes what they
+    /// committed on their way out.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         let first_backoff = Duration::from_millis(200);
@@ -313,7 +340,7 @@ impl Relay {
                 biased;
                 round = &mut round => round,
                 _ = &mut shutdown => {
-                    self.last_round(round).await;
+                    self.drain(round).await;
                     return;
                 }
             };
@@ -326,7 +353,7 @@ impl Relay {
                     tokio::select! {
                         biased;
                         _ = &mut shutdown => {
-                            self.last_round(publish_pending_once(&self.db, &self.bus)).await;
+                            self.drain(publish_pending_once(&self.db, &self.bus)).await;
                             return;
                         }
                         _ = self.wake.notified() => {}
@@ -337,8 +364,12 @@ impl Relay {
                     tracing::warn!(error = %err, source = ?std::error::Error::source(&err), retry_in_ms = backoff.as_millis() as u64, "outbox relay failed");
                     tokio::select! {
                         biased;
-                        // The bus or the database is failing: no last round.
-                        _ = &mut shutdown => return,
+                        // The bus or the database failed last time; it may be back (a
+                        // NATS reconnect): one bounded try, which ends at the first failure.
+                        _ = &mut shutdown => {
+                            self.drain(publish_pending_once(&self.db, &self.bus)).await;
+                            return;
+                        }
                         _ = tokio::time::sleep(backoff) => {}
                     }
                     backoff = (backoff * 2).min(self.max_backoff);
@@ -347,18 +378,44 @@ impl Relay {
         }
     }
 
-    /// Lets the round of a stopping relay finish, within [`LAST_ROUND`].
-    async fn last_round(&self, round: impl Future<Output = Result<usize, RelayError>>) {
-        match tokio::time::timeout(LAST_ROUND, round).await {
+    /// A stopping relay: [`Relay::drain_rounds`] within [`LAST_DRAIN`].
+    async fn drain(&self, round: impl Future<Output = Result<usize, RelayError>>) {
+        match tokio::time::timeout(LAST_DRAIN, self.drain_rounds(round)).await {
             Ok(Ok(n)) if n > 0 => tracing::debug!(published = n, "outbox relayed at shutdown"),
             Ok(Ok(_)) => {}
-            Ok(Err(err)) => {
-                tracing::warn!(error = %err, "the outbox relay's last round failed; the rest goes out at the next start")
-            }
+            Ok(Err(err)) => tracing::warn!(
+                error = %err,
+                "the outbox relay's last rounds failed; the rest goes out at the next start"
+            ),
             Err(_) => tracing::warn!(
-                "the outbox relay's last round timed out; the rest goes out at the next start"
+                within_ms = LAST_DRAIN.as_millis() as u64,
+                "the outbox relay did not publish everything in time at shutdown; the rest goes out at the next start"
             ),
         }
+    }
+
+    /// Lets `round` finish, then publishes until no row committed before now is left
+    /// unpublished; returns how many it published.
+    async fn drain_rounds(
+        &self,
+        round: impl Future<Output = Result<usize, RelayError>>,
+    ) -> Result<usize, RelayError> {
+        let mut published = round.await?;
+        // The process's other writers have stopped (the last phase): this is the last row
+        // it wrote. Rows other processes commit later are their own relays' to publish.
+        let Some(mark) = last_seq(&self.db).await? else {
+            return Ok(published);
+        };
+        while pending_through(&self.db, mark).await? > 0 {
+            let n = publish_pending_once(&self.db, &self.bus).await?;
+            published += n;
+            if n == 0 {
+                // Another relay on this PostgreSQL database has the turn and publishes
+                // these rows: look again shortly.
+                tokio::time::sleep(TURN_WAIT).await;
+            }
+        }
+        Ok(published)
     }
 }
 

@@ -15,7 +15,7 @@ use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::db::Db;
-use crate::shutdown::Shutdown;
+use crate::shutdown::{LAST_PHASE, Shutdown};
 
 /// What `/readyz` checks: the process has finished starting, is not shutting down, and its
 /// database answers.
@@ -90,13 +90,18 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<(TcpListener, SocketAddr)>
 }
 
 /// How long a process may take to stop, from the signal on: the in-flight requests drain,
-/// then the background tasks of [`Shutdown::track`] end their step. Kubernetes kills the
+/// then the background tasks of [`Shutdown::track`] end their step, then the outbox relays
+/// of [`Shutdown::track_last`] publish what they all committed. Kubernetes kills the
 /// process `terminationGracePeriodSeconds` (30 s in k8s/base) after the preStop hook began,
 /// and the hook sleeps 5 s: 20 s keeps clear of that.
 pub const SHUTDOWN_BUDGET: std::time::Duration = std::time::Duration::from_secs(20);
 
+/// The least the background tasks get of [`SHUTDOWN_BUDGET`] after slow requests.
+const TASKS_AT_LEAST: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Serves `app` merged with the ops routes until `shutdown`, then drains in-flight requests
-/// and waits for the tracked background tasks, all within [`SHUTDOWN_BUDGET`].
+/// and ends the shutdown's tracked tasks ([`Shutdown::finish`]: the relays last), all
+/// within [`SHUTDOWN_BUDGET`].
 ///
 /// On the signal the listener closes at once (a new connection is refused, which a load
 /// balancer or a kubelet probe takes as not ready), and a `/readyz` still being answered
@@ -140,20 +145,21 @@ pub async fn serve(
         shutdown.trigger();
     }
     let deadline = tokio::time::Instant::now() + SHUTDOWN_BUDGET;
-    // A request that outlasts the budget is cut, rather than the process (with its
-    // background tasks) being killed mid-way by the orchestrator.
+    // A request that outlasts its share is cut, rather than the process (with its
+    // background tasks) being killed mid-way by the orchestrator; the tasks and the
+    // relays' last phase keep theirs.
+    let requests_by = deadline - (LAST_PHASE + TASKS_AT_LEAST);
     if signalled {
-        match tokio::time::timeout_at(deadline, &mut server).await {
+        match tokio::time::timeout_at(requests_by, &mut server).await {
             Ok(served) => served?,
-            Err(_) => tracing::warn!("requests still in flight at the end of the shutdown budget"),
+            Err(_) => tracing::warn!("requests still in flight at the end of their shutdown time"),
         }
     }
     // `main` returns right after this, and the runtime drops whatever still runs there
-    // (a relay's round, a mail being sent): the tracked tasks get the rest of the budget.
+    // (a relay's round, a mail being sent): the tracked tasks get the rest of the budget,
+    // the relays last so that they publish what the others committed while stopping.
     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-    shutdown
-        .finish(left.max(std::time::Duration::from_secs(1)))
-        .await;
+    shutdown.finish(left).await;
     Ok(())
 }
 

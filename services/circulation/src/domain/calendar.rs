@@ -65,6 +65,11 @@ impl BranchCalendar {
         self
     }
 
+    /// The single closed dates, in order (weekly closings not included).
+    pub fn closed_dates(&self) -> impl Iterator<Item = &Date> {
+        self.closed_dates.iter()
+    }
+
     pub fn is_open(&self, date: Date) -> bool {
         let weekly = self.closed_weekdays & (1 << date.weekday().number_days_from_monday()) != 0;
         !weekly && !self.closed_dates.contains(&date)

@@ -8,6 +8,7 @@
 //! with the word "Decision".
 //!
 //! - [`calendar`]: library-local dates and each branch's closed days (B2).
+//! - [`calendar_file`]: the closed days as operators write them (JSON), parsed (B2).
 //! - [`loans`]: due dates, overdue, renewal, checkout limits (L1–L4).
 //! - [`holdability`]: may this patron hold this title, on the web or at a counter (H1–H3,
 //!   H11, S1).
@@ -18,6 +19,7 @@
 //! - [`privacy`]: what a returned loan keeps (V1).
 
 pub mod calendar;
+pub mod calendar_file;
 pub mod holdability;
 pub mod holds;
 pub mod loans;

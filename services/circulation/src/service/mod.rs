@@ -150,24 +150,26 @@ impl Circulation {
     /// (woken by every commit), the consumer of catalog items (the projection), the consumer
     /// of sent mails (H8, H9), this branch's expiry job every
     /// [`CirculationConfig::expiry_every`] (H9), and its metrics' gauges (`gauges`).
+    ///
+    /// Returns the tasks that end on the signal, for [`Shutdown::track`]. The relay is
+    /// handed to [`Shutdown::track_last`] here: it stops in the shutdown's last phase,
+    /// after publishing what the requests and the other tasks committed while stopping.
     pub fn spawn(&self, bus: SharedBus, shutdown: &Shutdown) -> Vec<JoinHandle<()>> {
         let stop = |s: &Shutdown| {
             let s = s.clone();
             async move { s.wait().await }
         };
         let relay = Relay::new(self.inner.db.clone(), bus.clone(), self.relay_wake());
+        let last = shutdown.clone();
+        shutdown.track_last([tokio::spawn(
+            relay.run(async move { last.wait_last_phase().await }),
+        )]);
         let (items, mails, jobs) = (self.clone(), self.clone(), self.clone());
         let (items_bus, mails_bus) = (bus.clone(), bus);
-        let (r_stop, i_stop, m_stop, j_stop) = (
-            stop(shutdown),
-            stop(shutdown),
-            stop(shutdown),
-            stop(shutdown),
-        );
+        let (i_stop, m_stop, j_stop) = (stop(shutdown), stop(shutdown), stop(shutdown));
         gauges::register_counters(self.inner.branch);
         let (gauges, g_stop) = (self.clone(), stop(shutdown));
         vec![
-            tokio::spawn(relay.run(r_stop)),
             tokio::spawn(async move { items.run_item_consumer(items_bus, i_stop).await }),
             tokio::spawn(async move { mails.run_mail_consumer(mails_bus, m_stop).await }),
             tokio::spawn(async move { jobs.run_expiry_job(j_stop).await }),
