@@ -13,9 +13,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::eventually;
 use common::system::{System, counter_patron};
-use serde_json::json;
 
 /// A field of /proc/PID/status in KiB (`VmRSS`, `VmHWM`).
 fn status_kib(pid: u32, field: &str) -> Option<u64> {
@@ -72,48 +70,17 @@ async fn main() {
     let staff = sys.staff().await;
     let patrons: Vec<String> = futures_patrons(&sys, &staff, 5).await;
     for i in 0..50 {
-        let (status, title) = sys
-            .api
-            .call(
-                "POST",
-                "/api/v1/admin/titles",
-                Some(&staff),
-                Some(json!({"title": format!("記憶の測定 {i}"), "author": "杵築 太郎", "type": "book"})),
-            )
-            .await;
-        assert_eq!(status, 201, "{title}");
         let barcode = format!("MEM{i:05}");
-        let (status, item) = sys
-            .api
-            .call(
-                "POST",
-                "/api/v1/admin/items",
-                Some(&staff),
-                Some(
-                    json!({"title_id": title["title_id"], "barcode": barcode, "branch": "kitsuki"}),
-                ),
-            )
-            .await;
-        assert_eq!(status, 201, "{item}");
-        let card = &patrons[i % patrons.len()];
-        // The desk knows the item once circulation has consumed the catalog's event.
-        let (status, loan) = eventually("the item at the desk", Duration::from_secs(30), || {
-            let body = json!({"card_number": card, "barcode": barcode});
-            let (api, staff) = (&sys.api, staff.clone());
-            async move {
-                let (s, v) = api
-                    .call(
-                        "POST",
-                        "/api/v1/branches/kitsuki/checkouts",
-                        Some(&staff),
-                        Some(body),
-                    )
-                    .await;
-                (s != 404).then_some((s, v))
-            }
-        })
+        common::system::title_with_copies(
+            &sys.api,
+            &staff,
+            &format!("記憶の測定 {i}"),
+            "杵築 太郎",
+            &[(barcode.as_str(), "kitsuki")],
+        )
         .await;
-        assert!(status == 200 || status == 201, "{status} {loan}");
+        let card = &patrons[i % patrons.len()];
+        common::system::checkout_when_known(&sys.api, &staff, "kitsuki", card, &barcode).await;
     }
     for i in 0..300 {
         let q = ["記憶", "測定", "杵築", "太郎"][i % 4];

@@ -21,7 +21,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::system::{
-    Api, READY_MAIL, System, counter_patron, hold_of, login, mails_matching, web_patron,
+    Api, READY_MAIL, System, checkout_when_known, counter_patron, hold_of, login, mails_matching,
+    web_patron,
 };
 use common::{SmtpSink, binary, eventually, mail_date, temp_dir};
 use kitsuki_platform::clock::{Clock, SystemClock, format_date, local_date, parse_instant};
@@ -52,29 +53,6 @@ fn japanese(date: &str) -> String {
         m.trim_start_matches('0'),
         d.trim_start_matches('0')
     )
-}
-
-/// Lends `barcode` to `card` at `branch`'s desk, once circulation knows the item (its
-/// projection of the catalog's items is fed by events).
-async fn checkout(api: &Api, staff: &str, branch: &str, card: &str, barcode: &str) -> Value {
-    let (s, v) = eventually(
-        "the item known to circulation",
-        Duration::from_secs(30),
-        || async {
-            let (s, v) = api
-                .call(
-                    "POST",
-                    &format!("/api/v1/branches/{branch}/checkouts"),
-                    Some(staff),
-                    Some(json!({"card_number": card, "barcode": barcode})),
-                )
-                .await;
-            (s != 404).then_some((s, v))
-        },
-    )
-    .await;
-    assert_eq!(s, 201, "{v}");
-    v
 }
 
 async fn checkin(api: &Api, staff: &str, branch: &str, barcode: &str) -> Value {
@@ -189,7 +167,7 @@ async fn circulation_and_notification_move_dates_past_the_closed_days_of_one_fil
     .await;
 
     // L1, B2: lent at Kitsuki on P, due on Kitsuki's next open day after P+14.
-    let loan = checkout(api, &staff, "kitsuki", &borrower, "CAL-1").await;
+    let loan = checkout_when_known(api, &staff, "kitsuki", &borrower, "CAL-1").await;
     assert_eq!(
         loan["due_date"].as_str(),
         Some(day(&p, 16).as_str()),
@@ -283,7 +261,7 @@ async fn circulation_and_notification_move_dates_past_the_closed_days_of_one_fil
     // L1, B2: lent at Ōta on P+1, due P+15 — the lending branch's calendar: Kitsuki, the
     // item's home, is closed on that weekday, Ōta is not.
     let staff = sys.staff().await;
-    let loan = checkout(api, &staff, "ota", &holder, "CAL-1").await;
+    let loan = checkout_when_known(api, &staff, "ota", &holder, "CAL-1").await;
     assert_eq!(
         loan["due_date"].as_str(),
         Some(day(&p, 15).as_str()),

@@ -19,60 +19,12 @@ mod common;
 use std::time::Duration;
 
 use common::system::{
-    Api, BRANCHES, READY_MAIL, READY_SUBJECT, System, advance_clock, clock_now, counter_patron,
-    hold_of, login, mails_matching, web_patron,
+    Api, BRANCHES, READY_MAIL, READY_SUBJECT, System, advance_clock, checkout_when_known,
+    clock_now, counter_patron, hold_of, login, mails_matching, title_with_copies, web_patron,
 };
 use common::{SmtpSink, eventually, mail_date, wait_ready};
 use kitsuki_platform::clock::{format_date, local_date, parse_instant};
 use serde_json::{Value, json};
-
-/// Creates a title with copies `(barcode, home branch)` and returns its id.
-async fn new_title(api: &Api, staff: &str, title: &str, items: &[(&str, &str)]) -> String {
-    let (s, v) = api
-        .call(
-            "POST",
-            "/api/v1/admin/titles",
-            Some(staff),
-            Some(json!({"title": title, "author": "夏目漱石", "type": "book"})),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
-    let title_id = v["title_id"].as_str().unwrap().to_string();
-    for (barcode, branch) in items {
-        let (s, v) = api
-            .call(
-                "POST",
-                "/api/v1/admin/items",
-                Some(staff),
-                Some(json!({"title_id": title_id, "barcode": barcode, "branch": branch})),
-            )
-            .await;
-        assert_eq!(s, 201, "{v}");
-    }
-    title_id
-}
-
-/// Lends `barcode` to `card` at `branch`'s desk, once circulation knows the item: its
-/// projection of the catalog's items is fed by events, so a new item is not there at once.
-async fn checkout_when_known(api: &Api, staff: &str, branch: &str, card: &str, barcode: &str) {
-    let (s, v) = eventually(
-        "the item known to circulation",
-        Duration::from_secs(30),
-        || async {
-            let (s, v) = api
-                .call(
-                    "POST",
-                    &format!("/api/v1/branches/{branch}/checkouts"),
-                    Some(staff),
-                    Some(json!({"card_number": card, "barcode": barcode})),
-                )
-                .await;
-            (s != 404).then_some((s, v))
-        },
-    )
-    .await;
-    assert_eq!(s, 201, "{v}");
-}
 
 /// Places a web hold, once the title is holdable: the catalog learns that every copy is on
 /// loan from circulation's item events (H1), so the first attempts may meet
@@ -140,9 +92,16 @@ async fn yamaga_killed_while_an_item_travels_to_it_then_restarted_loses_nothing_
     let api = &sys.api;
 
     // A title whose only copy is on loan, and a patron waiting for it at Yamaga.
-    let title_id = new_title(api, &staff, "吾輩は猫である", &[("KT-1", "kitsuki")]).await;
+    let title_id = title_with_copies(
+        api,
+        &staff,
+        "吾輩は猫である",
+        "夏目漱石",
+        &[("KT-1", "kitsuki")],
+    )
+    .await;
     // A second title, lent at Kitsuki while Yamaga is down.
-    new_title(api, &staff, "こころ", &[("KT-2", "kitsuki")]).await;
+    title_with_copies(api, &staff, "こころ", "夏目漱石", &[("KT-2", "kitsuki")]).await;
     let borrower = counter_patron(api, &staff, "借りる 人").await;
     let (card, token, _) =
         web_patron(api, &sys.sink, &staff, "予約 花子", "hanako@example.jp").await;
@@ -317,7 +276,14 @@ async fn notification_restarted_sends_each_ready_mail_once_and_shelf_clocks_star
     let mut waiting = Vec::new();
     for (i, branch) in BRANCHES.iter().enumerate() {
         let barcode = format!("{}-{i}", &branch[..2].to_uppercase());
-        let title_id = new_title(api, &staff, titles[i], &[(barcode.as_str(), branch)]).await;
+        let title_id = title_with_copies(
+            api,
+            &staff,
+            titles[i],
+            "夏目漱石",
+            &[(barcode.as_str(), branch)],
+        )
+        .await;
         let email = format!("patron{i}@example.jp");
         let (card, token, password) = web_patron(api, &sys.sink, &staff, names[i], &email).await;
         checkout_when_known(api, &staff, branch, &borrower, &barcode).await;

@@ -15,7 +15,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::system::{Api, System, counter_patron, exit_status, sigterm, web_patron};
+use common::system::{
+    Api, System, checkout_when_known, counter_patron, exit_status, sigterm, title_with_copies,
+    web_patron,
+};
 use common::{eventually, free_port};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -70,57 +73,6 @@ async fn slow_link_to(target: u16) -> String {
     format!("smtp://127.0.0.1:{port}")
 }
 
-/// Creates a title with one copy `barcode` at `branch`; returns the title id.
-async fn title_with_copy(
-    api: &Api,
-    staff: &str,
-    title: &str,
-    barcode: &str,
-    branch: &str,
-) -> String {
-    let (s, v) = api
-        .call(
-            "POST",
-            "/api/v1/admin/titles",
-            Some(staff),
-            Some(json!({"title": title, "author": "宮沢賢治", "type": "book"})),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
-    let title_id = v["title_id"].as_str().unwrap().to_string();
-    let (s, v) = api
-        .call(
-            "POST",
-            "/api/v1/admin/items",
-            Some(staff),
-            Some(json!({"title_id": title_id, "barcode": barcode, "branch": branch})),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
-    title_id
-}
-
-/// Lends `barcode` at `branch` once circulation knows the item (fed by catalog events).
-async fn lend_when_known(api: &Api, staff: &str, branch: &str, card: &str, barcode: &str) {
-    let (s, v) = eventually(
-        "the item known to circulation",
-        Duration::from_secs(30),
-        || async {
-            let (s, v) = api
-                .call(
-                    "POST",
-                    &format!("/api/v1/branches/{branch}/checkouts"),
-                    Some(staff),
-                    Some(json!({"card_number": card, "barcode": barcode})),
-                )
-                .await;
-            (s != 404).then_some((s, v))
-        },
-    )
-    .await;
-    assert_eq!(s, 201, "{v}");
-}
-
 /// The patron's holds, as the gateway lists them.
 async fn holds_of(api: &Api, token: &str) -> Vec<Value> {
     let (s, v) = api.call("GET", "/api/v1/me/holds", Some(token), None).await;
@@ -157,15 +109,15 @@ async fn mails_sent_while_notification_stops_reach_circulation_without_a_restart
     let mut barcodes = Vec::new();
     for j in 0..HOLDS {
         let barcode = format!("SO-{j}");
-        let title_id = title_with_copy(
+        let title_id = title_with_copies(
             &sys.api,
             &staff,
             &format!("注文の多い料理店 {j}"),
-            &barcode,
-            branch,
+            "宮沢賢治",
+            &[(barcode.as_str(), branch)],
         )
         .await;
-        lend_when_known(&sys.api, &staff, branch, &borrowers[j % 2], &barcode).await;
+        checkout_when_known(&sys.api, &staff, branch, &borrowers[j % 2], &barcode).await;
         let (s, v) = sys
             .api
             .call(

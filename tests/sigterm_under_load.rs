@@ -31,8 +31,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::system::{
-    Api, READY_MAIL, READY_SUBJECT, System, counter_patron, exit_status, patron_with_address,
-    sigterm,
+    Api, READY_MAIL, READY_SUBJECT, System, checkout_when_known, counter_patron, exit_status,
+    patron_with_address, sigterm, title_with_copies,
 };
 use common::{eventually, wait_ready};
 use serde_json::{Value, json};
@@ -210,58 +210,6 @@ fn note_closed(desk: &str, err: &str) {
     eprintln!("{desk}: connection closed before an answer ({err}); retrying");
 }
 
-/// Creates a title with one copy `barcode` at `branch` and returns the title id.
-async fn title_with_copy(
-    api: &Api,
-    staff: &str,
-    title: &str,
-    barcode: &str,
-    branch: &str,
-) -> String {
-    let (s, v) = api
-        .call(
-            "POST",
-            "/api/v1/admin/titles",
-            Some(staff),
-            Some(json!({"title": title, "author": "宮沢賢治", "type": "book"})),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
-    let title_id = v["title_id"].as_str().unwrap().to_string();
-    let (s, v) = api
-        .call(
-            "POST",
-            "/api/v1/admin/items",
-            Some(staff),
-            Some(json!({"title_id": title_id, "barcode": barcode, "branch": branch})),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
-    title_id
-}
-
-/// Lends `barcode` at `branch`, once circulation knows the item (its projection of the
-/// catalogue's items is fed by events).
-async fn lend_when_known(api: &Api, staff: &str, branch: &str, card: &str, barcode: &str) {
-    let (s, v) = eventually(
-        "the item known to circulation",
-        Duration::from_secs(30),
-        || async {
-            let (s, v) = api
-                .call(
-                    "POST",
-                    &format!("/api/v1/branches/{branch}/checkouts"),
-                    Some(staff),
-                    Some(json!({"card_number": card, "barcode": barcode})),
-                )
-                .await;
-            (s != 404).then_some((s, v))
-        },
-    )
-    .await;
-    assert_eq!(s, 201, "{v}");
-}
-
 /// One copy that a desk lends and takes back, over and over.
 struct Cycled {
     title_id: String,
@@ -275,16 +223,16 @@ async fn cycled_copies(api: &Api, staff: &str, branch: &str, tag: &str, n: usize
     let mut out = Vec::new();
     for i in 0..n {
         let barcode = format!("{tag}-{i}");
-        let title_id = title_with_copy(
+        let title_id = title_with_copies(
             api,
             staff,
             &format!("銀河鉄道の夜 {tag}{i}"),
-            &barcode,
-            branch,
+            "宮沢賢治",
+            &[(barcode.as_str(), branch)],
         )
         .await;
         let card = counter_patron(api, staff, &format!("借りる {tag}{i}")).await;
-        lend_when_known(api, staff, branch, &card, &barcode).await;
+        checkout_when_known(api, staff, branch, &card, &barcode).await;
         out.push(Cycled {
             title_id,
             barcode,
@@ -392,14 +340,20 @@ async fn circulation_and_notification_stopped_under_load_finish_or_refuse_and_lo
     let mut held = Vec::new(); // (barcode, hold id, title id), in hold order
     for j in 0..12 {
         let barcode = format!("YH-{j}");
-        let title_id =
-            title_with_copy(api, &staff, &format!("風の又三郎 {j}"), &barcode, branch).await;
+        let title_id = title_with_copies(
+            api,
+            &staff,
+            &format!("風の又三郎 {j}"),
+            "宮沢賢治",
+            &[(barcode.as_str(), branch)],
+        )
+        .await;
         let card = if j % 2 == 0 {
             &borrower
         } else {
             &other_borrower
         };
-        lend_when_known(api, &staff, branch, card, &barcode).await;
+        checkout_when_known(api, &staff, branch, card, &barcode).await;
         let (s, v) = api
             .call(
                 "POST",

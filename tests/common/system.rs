@@ -657,3 +657,66 @@ pub struct ReadyDelivery {
     /// Attempts begun: a `pending` delivery with attempts is being sent (claimed).
     pub attempts: i64,
 }
+
+/// Creates a title (a book by `author`) with copies `(barcode, home branch)` through the
+/// admin API and returns its id.
+pub async fn title_with_copies(
+    api: &Api,
+    staff: &str,
+    title: &str,
+    author: &str,
+    copies: &[(&str, &str)],
+) -> String {
+    let (s, v) = api
+        .call(
+            "POST",
+            "/api/v1/admin/titles",
+            Some(staff),
+            Some(json!({"title": title, "author": author, "type": "book"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let title_id = v["title_id"].as_str().unwrap().to_string();
+    for (barcode, branch) in copies {
+        let (s, v) = api
+            .call(
+                "POST",
+                "/api/v1/admin/items",
+                Some(staff),
+                Some(json!({"title_id": title_id, "barcode": barcode, "branch": branch})),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+    }
+    title_id
+}
+
+/// Lends `barcode` to `card` at `branch`'s desk once circulation knows the item (its
+/// projection of the catalogue's items is fed by events, so a new item is not there at
+/// once); asserts the loan was made and returns the answer.
+pub async fn checkout_when_known(
+    api: &Api,
+    staff: &str,
+    branch: &str,
+    card: &str,
+    barcode: &str,
+) -> Value {
+    let (s, v) = super::eventually(
+        "the item known to circulation",
+        Duration::from_secs(30),
+        || async {
+            let (s, v) = api
+                .call(
+                    "POST",
+                    &format!("/api/v1/branches/{branch}/checkouts"),
+                    Some(staff),
+                    Some(json!({"card_number": card, "barcode": barcode})),
+                )
+                .await;
+            (s != 404).then_some((s, v))
+        },
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    v
+}
