@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use common::system::{
     Api, READY_MAIL, System, checkout_when_known, counter_patron, hold_of, login, mails_matching,
-    web_patron,
+    title_with_copies, web_patron,
 };
 use common::{SmtpSink, binary, eventually, mail_date, temp_dir};
 use kitsuki_platform::clock::{Clock, SystemClock, format_date, local_date, parse_instant};
@@ -137,25 +137,8 @@ async fn circulation_and_notification_move_dates_past_the_closed_days_of_one_fil
     let api = &sys.api;
 
     // One copy, at Kitsuki.
-    let (s, v) = api
-        .call(
-            "POST",
-            "/api/v1/admin/titles",
-            Some(&staff),
-            Some(json!({"title": "草枕", "author": "夏目漱石", "type": "book"})),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
-    let title_id = v["title_id"].as_str().unwrap().to_string();
-    let (s, v) = api
-        .call(
-            "POST",
-            "/api/v1/admin/items",
-            Some(&staff),
-            Some(json!({"title_id": title_id, "barcode": "CAL-1", "branch": "kitsuki"})),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
+    let title_id =
+        title_with_copies(api, &staff, "草枕", "夏目漱石", &[("CAL-1", "kitsuki")]).await;
     let borrower = counter_patron(api, &staff, "借りる 人").await;
     let (holder, holder_token, holder_pw) = web_patron(
         api,

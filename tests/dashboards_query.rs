@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::system::{BRANCHES, System, counter_patron};
+use common::system::{BRANCHES, System, counter_patron, title_with_copies};
 use common::{eventually, free_port, temp_dir};
 use serde_json::{Value, json};
 
@@ -402,25 +402,14 @@ async fn prometheus_answers_every_dashboard_panel_and_alert_rule_of_a_running_sy
     // A checkout and a checkin at one branch, through the gateway's API.
     let api = &sys.api;
     let staff = sys.staff().await;
-    let (s, v) = api
-        .call(
-            "POST",
-            "/api/v1/admin/titles",
-            Some(&staff),
-            Some(json!({"title": "大田の四季", "author": "大田 太郎", "type": "book"})),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
-    let title_id = v["title_id"].as_str().unwrap().to_string();
-    let (s, v) = api
-        .call(
-            "POST",
-            "/api/v1/admin/items",
-            Some(&staff),
-            Some(json!({"title_id": title_id, "barcode": "OT-DASH-1", "branch": BUSY})),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
+    title_with_copies(
+        api,
+        &staff,
+        "大田の四季",
+        "大田 太郎",
+        &[("OT-DASH-1", BUSY)],
+    )
+    .await;
     let borrower = counter_patron(api, &staff, "貸出 花子").await;
     let (s, v) = eventually(
         "the item known to the branch's desk",

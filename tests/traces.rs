@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use common::eventually;
 use common::otlp::{Got, Receiver, value_of};
-use common::system::{Api, READY_MAIL, System, counter_patron, mails_matching, web_patron};
+use common::system::{
+    Api, READY_MAIL, System, counter_patron, mails_matching, title_with_copies, web_patron,
+};
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use serde_json::{Value, json};
 
@@ -106,25 +108,14 @@ async fn a_hold_and_the_checkin_that_fills_it_are_traces_across_grpc_and_nats() 
     let staff = sys.staff().await;
 
     // One copy, at Ōta, on loan: a web hold is accepted (H1).
-    let (s, v) = api
-        .call(
-            "POST",
-            "/api/v1/admin/titles",
-            Some(&staff),
-            Some(json!({"title": "吾輩は猫である", "author": "夏目漱石", "type": "book"})),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
-    let title_id = v["title_id"].as_str().unwrap().to_string();
-    let (s, v) = api
-        .call(
-            "POST",
-            "/api/v1/admin/items",
-            Some(&staff),
-            Some(json!({"title_id": title_id, "barcode": "OT-1", "branch": "ota"})),
-        )
-        .await;
-    assert_eq!(s, 201, "{v}");
+    let title_id = title_with_copies(
+        api,
+        &staff,
+        "吾輩は猫である",
+        "夏目漱石",
+        &[("OT-1", "ota")],
+    )
+    .await;
     let borrower = counter_patron(api, &staff, "借りる 人").await;
     let (_, token, _) = web_patron(api, &sys.sink, &staff, "予約 花子", "hanako@example.jp").await;
     eventually("the copy lent at Ōta", Duration::from_secs(30), || async {
