@@ -102,6 +102,10 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
     // Rule B2: one calendar for the notifier and the three branch instances; a bad file
     // stops the start before anything is opened.
     let calendars = crate::roles::calendars_from_env()?;
+    // The secrets too (admin password, SMTP URL, each maybe from a `_FILE`), before the
+    // seeding of a first start.
+    let admin_password = crate::roles::admin_password_from_env()?;
+    let mut mail_config = NotifierConfig::from_env(&data)?;
     std::fs::create_dir_all(&data).with_context(|| format!("while creating {}", data.display()))?;
     let common = CommonArgs {
         test_clock: cli.test_clock,
@@ -136,7 +140,7 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
         kitsuki_patron::PatronConfig::default(),
     )
     .await?;
-    crate::roles::bootstrap_admin(accounts.staff()).await?;
+    crate::roles::bootstrap_admin(accounts.staff(), admin_password).await?;
 
     for (db, wake) in [
         (catalog_db.clone(), catalog.relay_wake()),
@@ -161,7 +165,6 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
     let url = format!("http://{internal_addr}");
 
     let notification_db = db::connect(&sqlite_url(&data, "notification.db")).await?;
-    let mut mail_config = NotifierConfig::from_env(&data);
     mail_config.calendars = calendars.clone();
     if std::env::var("KITSUKI_PUBLIC_BASE_URL").is_err() {
         mail_config.public_base_url = display_url(addr);

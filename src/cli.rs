@@ -153,7 +153,8 @@ pub struct ImportArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum StaffCommand {
-    /// Adds a staff account; the password is read from KITSUKI_STAFF_PASSWORD.
+    /// Adds a staff account; the password is read from KITSUKI_STAFF_PASSWORD or the file
+    /// KITSUKI_STAFF_PASSWORD_FILE names.
     Add {
         username: String,
         /// Comma-separated branches.
@@ -164,6 +165,6 @@ pub enum StaffCommand {
         #[arg(long, env = "KITSUKI_DATABASE_URL")]
         database_url: String,
         #[arg(long, env = "KITSUKI_STAFF_PASSWORD", hide_env_values = true)]
-        password: String,
+        password: Option<String>,
     },
 }

@@ -121,7 +121,7 @@ fn spawn_relay(db: Db, bus: SharedBus, wake: Arc<tokio::sync::Notify>, shutdown:
 }
 
 pub async fn catalog(args: CatalogArgs, shutdown: Shutdown) -> anyhow::Result<()> {
-    let db = db::connect(&args.service.database_url).await?;
+    let db = db::connect(&args.service.database_url_with_password()?).await?;
     let index_dir = args
         .index_dir
         .unwrap_or_else(|| args.service.common.data_dir.join("catalog-index"));
@@ -155,11 +155,13 @@ pub async fn catalog(args: CatalogArgs, shutdown: Shutdown) -> anyhow::Result<()
 }
 
 pub async fn patron(args: PatronArgs, shutdown: Shutdown) -> anyhow::Result<()> {
-    let db = db::connect(&args.service.database_url).await?;
+    // Every secret is read before anything is opened: a bad setting stops the start at once.
+    let admin_password = admin_password_from_env()?;
+    let db = db::connect(&args.service.database_url_with_password()?).await?;
     let clocks = Clocks::new(&args.service.common);
     let accounts =
         PatronAccounts::open(db.clone(), clocks.shared.clone(), PatronConfig::default()).await?;
-    bootstrap_admin(accounts.staff()).await?;
+    bootstrap_admin(accounts.staff(), admin_password).await?;
     let bus = nats(&args.service.bus).await?;
     spawn_relay(db.clone(), bus, accounts.relay_wake(), &shutdown);
     let (listener, addr) = bind(args.service.listen).await?;
@@ -174,22 +176,34 @@ pub async fn patron(args: PatronArgs, shutdown: Shutdown) -> anyhow::Result<()> 
     serve(listener, app, readiness, shutdown).await
 }
 
-/// API.md: the first start creates `admin` with `KITSUKI_ADMIN_PASSWORD`, or prints a
-/// generated password once.
-pub async fn bootstrap_admin(staff: &kitsuki_patron::staff::StaffAccounts) -> anyhow::Result<()> {
-    let given = std::env::var("KITSUKI_ADMIN_PASSWORD").ok();
+/// The bootstrap admin's password: `KITSUKI_ADMIN_PASSWORD`, or the file
+/// `KITSUKI_ADMIN_PASSWORD_FILE` names (never both), or none.
+pub fn admin_password_from_env() -> anyhow::Result<Option<String>> {
+    Ok(kitsuki_platform::secrets::from_env(
+        "KITSUKI_ADMIN_PASSWORD",
+    )?)
+}
+
+/// API.md: the first start creates `admin` with `given` (from
+/// [`admin_password_from_env`]), or prints a generated password once.
+pub async fn bootstrap_admin(
+    staff: &kitsuki_patron::staff::StaffAccounts,
+    given: Option<String>,
+) -> anyhow::Result<()> {
     if let Some(generated) = staff.ensure_admin(given).await? {
         println!("created staff account 'admin' with password: {generated}");
-        println!("(shown once; change it, or set KITSUKI_ADMIN_PASSWORD before the first start)");
+        println!(
+            "(shown once; change it, or set KITSUKI_ADMIN_PASSWORD or KITSUKI_ADMIN_PASSWORD_FILE before the first start)"
+        );
     }
     Ok(())
 }
 
 pub async fn notification(args: NotificationArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     let service = args.service;
-    let mut config = NotifierConfig::from_env(&service.common.data_dir);
+    let mut config = NotifierConfig::from_env(&service.common.data_dir)?;
     config.calendars = calendars_from_env()?;
-    let db = db::connect(&service.database_url).await?;
+    let db = db::connect(&service.database_url_with_password()?).await?;
     let contacts = Arc::new(GrpcContacts::connect_lazy(&args.patron_url)?);
     let clocks = Clocks::new(&service.common);
     let notifier = Notifier::open(db.clone(), config, clocks.shared.clone(), contacts)
@@ -223,7 +237,7 @@ pub async fn circulation(args: CirculationArgs, shutdown: Shutdown) -> anyhow::R
         calendars: calendars_from_env()?,
         ..CirculationConfig::default()
     };
-    let db = db::connect(&args.service.database_url).await?;
+    let db = db::connect(&args.service.database_url_with_password()?).await?;
     let clocks = Clocks::new(&args.service.common);
     let patrons = Arc::new(GrpcPatronFacts::connect_lazy(&args.patron_url)?);
     let circulation =

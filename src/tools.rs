@@ -8,12 +8,13 @@ use kitsuki_platform::bus::SharedBus;
 use kitsuki_platform::bus::nats::NatsBus;
 use kitsuki_platform::clock::SystemClock;
 use kitsuki_platform::db;
+use kitsuki_platform::secrets::database_url_from_env;
 use kitsuki_proto::Branch;
 
 use crate::cli::{ImportArgs, IndexArgs, MigrateArgs, StaffCommand};
 
 pub async fn migrate(a: MigrateArgs) -> anyhow::Result<()> {
-    let db = db::connect(&a.database_url).await?;
+    let db = db::connect(&database_url_from_env(&a.database_url)?).await?;
     match a.role.as_str() {
         "catalog" => {
             Catalog::open(db, None, Arc::new(SystemClock)).await?;
@@ -23,7 +24,7 @@ pub async fn migrate(a: MigrateArgs) -> anyhow::Result<()> {
                 .await?;
         }
         "notification" => {
-            let config = kitsuki_notification::NotifierConfig::from_env(std::path::Path::new("."));
+            let config = kitsuki_notification::NotifierConfig::from_env(std::path::Path::new("."))?;
             let contacts = Arc::new(kitsuki_notification::GrpcContacts::connect_lazy(
                 "http://127.0.0.1:1",
             )?);
@@ -39,7 +40,7 @@ pub async fn migrate(a: MigrateArgs) -> anyhow::Result<()> {
 pub async fn import(a: ImportArgs) -> anyhow::Result<()> {
     let report = kitsuki_catalog::marc::parse_file(&a.file)
         .with_context(|| format!("while reading {}", a.file.display()))?;
-    let db = db::connect(&a.index.database_url).await?;
+    let db = db::connect(&database_url_from_env(&a.index.database_url)?).await?;
     let catalog =
         Catalog::open(db.clone(), Some(&a.index.index_dir), Arc::new(SystemClock)).await?;
     let s = kitsuki_catalog::import::import_report(&catalog, &report).await;
@@ -66,7 +67,7 @@ pub async fn import(a: ImportArgs) -> anyhow::Result<()> {
 }
 
 pub async fn reindex(a: IndexArgs) -> anyhow::Result<()> {
-    let db = db::connect(&a.database_url).await?;
+    let db = db::connect(&database_url_from_env(&a.database_url)?).await?;
     let catalog = Catalog::open(db, Some(&a.index_dir), Arc::new(SystemClock)).await?;
     let n = catalog.reindex().await?;
     println!("indexed {n} titles");
@@ -82,7 +83,19 @@ pub async fn staff(c: StaffCommand) -> anyhow::Result<()> {
             database_url,
             password,
         } => {
-            let db = db::connect(&database_url).await?;
+            // The password from the flag or variable, or from KITSUKI_STAFF_PASSWORD_FILE.
+            let password = kitsuki_platform::secrets::resolve(
+                "KITSUKI_STAFF_PASSWORD",
+                password,
+                std::env::var_os("KITSUKI_STAFF_PASSWORD_FILE")
+                    .filter(|p| !p.is_empty())
+                    .map(std::path::PathBuf::from)
+                    .as_deref(),
+            )?
+            .context(
+                "give the password in KITSUKI_STAFF_PASSWORD or KITSUKI_STAFF_PASSWORD_FILE",
+            )?;
+            let db = db::connect(&database_url_from_env(&database_url)?).await?;
             let staff =
                 kitsuki_patron::staff::StaffAccounts::open(db, Arc::new(SystemClock)).await?;
             let branches = branches

@@ -103,12 +103,17 @@ impl NotifierConfig {
         }
     }
 
-    /// From the environment: `KITSUKI_SMTP_URL` when set, otherwise files in
+    /// From the environment: `KITSUKI_SMTP_URL` (or the file `KITSUKI_SMTP_URL_FILE` names:
+    /// the URL may hold the mail server's credentials) when set, otherwise files in
     /// `<data_dir>/outbox/` (API.md); `KITSUKI_PUBLIC_BASE_URL` and `KITSUKI_MAIL_SENDER`
-    /// override the defaults.
-    pub fn from_env(data_dir: &Path) -> NotifierConfig {
+    /// override the defaults. Both SMTP variables set, or an unreadable or empty file, is
+    /// an error ([`kitsuki_platform::secrets`]).
+    pub fn from_env(
+        data_dir: &Path,
+    ) -> Result<NotifierConfig, kitsuki_platform::secrets::SecretError> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        let transport = match var("KITSUKI_SMTP_URL") {
+        let smtp_url = kitsuki_platform::secrets::from_env("KITSUKI_SMTP_URL")?;
+        let transport = match smtp_url.filter(|v| !v.trim().is_empty()) {
             Some(url) => MailTransport::Smtp { url },
             None => MailTransport::Files {
                 dir: data_dir.join("outbox"),
@@ -133,7 +138,7 @@ impl NotifierConfig {
         if let Some(max) = millis("KITSUKI_MAIL_RETRY_MAX_MS") {
             config.retry.max = max;
         }
-        config
+        Ok(config)
     }
 }
 
@@ -163,10 +168,10 @@ mod tests {
         // Reads the process environment, which the suite leaves alone; when a developer's
         // sets these, this test says nothing.
         let set = |v: &str| std::env::var(v).is_ok();
-        if set("KITSUKI_SMTP_URL") || set("KITSUKI_MAIL_SENDER") {
+        if set("KITSUKI_SMTP_URL") || set("KITSUKI_SMTP_URL_FILE") || set("KITSUKI_MAIL_SENDER") {
             return;
         }
-        let c = NotifierConfig::from_env(Path::new("/data"));
+        let c = NotifierConfig::from_env(Path::new("/data")).unwrap();
         assert_eq!(
             c.transport,
             MailTransport::Files {

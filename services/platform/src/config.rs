@@ -10,13 +10,22 @@ pub struct ServiceArgs {
     /// Address to serve gRPC and /healthz, /readyz, /metrics on.
     #[arg(long, env = "KITSUKI_LISTEN", default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
-    /// `postgres://…` or `sqlite://…`.
+    /// `postgres://…` or `sqlite://…`; its password may come from the file
+    /// `KITSUKI_DATABASE_PASSWORD_FILE` names instead ([`ServiceArgs::database_url_with_password`]).
     #[arg(long, env = "KITSUKI_DATABASE_URL")]
     pub database_url: String,
     #[command(flatten)]
     pub bus: BusArgs,
     #[command(flatten)]
     pub common: CommonArgs,
+}
+
+impl ServiceArgs {
+    /// The URL to connect with: `database_url`, with the password of the file
+    /// `KITSUKI_DATABASE_PASSWORD_FILE` when that is set ([`crate::secrets`]).
+    pub fn database_url_with_password(&self) -> Result<String, crate::secrets::SecretError> {
+        crate::secrets::database_url_from_env(&self.database_url)
+    }
 }
 
 /// Where events go.
