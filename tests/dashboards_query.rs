@@ -49,19 +49,7 @@ fn panel_queries(file: &str) -> Vec<(String, String)> {
     let path = repo().join("k8s/base/dashboards").join(file);
     let d: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    fn walk(panels: &Value, out: &mut Vec<(String, String)>) {
-        for p in panels.as_array().into_iter().flatten() {
-            let title = p["title"].as_str().unwrap_or_default();
-            for t in p["targets"].as_array().into_iter().flatten() {
-                if let Some(e) = t["expr"].as_str() {
-                    out.push((title.to_string(), e.to_string()));
-                }
-            }
-            walk(&p["panels"], out);
-        }
-    }
-    let mut out = Vec::new();
-    walk(&d["panels"], &mut out);
+    let out = common::panel_queries(&d);
     assert!(!out.is_empty(), "{file}: no queries");
     out
 }
@@ -266,20 +254,7 @@ impl Prometheus {
 
 impl Drop for Prometheus {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(self.child.id().to_string())
-                .status();
-            for _ in 0..100 {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        common::stop_child(&mut self.child);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

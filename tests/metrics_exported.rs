@@ -68,19 +68,10 @@ fn dashboards() -> Vec<(String, Value)> {
 
 /// The PromQL of a dashboard: every panel's targets (rows' nested panels too).
 fn dashboard_exprs(d: &Value) -> Vec<String> {
-    fn walk(panels: &Value, out: &mut Vec<String>) {
-        for p in panels.as_array().into_iter().flatten() {
-            for t in p["targets"].as_array().into_iter().flatten() {
-                if let Some(e) = t["expr"].as_str() {
-                    out.push(e.to_string());
-                }
-            }
-            walk(&p["panels"], out);
-        }
-    }
-    let mut out = Vec::new();
-    walk(&d["panels"], &mut out);
-    out
+    common::panel_queries(d)
+        .into_iter()
+        .map(|(_, expr)| expr)
+        .collect()
 }
 
 /// One alerting rule of monitoring.yaml as far as these checks need it.

@@ -135,21 +135,46 @@ impl Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(self.child.id().to_string())
-                .status();
-            for _ in 0..100 {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
+        stop_child(&mut self.child);
+    }
+}
+
+/// Stops a child process that may still run: SIGTERM, up to 5 s to exit, then SIGKILL;
+/// always reaps it.
+pub fn stop_child(child: &mut Child) {
+    if let Ok(None) = child.try_wait() {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        for _ in 0..100 {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
             }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// Every panel query of a Grafana dashboard (rows' nested panels too), with its panel's
+/// title: what tests/metrics_exported.rs and tests/dashboards_query.rs check.
+pub fn panel_queries(dashboard: &serde_json::Value) -> Vec<(String, String)> {
+    fn walk(panels: &serde_json::Value, out: &mut Vec<(String, String)>) {
+        for p in panels.as_array().into_iter().flatten() {
+            let title = p["title"].as_str().unwrap_or_default();
+            for t in p["targets"].as_array().into_iter().flatten() {
+                if let Some(e) = t["expr"].as_str() {
+                    out.push((title.to_string(), e.to_string()));
+                }
+            }
+            walk(&p["panels"], out);
         }
     }
+    let mut out = Vec::new();
+    walk(&dashboard["panels"], &mut out);
+    out
 }
 
 /// Polls `check` until it returns Some, or panics after `within`.
