@@ -1,7 +1,8 @@
 //! The branch gauges of the dashboards and alerts (`service/gauges.rs`), counted from the
 //! rows along the life of one hold at Ōta whose copy comes from Yamaga: in transit (out of
-//! Yamaga, into Ōta), on Ōta's hold shelf awaiting its mail (with its age), ready, about to
-//! expire, and expired with the item still on the shelf, going home. Each branch counts only its own.
+//! Yamaga, into Ōta; rule H7), on Ōta's hold shelf awaiting its mail (with its age; H8),
+//! ready, about to expire, and expired with the item still on the shelf, going home (H9).
+//! Each branch counts only its own.
 
 mod common;
 

@@ -46,14 +46,14 @@ const ROUTINGS: [&str; 3] = ["shelve", "hold_shelf", "transit"];
 /// What one round counts for a branch.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct BranchGauges {
-    /// Holds whose item is on this branch's hold shelf (awaiting their mail, or ready).
+    /// Holds whose item is on this branch's hold shelf (awaiting their mail, or ready; H7, H8).
     pub shelf: i64,
-    /// Ready holds whose last day on the shelf is today or tomorrow (or already past, not
-    /// yet expired by the job).
+    /// Ready holds whose last day on the shelf (H9) is today or tomorrow (or already past,
+    /// not yet expired by the job).
     pub expiring: i64,
     /// Ended holds whose item still sits on this hold shelf, to be taken off (S1).
     pub ended_on_shelf: i64,
-    /// Items in transit to this branch.
+    /// Items in transit to this branch (pickup routing, H7).
     pub transit_in: i64,
     /// Items in transit sent from this branch.
     pub transit_out: i64,
