@@ -1,4 +1,4 @@
-//! `kitsuki import` of every file in `../shared/data/marc/` into a real catalog (SQLite
+//! `kitsuki import` of every file in `testdata/marc/` into a real catalog (SQLite
 //! here; the store itself runs on both backends in catalog_store.rs): counts per file,
 //! broken records reported and skipped, a second import creating nothing.
 
@@ -14,7 +14,7 @@ use kitsuki_platform::{db, testing};
 fn data(rel: &str) -> PathBuf {
     PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/data/marc/"
+        "/../../testdata/marc/"
     ))
     .join(rel)
 }

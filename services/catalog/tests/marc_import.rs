@@ -1,4 +1,4 @@
-//! The MARC and NDL readers against the real records in `shared/data/marc/` (see its
+//! The MARC and NDL readers against the real records in `testdata/marc/` (see its
 //! README for where each file comes from): exact counts per file, yaz's golden
 //! listings, the ISO 2709 and MARCXML copies of the same records, and no panic on any
 //! input.
@@ -12,7 +12,7 @@ use kitsuki_catalog::marc::{
 };
 use proptest::prelude::*;
 
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/marc/");
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/marc/");
 
 fn path(name: &str) -> PathBuf {
     Path::new(DATA).join(name)

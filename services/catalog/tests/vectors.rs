@@ -1,6 +1,6 @@
 //! Checks the normaliser and the ISBN parser against test vectors that other projects wrote
 //! (Unicode's NormalizationTest, jaconv, neologdn, python-stdnum, NDL JAPAN/MARC records),
-//! read from `shared/data` beside the repository; see its README for their origin.
+//! read from the repository's `testdata/`; see its README for their origin.
 //!
 //! Where a vector tests a rule we deliberately do not have, it is skipped by name with the
 //! reason, and the number of passing cases is asserted so that a change shows up.
@@ -13,7 +13,7 @@ use serde_json::Value;
 
 macro_rules! data_file {
     ($path:literal) => {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/", $path)
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/", $path)
     };
 }
 
