@@ -17,8 +17,9 @@
 //!   /api/v1/staff/session` as staff), which would end the run's session half-way (the
 //!   anonymous run, and the other role's run, call both).
 //!
-//! Pages are HTML for browsers and authenticate by cookie only, so every run reaches them
-//! without a session (their pages with a session are tested in gateway/tests/pages_*.rs).
+//! The patron's and the staff member's session is given to Schemathesis for both of the
+//! document's schemes, the bearer token and the role's cookie (`kitsuki_session`,
+//! `kitsuki_staff`), so the HTML pages are reached signed in as well.
 
 mod common;
 
@@ -48,10 +49,11 @@ fn cli() -> PathBuf {
     p
 }
 
-/// One caller of the run: its name, the bearer token it sends, what it leaves out.
+/// One caller of the run: its name, its session (the token and the name of the document's
+/// cookie scheme it goes in), what it leaves out.
 struct Role {
     name: &'static str,
-    token: Option<String>,
+    session: Option<(String, &'static str)>,
     exclude: &'static [&'static str],
 }
 
@@ -95,17 +97,17 @@ async fn roles(api: &Api, admin_pw: &str) -> Vec<Role> {
     vec![
         Role {
             name: "anonymous",
-            token: None,
+            session: None,
             exclude: &[TEST_CLOCK],
         },
         Role {
             name: "patron",
-            token: Some(patron),
+            session: Some((patron, "patronCookie")),
             exclude: &[TEST_CLOCK, "/api/v1/session"],
         },
         Role {
             name: "staff",
-            token: Some(staff),
+            session: Some((staff, "staffCookie")),
             exclude: &[TEST_CLOCK, "/api/v1/staff/session"],
         },
     ]
@@ -115,24 +117,34 @@ async fn roles(api: &Api, admin_pw: &str) -> Vec<Role> {
 /// each run that found any.
 fn run_all(backend: &str, base: &str, roles: &[Role]) {
     let dir = temp_dir(&format!("schemathesis-{backend}"));
-    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/schemathesis.toml");
+    let shared = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/schemathesis.toml");
+    let shared = std::fs::read_to_string(shared).expect("tests/schemathesis.toml");
     let started = Instant::now();
     let children: Vec<_> = roles
         .iter()
         .map(|role| {
             let out = dir.join(format!("{}.txt", role.name));
+            // The role's own configuration: the shared one, and its session for both schemes.
+            let mut config = shared.clone();
+            if let Some((token, cookie)) = &role.session {
+                config.push_str(&format!(
+                    "\n[auth.openapi.bearerAuth]\nbearer = \"{token}\"\n\n\
+                     [auth.openapi.{cookie}]\napi_key = \"{token}\"\n"
+                ));
+            }
+            let config_file = dir.join(format!("{}.toml", role.name));
+            std::fs::write(&config_file, config).unwrap();
             let mut cmd = Command::new(cli());
             cmd.current_dir(&dir)
-                .args(["--config-file", config, "--no-color", "run"])
+                .arg("--config-file")
+                .arg(&config_file)
+                .args(["--no-color", "run"])
                 .arg(format!("{base}/api/v1/openapi.json"))
                 .args(["--checks", "all", "--max-examples", MAX_EXAMPLES])
                 .args(["--seed", SEED, "--generation-database", "none"])
                 .args(["--workers", "2", "--request-timeout", "30"]);
             for path in role.exclude {
                 cmd.args(["--exclude-path", path]);
-            }
-            if let Some(t) = &role.token {
-                cmd.arg("-H").arg(format!("Authorization: Bearer {t}"));
             }
             let file = std::fs::File::create(&out).unwrap();
             let child = cmd
