@@ -202,6 +202,79 @@ mod tests {
         }
     }
 
+    /// The refusals the gateway itself makes for every operation of a kind (issue 8: what
+    /// Schemathesis found undocumented): `tests/schemathesis.rs` checks the running
+    /// system against the document; this keeps the document from losing them.
+    #[test]
+    fn every_json_operation_documents_the_refusals_it_can_answer() {
+        let doc = document();
+        let resolve = |r: &Value| match r.get("$ref").and_then(Value::as_str) {
+            Some(p) => doc.pointer(&p[1..]).unwrap().clone(),
+            None => r.clone(),
+        };
+        let error_body = |r: &Value| {
+            resolve(r)["content"]["application/json"]["schema"]["$ref"]
+                == "#/components/schemas/Error"
+        };
+        for (method, path, op) in operations(&doc) {
+            if !path.starts_with("/api/v1/") || path == "/api/v1/openapi.json" {
+                continue;
+            }
+            let responses = &op["responses"];
+            let schemes: Vec<&str> = op["security"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s.as_object())
+                .flat_map(|s| s.keys().map(String::as_str))
+                .collect();
+            let mut needs = vec![];
+            if schemes.contains(&"bearerAuth") {
+                needs.push("401");
+            }
+            let changes = !matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS");
+            if changes && schemes.iter().any(|s| s.ends_with("Cookie")) {
+                needs.push("403");
+                assert!(
+                    resolve(&responses["403"])["description"]
+                        .as_str()
+                        .is_some_and(|d| d.contains("csrf_failed")),
+                    "{method} {path}: 403 csrf_failed"
+                );
+            }
+            let json_body = op["requestBody"]["content"]["application/json"].is_object();
+            if json_body || path.contains('{') {
+                needs.push("400");
+            }
+            if json_body {
+                needs.push("413");
+            }
+            if op["x-kitsuki-served-when"] != "test-clock" {
+                needs.push("503");
+            }
+            for status in needs {
+                assert!(
+                    responses[status].is_object() && error_body(&responses[status]),
+                    "{method} {path}: {status} with the Error body"
+                );
+            }
+            for (status, r) in responses.as_object().unwrap() {
+                if status.starts_with('4') || status.starts_with('5') {
+                    assert!(
+                        error_body(r),
+                        "{method} {path}: {status} with the Error body"
+                    );
+                }
+                if status == "429" {
+                    assert!(
+                        resolve(r)["headers"]["Retry-After"].is_object(),
+                        "{method} {path}: 429 with Retry-After"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn the_error_codes_of_the_error_schema_example_exist() {
         let doc = document();

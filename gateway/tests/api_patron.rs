@@ -258,13 +258,22 @@ async fn logout_revokes_the_session_and_clears_the_cookie() {
     let reply = app.call("GET", "/api/v1/me", Some(&token), None).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert_eq!(reply.code(), "not_logged_in");
-    // Logging out again, or without any session, is still 204.
+    // Logging out again, or without any session, needs a session like every call under
+    // bearerAuth (the OpenAPI contract, issue 8): 401, and the cookie is cleared all the same.
     let reply = app
         .call("DELETE", "/api/v1/session", Some(&token), None)
         .await;
-    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(reply.code(), "not_logged_in");
+    assert!(
+        reply
+            .set_cookie("kitsuki_session")
+            .unwrap()
+            .contains("Max-Age=0")
+    );
     let reply = app.call("DELETE", "/api/v1/session", None, None).await;
-    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(reply.code(), "not_logged_in");
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@
 use axum::Json;
 use axum::extract::{FromRequestParts, State};
 use axum::http::{HeaderMap, Method, StatusCode, request::Parts};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
 use kitsuki_proto::patron::{
     ChangePasswordRequest, ConfirmPasswordResetRequest, PatronLoginRequest, PatronProfile,
@@ -152,22 +152,33 @@ pub async fn login(
     ))
 }
 
-/// `DELETE /api/v1/session`: 204 whether or not the session was still valid; the cookie
-/// is cleared.
+/// `DELETE /api/v1/session`: ends the session of the credential and clears the cookie. Like every
+/// call that needs a session, it is 401 `not_logged_in` without a credential or with one
+/// whose session has already ended (issue 8: the OpenAPI document's contract); the cookie
+/// is cleared then too, so a browser holding a dead one is logged out all the same. A
+/// cookie call without a JSON content type stays 403 `csrf_failed` and clears nothing, so
+/// another origin cannot log anyone out.
 #[tracing::instrument(skip_all)]
 pub async fn logout(
     State(state): State<AppState>,
     method: Method,
     headers: HeaderMap,
     jar: CookieJar,
-) -> Result<impl IntoResponse, ApiError> {
-    if let Some(credential) = session::api_credential(&method, &headers, PATRON_COOKIE)? {
-        end_patron_session(&state, credential.token()).await?;
-    }
-    Ok((
-        StatusCode::NO_CONTENT,
-        jar.add(removal_cookie(PATRON_COOKIE, state.secure_cookies())),
-    ))
+) -> Result<Response, ApiError> {
+    let credential = session::api_credential(&method, &headers, PATRON_COOKIE)?;
+    let jar = jar.add(removal_cookie(PATRON_COOKIE, state.secure_cookies()));
+    let ended = match credential {
+        None => Err(ApiError::new(ErrorCode::NotLoggedIn)),
+        Some(credential) => match Patron::check(&state, credential.token().clone()).await {
+            Ok(_) => end_patron_session(&state, credential.token()).await,
+            Err(err) => Err(err),
+        },
+    };
+    Ok(match ended {
+        Ok(()) => (StatusCode::NO_CONTENT, jar).into_response(),
+        Err(err) if err.status().is_server_error() => err.into_response(),
+        Err(err) => (jar, err).into_response(),
+    })
 }
 
 /// `GET /api/v1/me` (API.md), made from patron-account's profile.

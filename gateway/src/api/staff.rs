@@ -5,7 +5,7 @@
 use axum::Json;
 use axum::extract::{FromRequestParts, State};
 use axum::http::{HeaderMap, Method, StatusCode, request::Parts};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
 use kitsuki_proto::patron::{SessionGranted, SessionToken, StaffIdentity, StaffLoginRequest};
 use kitsuki_proto::{Branch, ErrorCode};
@@ -159,22 +159,33 @@ pub async fn login(
     Ok((jar.add(cookie), Json(view)))
 }
 
-/// `DELETE /api/v1/staff/session`: 204 whether or not the session was still valid, since
-/// either way it is gone afterwards; the cookie is cleared.
+/// `DELETE /api/v1/staff/session`: ends the session of the credential and clears the cookie. Like every
+/// call that needs a session, it is 401 `not_logged_in` without a credential or with one
+/// whose session has already ended (issue 8: the OpenAPI document's contract); the cookie
+/// is cleared then too, so a browser holding a dead one is logged out all the same. A
+/// cookie call without a JSON content type stays 403 `csrf_failed` and clears nothing, so
+/// another origin cannot log anyone out.
 #[tracing::instrument(skip_all)]
 pub async fn logout(
     State(state): State<AppState>,
     method: Method,
     headers: HeaderMap,
     jar: CookieJar,
-) -> Result<impl IntoResponse, ApiError> {
-    if let Some(credential) = session::api_credential(&method, &headers, STAFF_COOKIE)? {
-        end_staff_session(&state, credential.token()).await?;
-    }
-    Ok((
-        StatusCode::NO_CONTENT,
-        jar.add(removal_cookie(STAFF_COOKIE, state.secure_cookies())),
-    ))
+) -> Result<Response, ApiError> {
+    let credential = session::api_credential(&method, &headers, STAFF_COOKIE)?;
+    let jar = jar.add(removal_cookie(STAFF_COOKIE, state.secure_cookies()));
+    let ended = match credential {
+        None => Err(ApiError::new(ErrorCode::NotLoggedIn)),
+        Some(credential) => match Staff::check(&state, credential.token().clone()).await {
+            Ok(_) => end_staff_session(&state, credential.token()).await,
+            Err(err) => Err(err),
+        },
+    };
+    Ok(match ended {
+        Ok(()) => (StatusCode::NO_CONTENT, jar).into_response(),
+        Err(err) if err.status().is_server_error() => err.into_response(),
+        Err(err) => (jar, err).into_response(),
+    })
 }
 
 /// Revokes a staff session. Only a down service is an error: a token already refused is
