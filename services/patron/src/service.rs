@@ -436,7 +436,8 @@ impl PatronAccounts {
             .cloned()
             .chain(Key::address(Scope::PatronAddress, client_address))
             .collect();
-        self.throttle.check(&keys, now).await?;
+        // Counted before the password is verified: parallel guesses queue here (P13).
+        let attempt = self.throttle.reserve(&keys, now).await?;
         let patron = match &card {
             Some(c) => store::get_patron(&mut *self.conn().await?, c.as_str())
                 .await
@@ -452,12 +453,7 @@ impl PatronAccounts {
         let patron = patron
             .filter(|p| verified && p.web_enabled && eligible_for_web_service(p.birth_date, today));
         let Some(patron) = patron else {
-            let mut tx = self.begin().await?;
-            self.throttle
-                .record(&mut tx, &keys, now)
-                .await
-                .map_err(db("recording a failure"))?;
-            self.commit(tx, false).await?;
+            // The attempt counted above stays: it is a failure.
             return Err(ErrorCode::BadCredentials.into());
         };
         let token = tokens::new_token();
@@ -472,6 +468,10 @@ impl PatronAccounts {
         )
         .await
         .map_err(db("creating a session"))?;
+        self.throttle
+            .refund(&mut tx, &attempt)
+            .await
+            .map_err(db("giving back an attempt"))?;
         if let Some(key) = &card_key {
             self.throttle
                 .clear(&mut tx, key)
@@ -567,16 +567,19 @@ impl PatronAccounts {
         let card = CardNumber::parse(&patron.card_number)
             .map_err(|e| internal("reading a stored card number", e))?;
         let key = Key::new(Scope::PatronCard, card.as_str());
-        self.throttle.check(std::slice::from_ref(&key), now).await?;
+        let attempt = self
+            .throttle
+            .reserve(std::slice::from_ref(&key), now)
+            .await?;
         if !passwords::verify(current.to_string(), patron.password_hash.clone()).await {
-            let mut tx = self.begin().await?;
-            self.throttle
-                .record(&mut tx, std::slice::from_ref(&key), now)
-                .await
-                .map_err(db("recording a failure"))?;
-            self.commit(tx, false).await?;
+            // The attempt stays counted: a wrong current password is a failure.
             return Err(ErrorCode::BadCredentials.into());
         }
+        // The right current password is no failure, whatever becomes of the new one.
+        self.throttle
+            .refund(&mut *self.conn().await?, &attempt)
+            .await
+            .map_err(db("giving back an attempt"))?;
         check_new_password(new, &card, patron.birth_date).map_err(password_error)?;
         let hash = passwords::hash(new.to_string())
             .await
@@ -728,7 +731,9 @@ impl PatronAccounts {
             .map(|c| Key::new(Scope::ResetCard, c.as_str()))
             .chain(Key::address(Scope::ResetAddress, client_address))
             .collect();
-        self.throttle.check(&keys, now).await?;
+        // Every request counts, matched or not, and is counted before anything is looked
+        // up, so parallel requests cannot pass the limit (P13).
+        let _counted = self.throttle.reserve(&keys, now).await?;
         let token = tokens::new_token();
         let token_hash = tokens::token_hash(&token);
         let patron = match &card {
@@ -747,10 +752,6 @@ impl PatronAccounts {
         });
         let now_s = format_instant(now);
         let mut tx = self.begin().await?;
-        self.throttle
-            .record(&mut tx, &keys, now)
-            .await
-            .map_err(db("counting a reset request"))?;
         if let Some(p) = &matched {
             let expires = now + RESET_VALID;
             store::insert_reset(&mut tx, &token_hash, &p.card_number, now, expires)

@@ -206,7 +206,8 @@ impl StaffAccounts {
         let keys: Vec<Key> = std::iter::once(user_key.clone())
             .chain(Key::address(Scope::StaffAddress, client_address))
             .collect();
-        self.throttle.check(&keys, now).await?;
+        // Counted before the password is verified (P13).
+        let attempt = self.throttle.reserve(&keys, now).await?;
         let row = sqlx::query("SELECT password_hash FROM staff WHERE username = $1")
             .bind(username)
             .fetch_optional(&self.db.pool)
@@ -217,17 +218,7 @@ impl StaffAccounts {
             .transpose()
             .map_err(|e| internal("reading", e))?;
         if !passwords::verify(password.to_string(), stored).await {
-            let mut tx = self
-                .db
-                .pool
-                .begin()
-                .await
-                .map_err(|e| internal("beginning", e))?;
-            self.throttle
-                .record(&mut tx, &keys, now)
-                .await
-                .map_err(|e| internal("recording a failure", e))?;
-            tx.commit().await.map_err(|e| internal("committing", e))?;
+            // The attempt counted above stays: it is a failure.
             return Err(ServiceError::new(ErrorCode::BadCredentials).into());
         }
         let token = tokens::new_token();
@@ -246,6 +237,10 @@ impl StaffAccounts {
             .execute(&mut *tx)
             .await
             .map_err(|e| internal("creating a session", e))?;
+        self.throttle
+            .refund(&mut tx, &attempt)
+            .await
+            .map_err(|e| internal("giving back an attempt", e))?;
         self.throttle
             .clear(&mut tx, &user_key)
             .await
