@@ -146,15 +146,22 @@ fn email_error(e: EmailError) -> PatronError {
 
 fn password_error(p: PasswordProblem) -> PatronError {
     let detail = match p {
-        PasswordProblem::TooLong => {
-            return ServiceError::with_detail(ErrorCode::InvalidInput, "new_password").into();
-        }
+        PasswordProblem::TooLong => return ErrorCode::PasswordTooLong.into(),
         PasswordProblem::TooShort => "too_short",
         PasswordProblem::Blank => "blank",
         PasswordProblem::SameAsCardNumber => "card_number",
         PasswordProblem::SameAsBirthDate => "birth_date",
     };
     ServiceError::with_detail(ErrorCode::WeakPassword, detail).into()
+}
+
+/// Refuses a password over `MAX_PASSWORD_BYTES` before anything is looked up, counted or
+/// hashed: the answer is the same for every card, so it reveals nothing (P13).
+pub(crate) fn refuse_long_password(password: &str) -> Result<(), ServiceError> {
+    if crate::domain::password::too_long(password) {
+        return Err(ServiceError::new(ErrorCode::PasswordTooLong));
+    }
+    Ok(())
 }
 
 /// Maps a database error to "internal", logged once.
@@ -426,6 +433,7 @@ impl PatronAccounts {
         password: &str,
         client_address: &str,
     ) -> Result<Granted, PatronError> {
+        refuse_long_password(password)?;
         let now = self.clock.now();
         let card = CardNumber::parse(card_input).ok();
         let card_key = card
@@ -562,6 +570,8 @@ impl PatronAccounts {
         current: &str,
         new: &str,
     ) -> Result<(), PatronError> {
+        refuse_long_password(current)?;
+        refuse_long_password(new)?;
         let now = self.clock.now();
         let (session_hash, patron) = self.live_session(token, now).await?;
         let card = CardNumber::parse(&patron.card_number)
@@ -782,6 +792,7 @@ impl PatronAccounts {
         token: &str,
         new_password: &str,
     ) -> Result<(), PatronError> {
+        refuse_long_password(new_password)?;
         let now = self.clock.now();
         let token_hash = tokens::token_hash(token);
         let mut conn = self.conn().await?;

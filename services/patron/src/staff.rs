@@ -152,6 +152,7 @@ impl StaffAccounts {
                 "branches",
             ));
         }
+        crate::service::refuse_long_password(password)?;
         if password.chars().count() < 8 {
             return Err(ServiceError::new(ErrorCode::WeakPassword));
         }
@@ -201,6 +202,7 @@ impl StaffAccounts {
         password: &str,
         client_address: &str,
     ) -> Result<Granted, PatronError> {
+        crate::service::refuse_long_password(password)?;
         let now = self.clock.now();
         let user_key = Key::new(Scope::StaffUser, username);
         let keys: Vec<Key> = std::iter::once(user_key.clone())

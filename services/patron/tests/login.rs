@@ -304,6 +304,40 @@ async fn staff_accounts_keep_working(backend: &str) {
     );
 }
 
+async fn p10_a_password_over_1024_bytes_is_refused_before_hashing(backend: &str) {
+    let e = env(backend).await;
+    let clerk = e.clerk().await;
+    let (card, temporary) = e.web_patron(&clerk, ADULT_BIRTH).await;
+    let huge = "a".repeat(2 << 20);
+    for _ in 0..10 {
+        let err = e
+            .accounts
+            .login(card.as_str(), &huge, "192.0.2.90")
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::PasswordTooLong);
+        let err = e
+            .accounts
+            .staff()
+            .login("kitsuki_clerk", &huge, "192.0.2.90")
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::PasswordTooLong);
+    }
+    // Refused before anything is counted: the card is not locked by them.
+    let session = e.login(&card, &temporary).await;
+    let err = e
+        .accounts
+        .change_password(
+            &session,
+            &temporary,
+            &"b".repeat(passwords::MAX_PASSWORD_BYTES + 1),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::PasswordTooLong);
+}
+
 /// How many of `answers` were verified (anything but a throttled refusal), after checking
 /// that each is one of the two answers P13 allows.
 fn verified<T: std::fmt::Debug>(answers: &[Result<T, PatronError>]) -> usize {
@@ -397,6 +431,7 @@ both_backends!(
     staff_accounts_keep_working,
     p13_of_100_parallel_guesses_on_one_card_at_most_the_limit_are_verified,
     p13_of_100_parallel_staff_guesses_at_most_the_limit_are_verified,
+    p10_a_password_over_1024_bytes_is_refused_before_hashing,
 );
 
 /// Prints what a whole patron login costs (Argon2id, throttle check, session insert) on
