@@ -134,12 +134,9 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
     shutdown.track([catalog.spawn_consumer(bus.clone(), &shutdown)]);
 
     let patron_db = db::connect(&sqlite_url(&data, "patron.db")).await?;
-    let accounts = kitsuki_patron::PatronAccounts::open(
-        patron_db.clone(),
-        clock.clone(),
-        kitsuki_patron::PatronConfig::default(),
-    )
-    .await?;
+    let accounts =
+        kitsuki_patron::PatronAccounts::open(patron_db.clone(), clock.clone(), cli.patron.config())
+            .await?;
     crate::roles::bootstrap_admin(accounts.staff(), admin_password).await?;
 
     for (db, wake) in [

@@ -24,7 +24,7 @@ use kitsuki_circulation::domain::calendar::LibraryCalendar;
 use kitsuki_circulation::{Circulation, CirculationConfig, CirculationGrpc, GrpcPatronFacts};
 use kitsuki_notification::titles::GrpcTitles;
 use kitsuki_notification::{GrpcContacts, NotificationGrpc, Notifier, NotifierConfig};
-use kitsuki_patron::{PatronAccounts, PatronConfig};
+use kitsuki_patron::PatronAccounts;
 
 /// The clock of a process: the system clock, or (only with `KITSUKI_TEST_CLOCK=1`) a
 /// test clock served over gRPC with the jobs to run when it moves.
@@ -160,7 +160,7 @@ pub async fn patron(args: PatronArgs, shutdown: Shutdown) -> anyhow::Result<()> 
     let db = db::connect(&args.service.database_url_with_password()?).await?;
     let clocks = Clocks::new(&args.service.common);
     let accounts =
-        PatronAccounts::open(db.clone(), clocks.shared.clone(), PatronConfig::default()).await?;
+        PatronAccounts::open(db.clone(), clocks.shared.clone(), args.settings.config()).await?;
     bootstrap_admin(accounts.staff(), admin_password).await?;
     let bus = nats(&args.service.bus).await?;
     spawn_relay(db.clone(), bus, accounts.relay_wake(), &shutdown);
