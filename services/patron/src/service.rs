@@ -9,7 +9,7 @@ use std::sync::Arc;
 use kitsuki_platform::bus::Event;
 use kitsuki_platform::clock::{SharedClock, format_instant, local_date};
 use kitsuki_platform::db::Db;
-use kitsuki_platform::{events, outbox};
+use kitsuki_platform::{events, outbox, retention};
 use kitsuki_proto::events as ev;
 use kitsuki_proto::{Branch, CardNumber, ErrorCode, ServiceError};
 use sqlx::AnyConnection;
@@ -225,6 +225,32 @@ impl PatronAccounts {
 
     pub fn config(&self) -> &PatronConfig {
         &self.config
+    }
+
+    /// Retention (ARCHITECTURE.md "Retention"): deletes links and sessions (patron and
+    /// staff) expired for longer than `retention::EXPIRED_KEPT`, login attempts that no
+    /// longer count (P13) and old inbox ids. The audit record (S3) is kept. Returns how
+    /// many rows went.
+    pub async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, sqlx::Error> {
+        let before = format_instant(now - retention::EXPIRED_KEPT);
+        let mut conn = self.db.pool.acquire().await?;
+        let mut rows = store::purge_sessions(&mut conn, &before).await?;
+        rows += store::purge_verifications(&mut conn, &before).await?;
+        rows += store::purge_resets(&mut conn, &before).await?;
+        drop(conn);
+        rows += self.staff.purge_sessions(&before).await?;
+        rows += self.throttle.purge(now).await?;
+        rows += retention::purge_inbox(&self.db, now).await?;
+        Ok(rows)
+    }
+
+    /// The purge of [`PatronAccounts::purge_expired`], for `retention::schedule`.
+    pub fn retention(&self) -> retention::Purge {
+        let this = self.clone();
+        Arc::new(move |now| {
+            let this = this.clone();
+            Box::pin(async move { this.purge_expired(now).await })
+        })
     }
 
     /// Notified after every commit that wrote to the outbox (hand it to the relay).

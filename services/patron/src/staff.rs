@@ -307,6 +307,15 @@ impl StaffAccounts {
         })
     }
 
+    /// Retention: staff sessions that expired before `before`, revoked or not.
+    pub async fn purge_sessions(&self, before: &str) -> Result<u64, sqlx::Error> {
+        let done = sqlx::query("DELETE FROM staff_sessions WHERE expires_at < $1")
+            .bind(before)
+            .execute(&self.db.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     pub async fn logout(&self, token: &str) -> Result<(), ServiceError> {
         sqlx::query("UPDATE staff_sessions SET revoked = 1 WHERE token_hash = $1")
             .bind(tokens::token_hash(token))

@@ -220,4 +220,19 @@ impl Throttle {
             .await?;
         Ok(())
     }
+
+    /// Retention: attempts that no longer count at `now`, and counters without an attempt
+    /// in the window (their row is made again by the next attempt). Returns how many went.
+    pub async fn purge(&self, now: OffsetDateTime) -> Result<u64, sqlx::Error> {
+        let since = format_instant(now - self.config.window);
+        let attempts = sqlx::query("DELETE FROM login_failures WHERE at <= $1")
+            .bind(&since)
+            .execute(&self.db.pool)
+            .await?;
+        let counters = sqlx::query("DELETE FROM login_throttle_keys WHERE touched_at <= $1")
+            .bind(&since)
+            .execute(&self.db.pool)
+            .await?;
+        Ok(attempts.rows_affected() + counters.rows_affected())
+    }
 }
