@@ -508,7 +508,7 @@ impl PatronAccounts {
             .map_err(db("giving back an attempt"))?;
         if let Some(key) = &card_key {
             self.throttle
-                .clear(&mut tx, key)
+                .clear(&mut tx, key, now)
                 .await
                 .map_err(db("clearing failures"))?;
         }
@@ -860,7 +860,7 @@ impl PatronAccounts {
             .await
             .map_err(db("spending reset links"))?;
         self.throttle
-            .clear(&mut tx, &Key::new(Scope::PatronCard, card.as_str()))
+            .clear(&mut tx, &Key::new(Scope::PatronCard, card.as_str()), now)
             .await
             .map_err(db("clearing failures"))?;
         let changed = event("patron.password.changed", &now_s, |meta| {

@@ -244,7 +244,7 @@ impl StaffAccounts {
             .await
             .map_err(|e| internal("giving back an attempt", e))?;
         self.throttle
-            .clear(&mut tx, &user_key)
+            .clear(&mut tx, &user_key, now)
             .await
             .map_err(|e| internal("clearing failures", e))?;
         audit(

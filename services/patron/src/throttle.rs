@@ -178,17 +178,6 @@ impl Throttle {
             .execute(&mut *tx)
             .await
             .map_err(fail)?;
-            // This counter's attempts that no longer count (under its lock: no other
-            // attempt is deleting them now).
-            sqlx::query(
-                "DELETE FROM login_failures WHERE scope = $1 AND key_hash = $2 AND at <= $3",
-            )
-            .bind(key.scope.code())
-            .bind(&key.hash)
-            .bind(&since)
-            .execute(&mut *tx)
-            .await
-            .map_err(fail)?;
             ids.push(id);
         }
         tx.commit().await.map_err(fail)?;
@@ -212,10 +201,19 @@ impl Throttle {
     }
 
     /// Forgets the attempts of a key (a successful login clears its card's counter).
-    pub async fn clear(&self, conn: &mut AnyConnection, key: &Key) -> Result<(), sqlx::Error> {
-        sqlx::query("DELETE FROM login_failures WHERE scope = $1 AND key_hash = $2")
+    /// Only the attempts that still count: older ones are the purge's ([`Throttle::purge`]),
+    /// so that a request and the purge never delete the same rows (no lock waits, no
+    /// deadlock between them on PostgreSQL).
+    pub async fn clear(
+        &self,
+        conn: &mut AnyConnection,
+        key: &Key,
+        now: OffsetDateTime,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM login_failures WHERE scope = $1 AND key_hash = $2 AND at > $3")
             .bind(key.scope.code())
             .bind(&key.hash)
+            .bind(format_instant(now - self.config.window))
             .execute(conn)
             .await?;
         Ok(())
@@ -223,16 +221,33 @@ impl Throttle {
 
     /// Retention: attempts that no longer count at `now`, and counters without an attempt
     /// in the window (their row is made again by the next attempt). Returns how many went.
+    /// A counter's row goes in a statement of its own: an attempt holds its counters' rows
+    /// while it counts, and one statement deleting many would wait for it while holding
+    /// rows it waits for.
     pub async fn purge(&self, now: OffsetDateTime) -> Result<u64, sqlx::Error> {
         let since = format_instant(now - self.config.window);
-        let attempts = sqlx::query("DELETE FROM login_failures WHERE at <= $1")
+        let mut rows = sqlx::query("DELETE FROM login_failures WHERE at <= $1")
             .bind(&since)
             .execute(&self.db.pool)
-            .await?;
-        let counters = sqlx::query("DELETE FROM login_throttle_keys WHERE touched_at <= $1")
+            .await?
+            .rows_affected();
+        let stale =
+            sqlx::query("SELECT scope, key_hash FROM login_throttle_keys WHERE touched_at <= $1")
+                .bind(&since)
+                .fetch_all(&self.db.pool)
+                .await?;
+        for key in stale {
+            let (scope, hash): (String, String) = (key.try_get("scope")?, key.try_get("key_hash")?);
+            rows += sqlx::query(
+                "DELETE FROM login_throttle_keys WHERE scope = $1 AND key_hash = $2 AND touched_at <= $3",
+            )
+            .bind(&scope)
+            .bind(&hash)
             .bind(&since)
             .execute(&self.db.pool)
-            .await?;
-        Ok(attempts.rows_affected() + counters.rows_affected())
+            .await?
+            .rows_affected();
+        }
+        Ok(rows)
     }
 }
