@@ -20,6 +20,7 @@ use kitsuki_platform::config::{CommonArgs, display_url};
 use kitsuki_platform::db;
 use kitsuki_platform::grpc_trace::TracedChannel;
 use kitsuki_platform::outbox::Relay;
+use kitsuki_platform::retention;
 use kitsuki_platform::server::{Readiness, bind, serve};
 use kitsuki_platform::shutdown::Shutdown;
 use kitsuki_proto::Branch;
@@ -134,13 +135,19 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
     shutdown.track([catalog.spawn_consumer(bus.clone(), &shutdown)]);
 
     let patron_db = db::connect(&sqlite_url(&data, "patron.db")).await?;
-    let accounts = kitsuki_patron::PatronAccounts::open(
-        patron_db.clone(),
-        clock.clone(),
-        kitsuki_patron::PatronConfig::default(),
-    )
-    .await?;
+    let accounts =
+        kitsuki_patron::PatronAccounts::open(patron_db.clone(), clock.clone(), cli.patron.config())
+            .await?;
     crate::roles::bootstrap_admin(accounts.staff(), admin_password).await?;
+    // Retention (ARCHITECTURE.md "Retention"): each database's purges on their schedule.
+    for (service, purge) in [
+        ("catalog", retention::inbox_purge(catalog_db.clone())),
+        ("patron", accounts.retention()),
+    ] {
+        shutdown.track([crate::roles::retention_of(
+            service, purge, &clocks, &shutdown,
+        )]);
+    }
 
     for (db, wake) in [
         (catalog_db.clone(), catalog.relay_wake()),
@@ -181,6 +188,12 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
         kitsuki_notification::titles::GrpcTitles::connect_lazy(&url)?,
     ));
     shutdown.track(notifier.spawn(bus.clone(), &shutdown));
+    shutdown.track([crate::roles::retention_of(
+        "notification",
+        notifier.retention(),
+        &clocks,
+        &shutdown,
+    )]);
     let n = notifier.clone();
     clocks.due_jobs.register(move || {
         let n = n.clone();
@@ -205,6 +218,12 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
     // loopback port as separate processes would be.
     let circulation_db = db::connect(&sqlite_url(&data, "circulation.db")).await?;
     let mut circulation_urls = Vec::new();
+    shutdown.track([crate::roles::retention_of(
+        "circulation",
+        retention::inbox_purge(circulation_db.clone()),
+        &clocks,
+        &shutdown,
+    )]);
     for branch in Branch::ALL {
         let patrons = Arc::new(GrpcPatronFacts::connect_lazy(&url)?);
         let circulation = Circulation::open(

@@ -26,6 +26,9 @@ pub struct Cli {
     /// Enables the movable test clock. Never in a deployment.
     #[arg(long, env = "KITSUKI_TEST_CLOCK", default_value_t = false)]
     pub test_clock: bool,
+    /// All in one: the patron-account rules' settings (P7, P8, P13).
+    #[command(flatten)]
+    pub patron: kitsuki_patron::PatronSettings,
 }
 
 #[derive(Subcommand, Debug)]
@@ -66,6 +69,9 @@ pub struct CatalogArgs {
 pub struct PatronArgs {
     #[command(flatten)]
     pub service: ServiceArgs,
+    /// The rules' settings (P7, P8, P13).
+    #[command(flatten)]
+    pub settings: kitsuki_patron::PatronSettings,
 }
 
 #[derive(clap::Args, Debug)]

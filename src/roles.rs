@@ -13,6 +13,7 @@ use kitsuki_platform::clock::{SharedClock, SystemClock, TestClock};
 use kitsuki_platform::config::{BusArgs, CommonArgs, display_url};
 use kitsuki_platform::db::{self, Db};
 use kitsuki_platform::outbox::Relay;
+use kitsuki_platform::retention;
 use kitsuki_platform::server::{Readiness, bind, serve};
 use kitsuki_platform::shutdown::Shutdown;
 use kitsuki_platform::testclock::{DueJobs, TestClockGrpc};
@@ -24,7 +25,7 @@ use kitsuki_circulation::domain::calendar::LibraryCalendar;
 use kitsuki_circulation::{Circulation, CirculationConfig, CirculationGrpc, GrpcPatronFacts};
 use kitsuki_notification::titles::GrpcTitles;
 use kitsuki_notification::{GrpcContacts, NotificationGrpc, Notifier, NotifierConfig};
-use kitsuki_patron::{PatronAccounts, PatronConfig};
+use kitsuki_patron::PatronAccounts;
 
 /// The clock of a process: the system clock, or (only with `KITSUKI_TEST_CLOCK=1`) a
 /// test clock served over gRPC with the jobs to run when it moves.
@@ -62,6 +63,23 @@ impl Clocks {
             None => routes,
         }
     }
+}
+
+/// Retention (ARCHITECTURE.md "Retention"): a service's purges on their schedule and after
+/// every move of the test clock.
+pub fn retention_of(
+    service: &'static str,
+    purge: retention::Purge,
+    clocks: &Clocks,
+    shutdown: &Shutdown,
+) -> tokio::task::JoinHandle<()> {
+    retention::schedule(
+        service,
+        clocks.shared.clone(),
+        purge,
+        &clocks.due_jobs,
+        shutdown,
+    )
 }
 
 /// Rule B2: the branches' closed days from the file `KITSUKI_CALENDAR_FILE` names (format:
@@ -141,6 +159,12 @@ pub async fn catalog(args: CatalogArgs, shutdown: Shutdown) -> anyhow::Result<()
     spawn_relay(db.clone(), bus.clone(), catalog.relay_wake(), &shutdown);
     // Live availability from circulation's item status events.
     shutdown.track([catalog.spawn_consumer(bus, &shutdown)]);
+    shutdown.track([retention_of(
+        "catalog",
+        retention::inbox_purge(db.clone()),
+        &clocks,
+        &shutdown,
+    )]);
     let (listener, addr) = bind(args.service.listen).await?;
     let readiness = Readiness::new().with_db(db);
     readiness.set_ready();
@@ -160,8 +184,14 @@ pub async fn patron(args: PatronArgs, shutdown: Shutdown) -> anyhow::Result<()> 
     let db = db::connect(&args.service.database_url_with_password()?).await?;
     let clocks = Clocks::new(&args.service.common);
     let accounts =
-        PatronAccounts::open(db.clone(), clocks.shared.clone(), PatronConfig::default()).await?;
+        PatronAccounts::open(db.clone(), clocks.shared.clone(), args.settings.config()).await?;
     bootstrap_admin(accounts.staff(), admin_password).await?;
+    shutdown.track([retention_of(
+        "patron",
+        accounts.retention(),
+        &clocks,
+        &shutdown,
+    )]);
     let bus = nats(&args.service.bus).await?;
     spawn_relay(db.clone(), bus, accounts.relay_wake(), &shutdown);
     let (listener, addr) = bind(args.service.listen).await?;
@@ -221,6 +251,12 @@ pub async fn notification(args: NotificationArgs, shutdown: Shutdown) -> anyhow:
     // Consumer and sender; the outbox relay of MailSent events is tracked by `spawn` for
     // the last phase.
     shutdown.track(notifier.spawn(bus, &shutdown));
+    shutdown.track([retention_of(
+        "notification",
+        notifier.retention(),
+        &clocks,
+        &shutdown,
+    )]);
     let (listener, addr) = bind(service.listen).await?;
     let readiness = Readiness::new().with_db(db);
     readiness.set_ready();
@@ -247,6 +283,12 @@ pub async fn circulation(args: CirculationArgs, shutdown: Shutdown) -> anyhow::R
     // relay is tracked by `spawn` for the last phase.
     shutdown.track(circulation.spawn(bus, &shutdown));
     circulation.register_due_jobs(&clocks.due_jobs);
+    shutdown.track([retention_of(
+        "circulation",
+        retention::inbox_purge(db.clone()),
+        &clocks,
+        &shutdown,
+    )]);
     let (listener, addr) = bind(args.service.listen).await?;
     let readiness = Readiness::new().with_db(db);
     readiness.set_ready();

@@ -136,6 +136,31 @@ async fn p13_failures_are_also_counted_per_client_address() {
     );
 }
 
+/// Rule P13 under parallel guesses, end to end: of 100 wrong passwords sent at once on one
+/// card from one address, the card's limit (5) are verified (401), every other is 429;
+/// the right password after them waits too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p13_of_100_parallel_guesses_at_most_the_limit_are_verified() {
+    let app = TestApp::spawn().await;
+    let (card, password) = app.web_patron("杵築 花子").await;
+    let guesses = (0..100).map(|i| {
+        let (app, card) = (&app, card.clone());
+        async move { app.patron_login(&card, &format!("wrong guess {i}")).await }
+    });
+    let replies = futures::future::join_all(guesses).await;
+    let verified = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::UNAUTHORIZED)
+        .count();
+    let throttled = replies
+        .iter()
+        .filter(|r| r.status == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!((verified, throttled), (5, 95));
+    let reply = app.patron_login(&card, &password).await;
+    assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
+}
+
 #[tokio::test]
 async fn a_patron_token_only_ever_reads_its_own_account() {
     let app = TestApp::spawn().await;

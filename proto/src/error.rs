@@ -61,6 +61,8 @@ error_codes! {
         "Hotmail、Yahoo!メールなどのフリーメールアドレスはご登録いただけません。", "Free webmail addresses cannot be registered.";
     WeakPassword => "weak_password", 422, InvalidArgument, Some("P10"),
         "パスワードは8文字以上で、利用者カードの番号や生年月日以外のものにしてください。", "A password has at least 8 characters and is neither the card number nor the birth date.";
+    PasswordTooLong => "password_too_long", 400, InvalidArgument, Some("P10"),
+        "パスワードが長すぎます。1024バイト（半角1024文字）以内で入力してください。", "A password is at most 1024 bytes.";
     BadCredentials => "bad_credentials", 401, Unauthenticated, Some("P13"),
         "利用者カードの番号またはパスワードが正しくありません。", "The card number or password is wrong.";
     NotLoggedIn => "not_logged_in", 401, Unauthenticated, None,

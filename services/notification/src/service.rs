@@ -28,7 +28,7 @@ use kitsuki_platform::clock::{SharedClock, format_date, format_instant, parse_in
 use kitsuki_platform::db::{self, Db};
 use kitsuki_platform::outbox::Relay;
 use kitsuki_platform::shutdown::Shutdown;
-use kitsuki_platform::{events, inbox, outbox};
+use kitsuki_platform::{events, inbox, outbox, retention};
 use kitsuki_proto::events as ev;
 use kitsuki_proto::{Branch, ServiceError};
 use time::{Date, OffsetDateTime};
@@ -792,6 +792,23 @@ impl Notifier {
         store::of_event(&self.inner.db.pool, event_id)
             .await
             .map_err(|e| internal("reading deliveries", e))
+    }
+
+    /// Retention (ARCHITECTURE.md "Retention"): the delivery log of mails done more than
+    /// `retention::DELIVERY_LOG_KEPT` ago, and old inbox ids. Returns how many rows went.
+    pub async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, sqlx::Error> {
+        let before = format_instant(now - retention::DELIVERY_LOG_KEPT);
+        let rows = store::purge_done(&self.inner.db.pool, &before).await?;
+        Ok(rows + retention::purge_inbox(&self.inner.db, now).await?)
+    }
+
+    /// The purge of [`Notifier::purge_expired`], for `retention::schedule`.
+    pub fn retention(&self) -> retention::Purge {
+        let this = self.clone();
+        Arc::new(move |now| {
+            let this = this.clone();
+            Box::pin(async move { this.purge_expired(now).await })
+        })
     }
 
     pub async fn pending_count(&self) -> Result<i64, ServiceError> {

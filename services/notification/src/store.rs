@@ -230,3 +230,13 @@ pub async fn next_due_at(pool: &AnyPool) -> Result<Option<String>, sqlx::Error> 
         .fetch_one(pool)
         .await
 }
+
+/// Retention: deliveries asked for before `before` that are done (sent, failed or without
+/// an address); a pending one stays whatever its age. Returns how many went.
+pub async fn purge_done(pool: &AnyPool, before: &str) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM deliveries WHERE status <> 'pending' AND created_at < $1")
+        .bind(before)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected())
+}

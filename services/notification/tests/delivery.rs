@@ -47,6 +47,7 @@ on_both_backends!(
     two_senders_on_one_database_send_each_mail_once,
     the_delivery_log_lists_newest_first_over_grpc,
     events_without_mail_or_unusable_are_acknowledged_and_skipped,
+    the_delivery_log_of_mails_done_goes_after_180_days_pending_ones_stay,
 );
 
 fn files(dir: &std::path::Path) -> MailTransport {
@@ -494,4 +495,66 @@ mod grpc_contacts {
         let contacts = GrpcContacts::connect_lazy(&url).unwrap();
         assert!(contacts.contact("1234567", None).await.is_err());
     }
+}
+
+/// Retention (ARCHITECTURE.md "Retention"): a delivery that is done (here `no_address`) and
+/// the inbox ids go once past their periods, on the schedule's due job after the test clock
+/// moved; a pending one stays, however old.
+async fn the_delivery_log_of_mails_done_goes_after_180_days_pending_ones_stay(backend: &str) {
+    use kitsuki_platform::retention;
+    use kitsuki_platform::shutdown::Shutdown;
+    use kitsuki_platform::testclock::DueJobs;
+    let dir = temp_dir("outbox");
+    let contacts = FixedContacts::new().with("1234567", "a@example.jp");
+    let clock = Arc::new(TestClock::new());
+    clock.set(datetime!(2026-05-10 01:00 UTC));
+    let n = notifier_with_clock(
+        fresh_db(backend).await,
+        config(files(&dir)),
+        contacts.clone(),
+        clock.clone(),
+    )
+    .await;
+    let consumer = &n.consumer_specs()[0].durable;
+    let done = email_changed("1111111");
+    let waiting = email_changed("1234567");
+    // The unknown card's mail ends as no_address; the other, recorded after the sender's
+    // round, stays pending.
+    n.record_event(consumer, &done).await.unwrap();
+    n.send_due_once().await.unwrap();
+    assert_eq!(
+        n.deliveries_of_event(&done.id).await.unwrap()[0].status,
+        "no_address"
+    );
+    n.record_event(consumer, &waiting).await.unwrap();
+    let jobs = DueJobs::default();
+    let shutdown = Shutdown::new();
+    let task = retention::schedule(
+        "notification",
+        clock.clone(),
+        n.retention(),
+        &jobs,
+        &shutdown,
+    );
+    let inbox_rows = || async {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM inbox")
+            .fetch_one(&n.db().pool)
+            .await
+            .unwrap()
+    };
+    clock.advance(time::Duration::days(179));
+    jobs.run_all().await;
+    assert_eq!(
+        n.list_deliveries(100).await.unwrap().len(),
+        2,
+        "kept 180 days"
+    );
+    assert_eq!(inbox_rows().await, 0, "inbox ids go after 30 days");
+    clock.advance(time::Duration::days(2));
+    jobs.run_all().await;
+    let left = n.list_deliveries(100).await.unwrap();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].event_id, waiting.id, "the pending one stays");
+    shutdown.trigger();
+    task.await.unwrap();
 }

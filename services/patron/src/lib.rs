@@ -14,6 +14,6 @@ pub mod store;
 pub mod throttle;
 pub mod tokens;
 
-pub use config::PatronConfig;
+pub use config::{PatronConfig, PatronSettings};
 pub use error::PatronError;
 pub use service::PatronAccounts;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use kitsuki_platform::bus::Event;
 use kitsuki_platform::clock::{SharedClock, format_instant, local_date};
 use kitsuki_platform::db::Db;
-use kitsuki_platform::{events, outbox};
+use kitsuki_platform::{events, outbox, retention};
 use kitsuki_proto::events as ev;
 use kitsuki_proto::{Branch, CardNumber, ErrorCode, ServiceError};
 use sqlx::AnyConnection;
@@ -146,15 +146,22 @@ fn email_error(e: EmailError) -> PatronError {
 
 fn password_error(p: PasswordProblem) -> PatronError {
     let detail = match p {
-        PasswordProblem::TooLong => {
-            return ServiceError::with_detail(ErrorCode::InvalidInput, "new_password").into();
-        }
+        PasswordProblem::TooLong => return ErrorCode::PasswordTooLong.into(),
         PasswordProblem::TooShort => "too_short",
         PasswordProblem::Blank => "blank",
         PasswordProblem::SameAsCardNumber => "card_number",
         PasswordProblem::SameAsBirthDate => "birth_date",
     };
     ServiceError::with_detail(ErrorCode::WeakPassword, detail).into()
+}
+
+/// Refuses a password over `MAX_PASSWORD_BYTES` before anything is looked up, counted or
+/// hashed: the answer is the same for every card, so it reveals nothing (P13).
+pub(crate) fn refuse_long_password(password: &str) -> Result<(), ServiceError> {
+    if crate::domain::password::too_long(password) {
+        return Err(ServiceError::new(ErrorCode::PasswordTooLong));
+    }
+    Ok(())
 }
 
 /// Maps a database error to "internal", logged once.
@@ -218,6 +225,32 @@ impl PatronAccounts {
 
     pub fn config(&self) -> &PatronConfig {
         &self.config
+    }
+
+    /// Retention (ARCHITECTURE.md "Retention"): deletes links and sessions (patron and
+    /// staff) expired for longer than `retention::EXPIRED_KEPT`, login attempts that no
+    /// longer count (P13) and old inbox ids. The audit record (S3) is kept. Returns how
+    /// many rows went.
+    pub async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, sqlx::Error> {
+        let before = format_instant(now - retention::EXPIRED_KEPT);
+        let mut conn = self.db.pool.acquire().await?;
+        let mut rows = store::purge_sessions(&mut conn, &before).await?;
+        rows += store::purge_verifications(&mut conn, &before).await?;
+        rows += store::purge_resets(&mut conn, &before).await?;
+        drop(conn);
+        rows += self.staff.purge_sessions(&before).await?;
+        rows += self.throttle.purge(now).await?;
+        rows += retention::purge_inbox(&self.db, now).await?;
+        Ok(rows)
+    }
+
+    /// The purge of [`PatronAccounts::purge_expired`], for `retention::schedule`.
+    pub fn retention(&self) -> retention::Purge {
+        let this = self.clone();
+        Arc::new(move |now| {
+            let this = this.clone();
+            Box::pin(async move { this.purge_expired(now).await })
+        })
     }
 
     /// Notified after every commit that wrote to the outbox (hand it to the relay).
@@ -426,6 +459,7 @@ impl PatronAccounts {
         password: &str,
         client_address: &str,
     ) -> Result<Granted, PatronError> {
+        refuse_long_password(password)?;
         let now = self.clock.now();
         let card = CardNumber::parse(card_input).ok();
         let card_key = card
@@ -436,7 +470,8 @@ impl PatronAccounts {
             .cloned()
             .chain(Key::address(Scope::PatronAddress, client_address))
             .collect();
-        self.throttle.check(&keys, now).await?;
+        // Counted before the password is verified: parallel guesses queue here (P13).
+        let attempt = self.throttle.reserve(&keys, now).await?;
         let patron = match &card {
             Some(c) => store::get_patron(&mut *self.conn().await?, c.as_str())
                 .await
@@ -452,12 +487,7 @@ impl PatronAccounts {
         let patron = patron
             .filter(|p| verified && p.web_enabled && eligible_for_web_service(p.birth_date, today));
         let Some(patron) = patron else {
-            let mut tx = self.begin().await?;
-            self.throttle
-                .record(&mut tx, &keys, now)
-                .await
-                .map_err(db("recording a failure"))?;
-            self.commit(tx, false).await?;
+            // The attempt counted above stays: it is a failure.
             return Err(ErrorCode::BadCredentials.into());
         };
         let token = tokens::new_token();
@@ -472,9 +502,13 @@ impl PatronAccounts {
         )
         .await
         .map_err(db("creating a session"))?;
+        self.throttle
+            .refund(&mut tx, &attempt)
+            .await
+            .map_err(db("giving back an attempt"))?;
         if let Some(key) = &card_key {
             self.throttle
-                .clear(&mut tx, key)
+                .clear(&mut tx, key, now)
                 .await
                 .map_err(db("clearing failures"))?;
         }
@@ -562,21 +596,26 @@ impl PatronAccounts {
         current: &str,
         new: &str,
     ) -> Result<(), PatronError> {
+        refuse_long_password(current)?;
+        refuse_long_password(new)?;
         let now = self.clock.now();
         let (session_hash, patron) = self.live_session(token, now).await?;
         let card = CardNumber::parse(&patron.card_number)
             .map_err(|e| internal("reading a stored card number", e))?;
         let key = Key::new(Scope::PatronCard, card.as_str());
-        self.throttle.check(std::slice::from_ref(&key), now).await?;
+        let attempt = self
+            .throttle
+            .reserve(std::slice::from_ref(&key), now)
+            .await?;
         if !passwords::verify(current.to_string(), patron.password_hash.clone()).await {
-            let mut tx = self.begin().await?;
-            self.throttle
-                .record(&mut tx, std::slice::from_ref(&key), now)
-                .await
-                .map_err(db("recording a failure"))?;
-            self.commit(tx, false).await?;
+            // The attempt stays counted: a wrong current password is a failure.
             return Err(ErrorCode::BadCredentials.into());
         }
+        // The right current password is no failure, whatever becomes of the new one.
+        self.throttle
+            .refund(&mut *self.conn().await?, &attempt)
+            .await
+            .map_err(db("giving back an attempt"))?;
         check_new_password(new, &card, patron.birth_date).map_err(password_error)?;
         let hash = passwords::hash(new.to_string())
             .await
@@ -728,7 +767,9 @@ impl PatronAccounts {
             .map(|c| Key::new(Scope::ResetCard, c.as_str()))
             .chain(Key::address(Scope::ResetAddress, client_address))
             .collect();
-        self.throttle.check(&keys, now).await?;
+        // Every request counts, matched or not, and is counted before anything is looked
+        // up, so parallel requests cannot pass the limit (P13).
+        let _counted = self.throttle.reserve(&keys, now).await?;
         let token = tokens::new_token();
         let token_hash = tokens::token_hash(&token);
         let patron = match &card {
@@ -747,10 +788,6 @@ impl PatronAccounts {
         });
         let now_s = format_instant(now);
         let mut tx = self.begin().await?;
-        self.throttle
-            .record(&mut tx, &keys, now)
-            .await
-            .map_err(db("counting a reset request"))?;
         if let Some(p) = &matched {
             let expires = now + RESET_VALID;
             store::insert_reset(&mut tx, &token_hash, &p.card_number, now, expires)
@@ -781,6 +818,7 @@ impl PatronAccounts {
         token: &str,
         new_password: &str,
     ) -> Result<(), PatronError> {
+        refuse_long_password(new_password)?;
         let now = self.clock.now();
         let token_hash = tokens::token_hash(token);
         let mut conn = self.conn().await?;
@@ -822,7 +860,7 @@ impl PatronAccounts {
             .await
             .map_err(db("spending reset links"))?;
         self.throttle
-            .clear(&mut tx, &Key::new(Scope::PatronCard, card.as_str()))
+            .clear(&mut tx, &Key::new(Scope::PatronCard, card.as_str()), now)
             .await
             .map_err(db("clearing failures"))?;
         let changed = event("patron.password.changed", &now_s, |meta| {

@@ -152,6 +152,7 @@ impl StaffAccounts {
                 "branches",
             ));
         }
+        crate::service::refuse_long_password(password)?;
         if password.chars().count() < 8 {
             return Err(ServiceError::new(ErrorCode::WeakPassword));
         }
@@ -201,12 +202,14 @@ impl StaffAccounts {
         password: &str,
         client_address: &str,
     ) -> Result<Granted, PatronError> {
+        crate::service::refuse_long_password(password)?;
         let now = self.clock.now();
         let user_key = Key::new(Scope::StaffUser, username);
         let keys: Vec<Key> = std::iter::once(user_key.clone())
             .chain(Key::address(Scope::StaffAddress, client_address))
             .collect();
-        self.throttle.check(&keys, now).await?;
+        // Counted before the password is verified (P13).
+        let attempt = self.throttle.reserve(&keys, now).await?;
         let row = sqlx::query("SELECT password_hash FROM staff WHERE username = $1")
             .bind(username)
             .fetch_optional(&self.db.pool)
@@ -217,17 +220,7 @@ impl StaffAccounts {
             .transpose()
             .map_err(|e| internal("reading", e))?;
         if !passwords::verify(password.to_string(), stored).await {
-            let mut tx = self
-                .db
-                .pool
-                .begin()
-                .await
-                .map_err(|e| internal("beginning", e))?;
-            self.throttle
-                .record(&mut tx, &keys, now)
-                .await
-                .map_err(|e| internal("recording a failure", e))?;
-            tx.commit().await.map_err(|e| internal("committing", e))?;
+            // The attempt counted above stays: it is a failure.
             return Err(ServiceError::new(ErrorCode::BadCredentials).into());
         }
         let token = tokens::new_token();
@@ -247,7 +240,11 @@ impl StaffAccounts {
             .await
             .map_err(|e| internal("creating a session", e))?;
         self.throttle
-            .clear(&mut tx, &user_key)
+            .refund(&mut tx, &attempt)
+            .await
+            .map_err(|e| internal("giving back an attempt", e))?;
+        self.throttle
+            .clear(&mut tx, &user_key, now)
             .await
             .map_err(|e| internal("clearing failures", e))?;
         audit(
@@ -308,6 +305,15 @@ impl StaffAccounts {
             branches,
             role,
         })
+    }
+
+    /// Retention: staff sessions that expired before `before`, revoked or not.
+    pub async fn purge_sessions(&self, before: &str) -> Result<u64, sqlx::Error> {
+        let done = sqlx::query("DELETE FROM staff_sessions WHERE expires_at < $1")
+            .bind(before)
+            .execute(&self.db.pool)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     pub async fn logout(&self, token: &str) -> Result<(), ServiceError> {

@@ -423,3 +423,34 @@ pub async fn spend_resets_of(conn: &mut AnyConnection, card: &str) -> Result<(),
         .await?;
     Ok(())
 }
+
+/// Retention: sessions that expired (their longest life, 12 hours) before `before`,
+/// revoked or not. Returns how many went.
+pub async fn purge_sessions(conn: &mut AnyConnection, before: &str) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM patron_sessions WHERE expires_at < $1")
+        .bind(before)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// Retention: verification links (P9) that expired before `before`, used or not.
+pub async fn purge_verifications(
+    conn: &mut AnyConnection,
+    before: &str,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM email_verifications WHERE expires_at < $1")
+        .bind(before)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// Retention: reset links (P11) that expired before `before`, used or not.
+pub async fn purge_resets(conn: &mut AnyConnection, before: &str) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM password_resets WHERE expires_at < $1")
+        .bind(before)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected())
+}

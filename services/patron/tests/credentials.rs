@@ -312,6 +312,39 @@ async fn p11_p13_reset_requests_are_throttled_whether_they_match_or_not(backend:
     assert_eq!(err.code(), ErrorCode::BadCredentials);
 }
 
+async fn p11_p13_of_100_parallel_reset_requests_at_most_the_limit_mail_a_link(backend: &str) {
+    let e = env(backend).await;
+    let (card, _, _) = patron_with_verified_email(&e, "hanako@example.jp").await;
+    let requests = (0..100).map(|_| {
+        let accounts = e.accounts.clone();
+        let card = card.to_string();
+        tokio::spawn(async move {
+            accounts
+                .request_password_reset(&card, "hanako@example.jp", "192.0.2.77")
+                .await
+        })
+    });
+    let answers: Vec<_> = futures::future::join_all(requests)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    for a in &answers {
+        if let Err(err) = a {
+            assert_eq!(err.code(), ErrorCode::TooManyAttempts);
+        }
+    }
+    let answered = answers.iter().filter(|a| a.is_ok()).count();
+    assert_eq!(answered, 5, "the card's limit, whatever the concurrency");
+    let mailed = e
+        .subjects()
+        .await
+        .iter()
+        .filter(|s| *s == "patron.password.reset_requested")
+        .count();
+    assert_eq!(mailed, 5, "one link per request let through");
+}
+
 both_backends!(
     p10_a_password_change_revokes_other_sessions_but_not_the_current,
     p10_a_change_needs_the_current_password_and_refuses_weak_ones,
@@ -321,4 +354,5 @@ both_backends!(
     p11_a_reset_link_expires_after_30_minutes,
     p11_the_answer_is_the_same_whether_or_not_card_and_address_match,
     p11_p13_reset_requests_are_throttled_whether_they_match_or_not,
+    p11_p13_of_100_parallel_reset_requests_at_most_the_limit_mail_a_link,
 );

@@ -3,7 +3,8 @@
 
 mod common;
 
-use common::{ADULT_BIRTH, Env, both_backends, env, form};
+use common::{ADULT_BIRTH, Env, both_backends, env, env_with, form};
+use kitsuki_patron::PatronSettings;
 use kitsuki_proto::events as ev;
 use kitsuki_proto::{Branch, CardNumber, ErrorCode};
 use time::Duration;
@@ -257,6 +258,54 @@ async fn get_contact_refuses_unknown_cards_and_other_patrons_verifications(backe
     );
 }
 
+async fn p7_p8_p13_configured_lists_and_limits_change_what_is_refused(backend: &str) {
+    // As the role reads them from its flags or KITSUKI_* variables.
+    let settings = PatronSettings {
+        free_mail_domains: Some(vec!["freemail.example".into()]),
+        carrier_domains: Some(vec!["carrier.example".into()]),
+        login_failures_per_account: Some(2),
+        ..PatronSettings::default()
+    };
+    let e = env_with(backend, settings.config()).await;
+    let (card, s, password) = logged_in(&e).await;
+    let err = e
+        .accounts
+        .request_email_change(&s, "hanako@mail.freemail.example")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        ErrorCode::FreeMailDomain,
+        "P7: the configured list"
+    );
+    // A default free-mail domain is no longer on the list: an ordinary address now.
+    let hotmail = e
+        .accounts
+        .request_email_change(&s, "hanako@hotmail.com")
+        .await
+        .unwrap();
+    assert!(!hotmail.carrier_notice);
+    let carrier = e
+        .accounts
+        .request_email_change(&s, "hanako@carrier.example")
+        .await
+        .unwrap();
+    assert!(carrier.carrier_notice, "P8: the configured list");
+    // P13: two failures per card lock it.
+    for i in 0..2 {
+        let _ = e
+            .accounts
+            .login(card.as_str(), "wrong", &format!("203.0.113.{i}"))
+            .await;
+    }
+    let err = e
+        .accounts
+        .login(card.as_str(), &password, "203.0.113.9")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::TooManyAttempts);
+}
+
 both_backends!(
     p9_the_old_address_stays_in_force_until_the_link_is_opened,
     p9_a_link_expires_after_2_days_and_changes_nothing,
@@ -264,4 +313,5 @@ both_backends!(
     p7_free_mail_is_refused_and_p8_carrier_mail_gets_the_notice,
     p9_an_address_given_at_the_counter_waits_for_its_link,
     get_contact_refuses_unknown_cards_and_other_patrons_verifications,
+    p7_p8_p13_configured_lists_and_limits_change_what_is_refused,
 );

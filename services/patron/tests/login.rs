@@ -304,6 +304,121 @@ async fn staff_accounts_keep_working(backend: &str) {
     );
 }
 
+async fn p10_a_password_over_1024_bytes_is_refused_before_hashing(backend: &str) {
+    let e = env(backend).await;
+    let clerk = e.clerk().await;
+    let (card, temporary) = e.web_patron(&clerk, ADULT_BIRTH).await;
+    let huge = "a".repeat(2 << 20);
+    for _ in 0..10 {
+        let err = e
+            .accounts
+            .login(card.as_str(), &huge, "192.0.2.90")
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::PasswordTooLong);
+        let err = e
+            .accounts
+            .staff()
+            .login("kitsuki_clerk", &huge, "192.0.2.90")
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::PasswordTooLong);
+    }
+    // Refused before anything is counted: the card is not locked by them.
+    let session = e.login(&card, &temporary).await;
+    let err = e
+        .accounts
+        .change_password(
+            &session,
+            &temporary,
+            &"b".repeat(passwords::MAX_PASSWORD_BYTES + 1),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::PasswordTooLong);
+}
+
+/// How many of `answers` were verified (anything but a throttled refusal), after checking
+/// that each is one of the two answers P13 allows.
+fn verified<T: std::fmt::Debug>(answers: &[Result<T, PatronError>]) -> usize {
+    for a in answers {
+        if let Err(e) = a {
+            assert!(
+                matches!(
+                    e.code(),
+                    ErrorCode::BadCredentials | ErrorCode::TooManyAttempts
+                ),
+                "{e:?}"
+            );
+        }
+    }
+    answers
+        .iter()
+        .filter(|a| !matches!(a, Err(PatronError::Throttled { .. })))
+        .count()
+}
+
+const PARALLEL_GUESSES: usize = 100;
+
+async fn p13_of_100_parallel_guesses_on_one_card_at_most_the_limit_are_verified(backend: &str) {
+    let e = env(backend).await;
+    let clerk = e.clerk().await;
+    let (card, temporary) = e.web_patron(&clerk, ADULT_BIRTH).await;
+    let guesses = (0..PARALLEL_GUESSES).map(|i| {
+        let accounts = e.accounts.clone();
+        let card = card.to_string();
+        tokio::spawn(async move {
+            accounts
+                .login(&card, &format!("wrong-guess-{i}"), "198.51.100.66")
+                .await
+        })
+    });
+    let answers: Vec<_> = futures::future::join_all(guesses)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        verified(&answers),
+        5,
+        "the card's limit, whatever the concurrency"
+    );
+    // The right password after them waits like any other guess.
+    let err = e
+        .accounts
+        .login(card.as_str(), &temporary, "198.51.100.66")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::TooManyAttempts);
+}
+
+async fn p13_of_100_parallel_staff_guesses_at_most_the_limit_are_verified(backend: &str) {
+    let e = env(backend).await;
+    let _ = e.clerk().await;
+    let guesses = (0..PARALLEL_GUESSES).map(|i| {
+        let accounts = e.accounts.clone();
+        tokio::spawn(async move {
+            accounts
+                .staff()
+                .login("kitsuki_clerk", &format!("wrong-{i}"), "10.3.0.1")
+                .await
+        })
+    });
+    let answers: Vec<_> = futures::future::join_all(guesses)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(verified(&answers), 5);
+    let err = e
+        .accounts
+        .staff()
+        .login("kitsuki_clerk", STAFF_PASSWORD, "10.3.0.1")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::TooManyAttempts);
+}
+
 both_backends!(
     p5_the_temporary_password_logs_in_and_the_profile_says_so,
     p13_every_login_failure_gives_the_identical_answer,
@@ -314,6 +429,9 @@ both_backends!(
     logout_revokes_the_session,
     p13_staff_logins_are_throttled_per_user_and_address,
     staff_accounts_keep_working,
+    p13_of_100_parallel_guesses_on_one_card_at_most_the_limit_are_verified,
+    p13_of_100_parallel_staff_guesses_at_most_the_limit_are_verified,
+    p10_a_password_over_1024_bytes_is_refused_before_hashing,
 );
 
 /// Prints what a whole patron login costs (Argon2id, throttle check, session insert) on

@@ -11,6 +11,7 @@ pub mod grpc_trace;
 pub mod inbox;
 pub mod metrics_layer;
 pub mod outbox;
+pub mod retention;
 pub mod secrets;
 pub mod server;
 pub mod shutdown;

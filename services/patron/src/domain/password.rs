@@ -13,9 +13,15 @@ use unicode_normalization::UnicodeNormalization;
 /// Rule P10: fewest characters in a password.
 pub const MIN_PASSWORD_CHARS: usize = 8;
 
-/// Most characters accepted: far beyond any real password, and it keeps a request from
-/// making the server hash megabytes.
-pub const MAX_PASSWORD_CHARS: usize = 256;
+/// The longest password accepted anywhere (a new one, at login, at a change), in bytes of
+/// UTF-8: far beyond any real password, and it keeps a request from making the server hash
+/// megabytes. Longer ones are refused with `password_too_long` before any hashing.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// True when `password` is over [`MAX_PASSWORD_BYTES`].
+pub fn too_long(password: &str) -> bool {
+    password.len() > MAX_PASSWORD_BYTES
+}
 
 /// Why a new password was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,12 +40,11 @@ pub fn check_new_password(
     card: &CardNumber,
     birth: Date,
 ) -> Result<(), PasswordProblem> {
-    let n = password.chars().count();
-    if n < MIN_PASSWORD_CHARS {
-        return Err(PasswordProblem::TooShort);
-    }
-    if n > MAX_PASSWORD_CHARS {
+    if too_long(password) {
         return Err(PasswordProblem::TooLong);
+    }
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(PasswordProblem::TooShort);
     }
     if password.chars().all(char::is_whitespace) {
         return Err(PasswordProblem::Blank);
@@ -201,12 +206,17 @@ mod tests {
             Err(PasswordProblem::Blank)
         );
         assert_eq!(
-            check_new_password(&"a".repeat(MAX_PASSWORD_CHARS + 1), &card(), BIRTH),
+            check_new_password(&"a".repeat(MAX_PASSWORD_BYTES + 1), &card(), BIRTH),
             Err(PasswordProblem::TooLong)
         );
         assert_eq!(
-            check_new_password(&"a".repeat(MAX_PASSWORD_CHARS), &card(), BIRTH),
+            check_new_password(&"a".repeat(MAX_PASSWORD_BYTES), &card(), BIRTH),
             Ok(())
+        );
+        // Bytes, not characters: 342 kana are 1,026 bytes.
+        assert_eq!(
+            check_new_password(&"あ".repeat(342), &card(), BIRTH),
+            Err(PasswordProblem::TooLong)
         );
     }
 

@@ -117,7 +117,8 @@ mod tests {
 
     #[test]
     fn p13_more_failures_than_the_limit_wait_for_enough_to_leave() {
-        // Seven failures (two replicas raced past the limit): three must leave.
+        // Seven failures (a lower limit configured after they were counted): three must
+        // leave.
         let f: Vec<_> = (0..7).map(|i| T0 + mins(i)).collect();
         assert_eq!(
             wait_before_next_attempt(&f, 5, mins(15), T0 + mins(7)),
