@@ -94,6 +94,8 @@ pub struct Options {
     pub staff_review: bool,
     /// Serve the test clocks and give the gateway their clients (`POST /api/v1/test/clock`).
     pub test_clock: bool,
+    /// The gateway's `--trusted-proxies` (rule P13's client address); "" for none.
+    pub trusted_proxies: &'static str,
 }
 
 impl Default for Options {
@@ -108,6 +110,7 @@ impl Default for Options {
             circulation: false,
             staff_review: false,
             test_clock: false,
+            trusted_proxies: "",
         }
     }
 }
@@ -390,7 +393,8 @@ impl TestApp {
         .with_test_clocks(test_clocks)
         .with_secure_cookies(options.secure_cookies)
         .with_rpc_timeout(Duration::from_secs(10))
-        .with_dev_pages(options.dev_pages);
+        .with_dev_pages(options.dev_pages)
+        .with_trusted_proxies(options.trusted_proxies.parse().expect("trusted proxies"));
         if let Some(dir) = &outbox {
             state = state.with_outbox_dir(dir.clone());
         }
