@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Query, Request};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
+use kitsuki_proto::ErrorCode;
 use serde::de::DeserializeOwned;
 
 use crate::client_addr::{FORWARDED_FOR, client_ip};
@@ -14,8 +16,9 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// A JSON request body. Syntax errors, missing or mistyped fields, a missing
-/// `Content-Type: application/json` and oversized bodies all become 400 `invalid_input`,
-/// with the parser's explanation (about the caller's own input) as `detail`.
+/// `Content-Type: application/json` all become 400 `invalid_input`, with the parser's
+/// explanation (about the caller's own input) as `detail`; a body over the router's limit
+/// is 413 `payload_too_large` (`crate::limits`).
 #[derive(Debug, Clone)]
 pub struct ApiJson<T>(pub T);
 
@@ -29,6 +32,9 @@ where
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         match Json::<T>::from_request(request, state).await {
             Ok(Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::new(ErrorCode::PayloadTooLarge))
+            }
             Err(rejection) => Err(ApiError::invalid_input(rejection.body_text())),
         }
     }

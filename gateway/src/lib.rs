@@ -17,6 +17,7 @@ pub mod eml;
 pub mod error;
 pub mod extract;
 pub mod holdability;
+pub mod limits;
 pub mod openapi;
 pub mod pages;
 pub mod routes;
