@@ -705,9 +705,10 @@ Content-Transfer-Encoding: base64\r\n\r\n5pys5paHIGh0dHA6Ly9sb2NhbGhvc3Q6ODA4MC9
     #[tokio::test]
     async fn with_test_clocks_the_test_clock_is_served_and_checks_its_body() {
         use kitsuki_proto::testclock::test_clock_service_client::TestClockServiceClient;
-        let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:1")
-            .connect_lazy()
-            .into();
+        let channel = kitsuki_platform::grpc_trace::TracedChannel::from(
+            tonic::transport::Endpoint::from_static("http://127.0.0.1:1").connect_lazy(),
+        )
+        .without_retries();
         let state =
             unreachable_state().with_test_clocks(vec![TestClockServiceClient::new(channel)]);
         let call = |body: &'static str| {
