@@ -269,7 +269,8 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
     };
     let state = gateway_state(&peers)?
         .with_dev_pages(addr.ip().is_loopback())
-        .with_outbox_dir(data.join("outbox"));
+        .with_outbox_dir(data.join("outbox"))
+        .with_trusted_proxies(cli.trusted_proxies.clone());
     let readiness = Readiness::new()
         .with_db(catalog_db)
         .with_db(patron_db)

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use kitsuki_gateway::TrustedProxies;
 use kitsuki_platform::config::{CommonArgs, ServiceArgs};
 
 #[derive(Parser, Debug)]
@@ -29,6 +30,10 @@ pub struct Cli {
     /// All in one: the patron-account rules' settings (P7, P8, P13).
     #[command(flatten)]
     pub patron: kitsuki_patron::PatronSettings,
+    /// All in one: reverse proxies (comma-separated IPs or CIDR networks) whose
+    /// `X-Forwarded-For` names the client for rule P13's per-address throttle.
+    #[arg(long, env = "KITSUKI_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: TrustedProxies,
 }
 
 #[derive(Subcommand, Debug)]
@@ -121,6 +126,11 @@ pub struct GatewayArgs {
     /// Set the Secure flag on cookies (the site is served over https).
     #[arg(long, env = "KITSUKI_SECURE_COOKIES", default_value_t = false)]
     pub secure_cookies: bool,
+    /// Reverse proxies (comma-separated IPs or CIDR networks, e.g. the ingress
+    /// controller's pods) whose `X-Forwarded-For` names the client for rule P13's
+    /// per-address throttle; from any other peer the header is ignored.
+    #[arg(long, env = "KITSUKI_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: TrustedProxies,
     #[command(flatten)]
     pub common: CommonArgs,
 }

@@ -319,7 +319,9 @@ pub async fn gateway(args: GatewayArgs, shutdown: Shutdown) -> anyhow::Result<()
         circulation,
         test_clocks: args.test_clock_peers,
     };
-    let state = crate::all_in_one::gateway_state(&peers)?.with_secure_cookies(args.secure_cookies);
+    let state = crate::all_in_one::gateway_state(&peers)?
+        .with_secure_cookies(args.secure_cookies)
+        .with_trusted_proxies(args.trusted_proxies);
     let (listener, addr) = bind(args.listen).await?;
     let readiness = Readiness::new();
     readiness.set_ready();

@@ -16,8 +16,10 @@
 //!
 //! The three instances share one database and every change takes its title's guard, so
 //! any instance gives the same answer to a patron: the choices above only say where the
-//! work is done and logged, and any of them keeps working while another branch's instance
-//! is down.
+//! work is done and logged. So a patron's own calls do not depend on one instance
+//! ([`on_any_instance`]): when the chosen one is down, a list is read from the next one
+//! that answers, and a renewal or a cancellation goes to the next one when it never
+//! reached the first (it cannot have been done twice).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -356,19 +358,96 @@ impl TransitsView {
 // ---------------------------------------------------------------------------------------
 // The patron's calls (web).
 
+/// A circulation client, as [`AppState::circulation`] gives it.
+type Client = pb::circulation_service_client::CirculationServiceClient<
+    kitsuki_platform::grpc_trace::TracedChannel,
+>;
+
+/// Whether a patron's call may change something (then it moves to another instance only
+/// when it never reached the first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Effect {
+    Read,
+    Change,
+}
+
+/// The instances to try for a patron's call, `preferred` first, then the others in the
+/// order of [`Branch::ALL`].
+pub fn failover_order(preferred: Branch) -> Vec<Branch> {
+    std::iter::once(preferred)
+        .chain(Branch::ALL.into_iter().filter(|b| *b != preferred))
+        .collect()
+}
+
+/// Whether a failed patron call may be sent to the next instance: the instance did not
+/// answer (`unavailable` with no code of ours: down, restarting) and, for a change, the
+/// call never reached it.
+fn moves_on(status: &tonic::Status, effect: Effect) -> bool {
+    let peer_down = status.code() == tonic::Code::Unavailable
+        && status
+            .metadata()
+            .get(kitsuki_proto::error::CODE_METADATA_KEY)
+            .is_none();
+    peer_down
+        && match effect {
+            Effect::Read => true,
+            Effect::Change => kitsuki_platform::grpc_retry::status_never_sent(status),
+        }
+}
+
+/// Sends a patron's call to `preferred`'s instance, and on to the next ones of
+/// [`failover_order`] while [`moves_on`] allows. The attempts before the last go out
+/// without the channel's own retries (the next instance is the retry); the last one has
+/// them, so a restart of every instance at once is still waited for briefly.
+async fn on_any_instance<M, T, F, Fut>(
+    state: &AppState,
+    preferred: Branch,
+    effect: Effect,
+    message: M,
+    call: F,
+) -> Result<T, ApiError>
+where
+    M: Clone,
+    F: Fn(Client, tonic::Request<M>) -> Fut,
+    Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    let order = failover_order(preferred);
+    for (i, branch) in order.iter().enumerate() {
+        let last = i + 1 == order.len();
+        let mut request = state.rpc(message.clone());
+        if !last {
+            request
+                .extensions_mut()
+                .insert(kitsuki_platform::grpc_retry::NoRetry);
+        }
+        match call(state.circulation(*branch)?, request).await {
+            Ok(answer) => return Ok(answer.into_inner()),
+            Err(status) if !last && moves_on(&status, effect) => {
+                tracing::warn!(branch = %branch.code(), grpc_code = ?status.code(), "circulation instance down; asking the next one");
+            }
+            Err(status) => return Err(status.into()),
+        }
+    }
+    Err(ApiError::new(ErrorCode::Unavailable))
+}
+
 /// The patron's current loans (L2 says which can be renewed) and their titles.
 pub async fn patron_loans(
     state: &AppState,
     card: &str,
 ) -> Result<(Vec<pb::Loan>, TitleNames), ApiError> {
-    let loans = state
-        .circulation(instance_for(Call::Patron))?
-        .list_loans(state.rpc(pb::PatronRequest {
-            card_number: card.to_string(),
-        }))
-        .await?
-        .into_inner()
-        .loans;
+    let message = pb::PatronRequest {
+        card_number: card.to_string(),
+    };
+    let loans = on_any_instance(
+        state,
+        instance_for(Call::Patron),
+        Effect::Read,
+        message,
+        |mut c, r| async move { c.list_loans(r).await },
+    )
+    .await?
+    .loans;
     let titles = TitleNames::fetch(state, loans.iter().map(|l| l.title_id.as_str())).await;
     Ok((loans, titles))
 }
@@ -379,14 +458,18 @@ pub async fn patron_holds(
     state: &AppState,
     card: &str,
 ) -> Result<(Vec<pb::Hold>, TitleNames), ApiError> {
-    let holds = state
-        .circulation(instance_for(Call::Patron))?
-        .list_holds(state.rpc(pb::PatronRequest {
-            card_number: card.to_string(),
-        }))
-        .await?
-        .into_inner()
-        .holds;
+    let message = pb::PatronRequest {
+        card_number: card.to_string(),
+    };
+    let holds = on_any_instance(
+        state,
+        instance_for(Call::Patron),
+        Effect::Read,
+        message,
+        |mut c, r| async move { c.list_holds(r).await },
+    )
+    .await?
+    .holds;
     let titles = TitleNames::fetch(state, holds.iter().map(|h| h.title_id.as_str())).await;
     Ok((holds, titles))
 }
@@ -400,16 +483,20 @@ pub async fn renew_own(
     lending: Option<Branch>,
 ) -> Result<pb::Loan, ApiError> {
     let loan_id = record_id(loan_id, ErrorCode::LoanNotFound)?;
-    let loan = state
-        .circulation(instance_for(Call::Renew { lending }))?
-        .renew(state.rpc(pb::RenewRequest {
-            loan_id,
-            card_number: card.to_string(),
-            branch: String::new(),
-            actor: String::new(),
-        }))
-        .await?
-        .into_inner();
+    let message = pb::RenewRequest {
+        loan_id,
+        card_number: card.to_string(),
+        branch: String::new(),
+        actor: String::new(),
+    };
+    let loan = on_any_instance(
+        state,
+        instance_for(Call::Renew { lending }),
+        Effect::Change,
+        message,
+        |mut c, r| async move { c.renew(r).await },
+    )
+    .await?;
     tracing::info!(card = card, loan_id = %loan.loan_id, "loan renewed on the web");
     Ok(loan)
 }
@@ -443,17 +530,21 @@ pub async fn place_web_hold(
 /// another patron's, `hold_state_conflict` once it is checked out or ended).
 pub async fn cancel_own(state: &AppState, card: &str, hold_id: &str) -> Result<pb::Hold, ApiError> {
     let hold_id = record_id(hold_id, ErrorCode::HoldNotFound)?;
-    let hold = state
-        .circulation(instance_for(Call::Patron))?
-        .cancel_hold(state.rpc(pb::CancelHoldRequest {
-            hold_id,
-            card_number: card.to_string(),
-            actor: String::new(),
-            branch: String::new(),
-            reason: String::new(),
-        }))
-        .await?
-        .into_inner();
+    let message = pb::CancelHoldRequest {
+        hold_id,
+        card_number: card.to_string(),
+        actor: String::new(),
+        branch: String::new(),
+        reason: String::new(),
+    };
+    let hold = on_any_instance(
+        state,
+        instance_for(Call::Patron),
+        Effect::Change,
+        message,
+        |mut c, r| async move { c.cancel_hold(r).await },
+    )
+    .await?;
     tracing::info!(card = card, hold_id = %hold.hold_id, "hold cancelled by the patron");
     Ok(hold)
 }
@@ -689,6 +780,36 @@ pub async fn live_holdability(state: &AppState, title_id: &str) -> Option<pb::Ti
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_patrons_call_tries_every_instance_its_own_first() {
+        for preferred in Branch::ALL {
+            let order = failover_order(preferred);
+            assert_eq!(order[0], preferred);
+            let mut sorted = order.clone();
+            sorted.sort_by_key(|b| b.code());
+            let mut all = Branch::ALL.to_vec();
+            all.sort_by_key(|b| b.code());
+            assert_eq!(sorted, all);
+        }
+    }
+
+    #[test]
+    fn a_read_moves_on_when_the_instance_is_down_a_change_only_when_never_sent() {
+        let down = tonic::Status::unavailable("connection reset");
+        assert!(moves_on(&down, Effect::Read));
+        assert!(!moves_on(&down, Effect::Change), "it may have been renewed");
+        let refused = tonic::Status::from_error(Box::new(tonic::ConnectError(Box::new(
+            std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        ))));
+        assert!(moves_on(&refused, Effect::Change));
+        // The instance answered: its answer stands (the others share its database).
+        let own: tonic::Status = kitsuki_proto::ServiceError::new(ErrorCode::Unavailable).into();
+        assert!(!moves_on(&own, Effect::Read));
+        let refusal: tonic::Status =
+            kitsuki_proto::ServiceError::new(ErrorCode::RenewalHasHolds).into();
+        assert!(!moves_on(&refusal, Effect::Read));
+    }
 
     #[test]
     fn s1_desk_calls_go_to_their_own_branch_instance() {

@@ -5,15 +5,20 @@
 use std::net::SocketAddr;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Query, Request};
+use axum::extract::{ConnectInfo, FromRef, FromRequest, FromRequestParts, Query, Request};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
+use kitsuki_proto::ErrorCode;
 use serde::de::DeserializeOwned;
 
+use crate::client_addr::{FORWARDED_FOR, client_ip};
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// A JSON request body. Syntax errors, missing or mistyped fields, a missing
-/// `Content-Type: application/json` and oversized bodies all become 400 `invalid_input`,
-/// with the parser's explanation (about the caller's own input) as `detail`.
+/// `Content-Type: application/json` all become 400 `invalid_input`, with the parser's
+/// explanation (about the caller's own input) as `detail`; a body over the router's limit
+/// is 413 `payload_too_large` (`crate::limits`).
 #[derive(Debug, Clone)]
 pub struct ApiJson<T>(pub T);
 
@@ -27,6 +32,9 @@ where
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         match Json::<T>::from_request(request, state).await {
             Ok(Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::new(ErrorCode::PayloadTooLarge))
+            }
             Err(rejection) => Err(ApiError::invalid_input(rejection.body_text())),
         }
     }
@@ -53,23 +61,36 @@ where
     }
 }
 
-/// The address of the client as the listener saw it, or "" when the server was started
-/// without connect info (tests, some embeddings). Login throttling (rule P13) uses it.
+/// The address of the client (rule P13 throttles failed logins per address), or "" when
+/// the server was started without connect info (tests, some embeddings).
 ///
-/// `X-Forwarded-For` is deliberately not read: trusting it without knowing the proxy in
-/// front would let anyone pick the address their failed logins count against.
+/// It is the socket's address, unless that is one of the state's trusted proxies
+/// (`--trusted-proxies`): then it is read from `X-Forwarded-For` as far as trusted
+/// proxies wrote it ([`crate::client_addr::client_ip`]). From any other peer the header
+/// is ignored: trusting it would let anyone pick the address their failed logins count
+/// against.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientAddr(pub String);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+impl<S> FromRequestParts<S> for ClientAddr
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let addr = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string())
-            .unwrap_or_default();
-        Ok(ClientAddr(addr))
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() else {
+            return Ok(ClientAddr(String::new()));
+        };
+        let state = AppState::from_ref(state);
+        let forwarded: Vec<&str> = parts
+            .headers
+            .get_all(FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        let ip = client_ip(peer.ip(), &forwarded, state.trusted_proxies());
+        Ok(ClientAddr(ip.to_string()))
     }
 }

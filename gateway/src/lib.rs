@@ -11,11 +11,13 @@
 
 pub mod api;
 pub mod circulation;
+pub mod client_addr;
 pub mod csrf;
 pub mod eml;
 pub mod error;
 pub mod extract;
 pub mod holdability;
+pub mod limits;
 pub mod openapi;
 pub mod pages;
 pub mod routes;
@@ -26,6 +28,7 @@ pub mod state;
 pub mod templates;
 pub mod views;
 
+pub use client_addr::TrustedProxies;
 pub use error::{ApiError, Lang};
 pub use holdability::holdability;
 pub use routes::{DEV_ROUTES, SERVED_ROUTES, TEST_CLOCK_ROUTES, router};

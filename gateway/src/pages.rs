@@ -379,6 +379,9 @@ where
     async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, PageError> {
         match axum::Form::<T>::from_request(request, state).await {
             Ok(axum::Form(value)) => Ok(PageForm(value)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::new(ErrorCode::PayloadTooLarge).into())
+            }
             Err(rejection) => Err(ApiError::invalid_input(rejection.body_text()).into()),
         }
     }

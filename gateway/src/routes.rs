@@ -7,10 +7,10 @@
 //!
 //! Around the routes, from the inside out: the CSRF check of every page POST (per route),
 //! the page context (layout, CSRF cookie; see `pages::layout`), `Cache-Control: no-store`
-//! on whatever is personal, English error bodies on request, and the security headers on
+//! on whatever is personal, the size limits of a request (`limits`), English error bodies on request, and the security headers on
 //! every response, redirects and errors included.
 
-use axum::extract::Request;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -21,6 +21,7 @@ use kitsuki_proto::ErrorCode;
 use crate::api::{admin, catalog, counter, desk, loans, patron, staff, testclock};
 use crate::csrf;
 use crate::error::{ApiError, ErrorBody, localize};
+use crate::limits;
 use crate::pages::{self, PageError, account, layout};
 use crate::security::security_headers_layer;
 use crate::session::{PATRON_COOKIE, STAFF_COOKIE};
@@ -267,6 +268,11 @@ pub fn router(state: AppState) -> Router {
             layout::page_context,
         ))
         .layer(middleware::from_fn(no_store_when_personal))
+        // A body that grows past the limit while it is read (chunked) is refused by the
+        // extractors with 413 `payload_too_large` (`extract::ApiJson`, `pages::PageForm`).
+        .layer(DefaultBodyLimit::max(limits::MAX_BODY_BYTES))
+        // Inside `localize`, so that its refusals are English on request.
+        .layer(middleware::from_fn(limits::check))
         .layer(middleware::from_fn(localize))
         .layer(security_headers_layer())
         .with_state(state)
@@ -699,9 +705,10 @@ Content-Transfer-Encoding: base64\r\n\r\n5pys5paHIGh0dHA6Ly9sb2NhbGhvc3Q6ODA4MC9
     #[tokio::test]
     async fn with_test_clocks_the_test_clock_is_served_and_checks_its_body() {
         use kitsuki_proto::testclock::test_clock_service_client::TestClockServiceClient;
-        let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:1")
-            .connect_lazy()
-            .into();
+        let channel = kitsuki_platform::grpc_trace::TracedChannel::from(
+            tonic::transport::Endpoint::from_static("http://127.0.0.1:1").connect_lazy(),
+        )
+        .without_retries();
         let state =
             unreachable_state().with_test_clocks(vec![TestClockServiceClient::new(channel)]);
         let call = |body: &'static str| {

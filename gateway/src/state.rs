@@ -17,6 +17,7 @@ use kitsuki_proto::patron::patron_service_client::PatronServiceClient;
 use kitsuki_proto::testclock::test_clock_service_client::TestClockServiceClient;
 use kitsuki_proto::{Branch, ErrorCode};
 
+use crate::client_addr::TrustedProxies;
 use crate::error::ApiError;
 
 /// The services the gateway asks. A tonic client over a channel is cheap to clone, and a
@@ -67,6 +68,7 @@ struct Inner {
     dev_pages: bool,
     outbox_dir: Option<PathBuf>,
     test_clocks: Vec<TestClockServiceClient<TracedChannel>>,
+    trusted_proxies: TrustedProxies,
 }
 
 /// How long one gRPC call may take before the page or API answers 503: long enough for a
@@ -83,6 +85,7 @@ impl AppState {
                 dev_pages: false,
                 outbox_dir: None,
                 test_clocks: Vec::new(),
+                trusted_proxies: TrustedProxies::default(),
             }),
         }
     }
@@ -119,6 +122,16 @@ impl AppState {
     /// embedded run) listed twice would be moved twice.
     pub fn with_test_clocks(self, clocks: Vec<TestClockServiceClient<TracedChannel>>) -> Self {
         self.rebuild(|inner| inner.test_clocks = clocks)
+    }
+
+    /// The reverse proxies whose `X-Forwarded-For` names the client (rule P13's
+    /// per-address throttle; see [`crate::client_addr`]). None by default.
+    pub fn with_trusted_proxies(self, proxies: TrustedProxies) -> Self {
+        self.rebuild(|inner| inner.trusted_proxies = proxies)
+    }
+
+    pub fn trusted_proxies(&self) -> &TrustedProxies {
+        &self.inner.trusted_proxies
     }
 
     fn rebuild(self, change: impl FnOnce(&mut Inner)) -> Self {

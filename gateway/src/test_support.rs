@@ -60,6 +60,8 @@ pub fn unreachable_clients(notification: bool) -> Clients {
         Endpoint::from_static("http://127.0.0.1:1")
             .connect_lazy()
             .into();
+    // Nobody will ever answer: no need to wait out the retries.
+    let channel = channel.without_retries();
     Clients {
         catalog: CatalogServiceClient::new(channel.clone()),
         patron: PatronServiceClient::new(channel.clone()),

@@ -137,6 +137,16 @@ error_codes! {
         "本人確認書類の種類を選んでください。", "Choose the kind of identity document.";
     PatronNotFound => "patron_not_found", 404, NotFound, None,
         "この利用者カードの番号は登録されていません。", "No patron has this card number.";
+    InvalidText => "invalid_text", 400, InvalidArgument, None,
+        "使用できない文字（制御文字など）が含まれています。", "The text contains a character that is not allowed (a control character).";
+    TextTooLong => "text_too_long", 400, InvalidArgument, None,
+        "入力が長すぎます。", "The text is too long.";
+    PayloadTooLarge => "payload_too_large", 413, InvalidArgument, None,
+        "送信された内容が大きすぎます。", "The request body is too large.";
+    UriTooLong => "uri_too_long", 414, InvalidArgument, None,
+        "URLが長すぎます。", "The URI is too long.";
+    HeadersTooLarge => "headers_too_large", 431, InvalidArgument, None,
+        "リクエストのヘッダーが大きすぎます。", "The request headers are too large.";
     Unavailable => "unavailable", 503, Unavailable, None,
         "ただいま混み合っているか、一時的に利用できません。しばらくしてからお試しください。", "Temporarily unavailable; please try again.";
     Internal => "internal", 500, Internal, None,

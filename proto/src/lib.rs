@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod ids;
+pub mod text;
 
 pub use error::{ErrorCode, ServiceError};
 pub use ids::{Barcode, Branch, CardNumber, IdError, TitleId};

@@ -366,7 +366,10 @@ pub async fn request_password_reset(
         Ok(_) => Ok(()),
         Err(status) => {
             let err = ApiError::from_status(&status);
-            if err.code() == ErrorCode::TooManyAttempts || err.status().is_server_error() {
+            // A refusal of the input itself (a NUL in the address) says nothing about the
+            // card, so it is not hidden behind P11's one answer.
+            let input = matches!(err.code(), ErrorCode::InvalidText | ErrorCode::TextTooLong);
+            if err.code() == ErrorCode::TooManyAttempts || err.status().is_server_error() || input {
                 Err(err)
             } else {
                 tracing::debug!(code = err.code().as_str(), "password reset not sent");

@@ -94,6 +94,8 @@ pub struct Options {
     pub staff_review: bool,
     /// Serve the test clocks and give the gateway their clients (`POST /api/v1/test/clock`).
     pub test_clock: bool,
+    /// The gateway's `--trusted-proxies` (rule P13's client address); "" for none.
+    pub trusted_proxies: &'static str,
 }
 
 impl Default for Options {
@@ -108,6 +110,7 @@ impl Default for Options {
             circulation: false,
             staff_review: false,
             test_clock: false,
+            trusted_proxies: "",
         }
     }
 }
@@ -136,6 +139,9 @@ pub struct TestApp {
     /// The clock of each circulation instance (with [`Options::test_clock`] their own;
     /// otherwise [`TestApp::clock`]).
     pub circulation_clocks: Vec<Arc<TestClock>>,
+    /// What stops each circulation instance's listener (kitsuki, yamaga, ota), for
+    /// [`TestApp::stop_circulation`].
+    circulation_stops: Vec<Shutdown>,
     patron_db: Db,
     bus: SharedBus,
     subscriptions: tokio::sync::Mutex<HashMap<String, Box<dyn Subscription>>>,
@@ -145,6 +151,9 @@ pub struct TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.trigger();
+        for stop in &self.circulation_stops {
+            stop.trigger();
+        }
     }
 }
 
@@ -190,6 +199,7 @@ async fn spawn_circulation(
     Vec<Circulation>,
     Vec<Arc<TestClock>>,
     Option<CirculationClients>,
+    Vec<Shutdown>,
 ) {
     let db = database(options.backend).await;
     let config = CirculationConfig {
@@ -207,6 +217,7 @@ async fn spawn_circulation(
     let mut instances = Vec::new();
     let mut instance_clocks = Vec::new();
     let mut urls = Vec::new();
+    let mut stops = Vec::new();
     for branch in Branch::ALL {
         let own_clock = if clocks.is_some() {
             Arc::new(TestClock::new())
@@ -234,12 +245,16 @@ async fn spawn_circulation(
             routes = routes.add_service(TestClockGrpc::new(own_clock.clone(), jobs).into_server());
             clocks.push(TestClockServiceClient::new(client(&url)));
         }
+        // Its own stop, so that a test can take one instance down (its consumers keep
+        // to the app's).
+        let stop = Shutdown::new();
         tokio::spawn(serve(
             listener,
             routes.into_axum_router(),
             Readiness::new(),
-            shutdown.clone(),
+            stop.clone(),
         ));
+        stops.push(stop);
         instances.push(circulation);
         instance_clocks.push(own_clock);
         urls.push(url);
@@ -250,7 +265,7 @@ async fn spawn_circulation(
         yamaga: at(1),
         ota: at(2),
     };
-    (instances, instance_clocks, Some(clients))
+    (instances, instance_clocks, Some(clients), stops)
 }
 
 impl TestApp {
@@ -368,19 +383,20 @@ impl TestApp {
         if options.test_clock {
             test_clocks.push(TestClockServiceClient::new(client(&services)));
         }
-        let (circulation, circulation_clocks, circulation_clients) = if options.circulation {
-            spawn_circulation(
-                options,
-                &services,
-                &bus,
-                &shutdown,
-                options.test_clock.then_some(&mut test_clocks),
-                clock.clone(),
-            )
-            .await
-        } else {
-            (Vec::new(), Vec::new(), None)
-        };
+        let (circulation, circulation_clocks, circulation_clients, circulation_stops) =
+            if options.circulation {
+                spawn_circulation(
+                    options,
+                    &services,
+                    &bus,
+                    &shutdown,
+                    options.test_clock.then_some(&mut test_clocks),
+                    clock.clone(),
+                )
+                .await
+            } else {
+                (Vec::new(), Vec::new(), None, Vec::new())
+            };
         let mut state = AppState::new(Clients {
             catalog: CatalogServiceClient::new(client(&catalog_url)),
             patron: PatronServiceClient::new(client(&patron_url)),
@@ -390,7 +406,8 @@ impl TestApp {
         .with_test_clocks(test_clocks)
         .with_secure_cookies(options.secure_cookies)
         .with_rpc_timeout(Duration::from_secs(10))
-        .with_dev_pages(options.dev_pages);
+        .with_dev_pages(options.dev_pages)
+        .with_trusted_proxies(options.trusted_proxies.parse().expect("trusted proxies"));
         if let Some(dir) = &outbox {
             state = state.with_outbox_dir(dir.clone());
         }
@@ -411,11 +428,21 @@ impl TestApp {
             outbox,
             circulation,
             circulation_clocks,
+            circulation_stops,
             patron_db,
             bus,
             subscriptions: tokio::sync::Mutex::new(HashMap::new()),
             shutdown,
         }
+    }
+
+    /// Stops the gRPC listener of `branch`'s circulation instance, as if its process were
+    /// gone: its port refuses connections from then on.
+    pub async fn stop_circulation(&self, branch: Branch) {
+        let i = Branch::ALL.iter().position(|b| *b == branch).unwrap();
+        self.circulation_stops[i].trigger();
+        // The listener closes at once; give the server a moment to drop its connections.
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
     pub fn url(&self, path: &str) -> String {

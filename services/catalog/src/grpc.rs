@@ -2,7 +2,7 @@
 
 use kitsuki_proto::catalog as pb;
 use kitsuki_proto::catalog::catalog_service_server::{CatalogService, CatalogServiceServer};
-use kitsuki_proto::{Barcode, Branch, ErrorCode, ServiceError};
+use kitsuki_proto::{Barcode, Branch, ErrorCode, ServiceError, text};
 use tonic::{Request, Response, Status};
 
 use crate::domain::isbn::Isbn;
@@ -37,6 +37,20 @@ pub fn new_title_from_proto(t: pb::NewTitle) -> Result<NewTitle, ServiceError> {
     } else {
         Some(Isbn::parse(&t.isbn).map_err(|_| ServiceError::new(ErrorCode::InvalidIsbn))?)
     };
+    // Before anything is stored: a NUL would fail PostgreSQL's insert (a 500) and pass
+    // SQLite's; a megabyte title would be indexed (API.md "Text fields").
+    text::check("title", &t.title, text::limits::TITLE)?;
+    text::check("title_reading", &t.title_reading, text::limits::TITLE)?;
+    text::check("author", &t.author, text::limits::AUTHOR)?;
+    text::check("publisher", &t.publisher, text::limits::PUBLISHER)?;
+    text::check("isbn", &t.isbn, text::limits::SOURCE_ID)?;
+    text::check("source_id", &t.source_id, text::limits::SOURCE_ID)?;
+    text::check_each(
+        "search_aliases",
+        &t.search_aliases,
+        text::limits::SEARCH_ALIAS,
+        text::limits::SEARCH_ALIASES,
+    )?;
     if t.year.is_some_and(|y| !(0..=9999).contains(&y)) {
         return Err(ServiceError::with_detail(ErrorCode::InvalidInput, "year"));
     }
@@ -113,6 +127,7 @@ impl CatalogService for CatalogGrpc {
         let r = req.into_inner();
         let title_id = kitsuki_proto::TitleId::parse(&r.title_id)?;
         let barcode = Barcode::parse(&r.barcode)?;
+        text::check("call_number", &r.call_number, text::limits::CALL_NUMBER)?;
         let branch = Branch::parse(&r.branch)?;
         let item = self
             .catalog

@@ -3,7 +3,7 @@
 
 use kitsuki_proto::patron as pb;
 use kitsuki_proto::patron::patron_service_server::{PatronService, PatronServiceServer};
-use kitsuki_proto::{Branch, CardNumber, ErrorCode, ServiceError};
+use kitsuki_proto::{Branch, CardNumber, ErrorCode, ServiceError, text};
 use tonic::{Request, Response, Status};
 
 use crate::domain::patron::RegistrationForm;
@@ -41,6 +41,7 @@ impl PatronService for PatronGrpc {
         req: Request<pb::StaffLoginRequest>,
     ) -> Result<Response<pb::SessionGranted>, Status> {
         let r = req.into_inner();
+        text::check("username", &r.username, text::limits::USERNAME)?;
         let g = self
             .accounts
             .staff()
@@ -88,6 +89,7 @@ impl PatronService for PatronGrpc {
         req: Request<pb::CreateStaffRequest>,
     ) -> Result<Response<pb::Empty>, Status> {
         let r = req.into_inner();
+        text::check("username", &r.username, text::limits::USERNAME)?;
         let role = Role::parse(&r.role)
             .ok_or_else(|| ServiceError::with_detail(ErrorCode::InvalidInput, "role"))?;
         let branches = r
@@ -115,6 +117,10 @@ impl PatronService for PatronGrpc {
     ) -> Result<Response<pb::RegisterPatronResponse>, Status> {
         let r = req.into_inner();
         let branch = Branch::parse(&r.branch)?;
+        // Before anything is stored (API.md "Text fields"): PostgreSQL cannot store a NUL.
+        text::check("name", &r.name, text::limits::PERSON_NAME)?;
+        text::check("name_reading", &r.name_reading, text::limits::PERSON_NAME)?;
+        text::check("email", &r.email, text::limits::EMAIL)?;
         let form = RegistrationForm {
             name: r.name,
             name_reading: r.name_reading,
@@ -209,6 +215,7 @@ impl PatronService for PatronGrpc {
         req: Request<pb::RequestEmailChangeRequest>,
     ) -> Result<Response<pb::RequestEmailChangeResponse>, Status> {
         let r = req.into_inner();
+        text::check("email", &r.email, text::limits::EMAIL)?;
         let a = self
             .accounts
             .request_email_change(&r.token, &r.email)
@@ -236,6 +243,7 @@ impl PatronService for PatronGrpc {
         req: Request<pb::RequestPasswordResetRequest>,
     ) -> Result<Response<pb::Empty>, Status> {
         let r = req.into_inner();
+        text::check("email", &r.email, text::limits::EMAIL)?;
         self.accounts
             .request_password_reset(&r.card_number, &r.email, &r.client_address)
             .await?;

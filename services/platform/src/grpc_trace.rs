@@ -21,6 +21,8 @@ use tracing::field::Empty;
 use tracing::instrument::Instrumented;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use crate::grpc_retry;
+
 struct HeaderInjector<'a>(&'a mut HeaderMap);
 
 impl Injector for HeaderInjector<'_> {
@@ -66,15 +68,29 @@ fn rpc_parts(path: &str) -> (&str, &str) {
 }
 
 /// A tonic channel whose every call runs in a client span and carries that span's trace
-/// context to the server. Cheap to clone, like the channel inside.
+/// context to the server, and is sent again when that is safe ([`grpc_retry`]). Cheap to
+/// clone, like the channel inside.
 #[derive(Clone, Debug)]
 pub struct TracedChannel {
     inner: Channel,
+    retries: bool,
 }
 
 impl TracedChannel {
     pub fn new(inner: Channel) -> TracedChannel {
-        TracedChannel { inner }
+        TracedChannel {
+            inner,
+            retries: true,
+        }
+    }
+
+    /// The same channel without retries: each call is sent once (tests of what a caller
+    /// answers when its peer is down, which need not wait out the retry budget).
+    pub fn without_retries(self) -> TracedChannel {
+        TracedChannel {
+            retries: false,
+            ..self
+        }
     }
 }
 
@@ -86,11 +102,13 @@ impl From<Channel> for TracedChannel {
 
 impl tower::Service<axum::http::Request<tonic::body::Body>> for TracedChannel {
     type Response = axum::http::Response<tonic::body::Body>;
-    type Error = tonic::transport::Error;
-    type Future = Instrumented<tonic::transport::channel::ResponseFuture>;
+    type Error = tonic::codegen::StdError;
+    type Future = Instrumented<
+        futures::future::BoxFuture<'static, Result<Self::Response, tonic::codegen::StdError>>,
+    >;
 
     fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+        self.inner.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, mut req: axum::http::Request<tonic::body::Body>) -> Self::Future {
@@ -107,7 +125,67 @@ impl tower::Service<axum::http::Request<tonic::body::Body>> for TracedChannel {
             rpc.method = %method,
         );
         inject(&span, req.headers_mut());
-        self.inner.call(req).instrument(span)
+        // The channel polled ready goes with this call (tower's contract); the one left
+        // here is polled again for the next.
+        let fresh = self.inner.clone();
+        let ready = std::mem::replace(&mut self.inner, fresh);
+        let future: futures::future::BoxFuture<'static, _> =
+            if !self.retries || req.extensions().get::<grpc_retry::NoRetry>().is_some() {
+                let mut ready = ready;
+                Box::pin(async move { ready.call(req).await.map_err(Into::into) })
+            } else {
+                Box::pin(with_retries(ready, req))
+            };
+        future.instrument(span)
+    }
+}
+
+/// Sends `req` on `channel` and again while [`grpc_retry::verdict`] says so, within
+/// [`grpc_retry::BUDGET`] (and the request's own deadline), with backoff. The request's
+/// body (one encoded message: every method is unary) is read once and sent from memory.
+async fn with_retries(
+    mut channel: Channel,
+    req: axum::http::Request<tonic::body::Body>,
+) -> Result<axum::http::Response<tonic::body::Body>, tonic::codegen::StdError> {
+    use http_body_util::BodyExt;
+    use tower::{Service, ServiceExt};
+
+    let started = tokio::time::Instant::now();
+    let budget = grpc_retry::grpc_timeout(req.headers())
+        .map_or(grpc_retry::BUDGET, |t| t.min(grpc_retry::BUDGET));
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
+    let bytes = body.collect().await?.to_bytes();
+    let mut backoff = std::time::Duration::ZERO;
+    let mut attempt = 1u32;
+    loop {
+        let req = axum::http::Request::from_parts(
+            parts.clone(),
+            tonic::body::Body::new(http_body_util::Full::new(bytes.clone())),
+        );
+        let outcome = channel.ready().await?.call(req).await;
+        let verdict = match &outcome {
+            Ok(response) => grpc_retry::verdict(
+                &path,
+                Some(grpc_retry::header_status(response.headers())),
+                None,
+            ),
+            Err(err) => {
+                grpc_retry::verdict(&path, None, Some(err as &(dyn std::error::Error + 'static)))
+            }
+        };
+        backoff = grpc_retry::next_backoff(backoff);
+        if verdict == grpc_retry::Verdict::Done || started.elapsed() + backoff > budget {
+            return outcome.map_err(Into::into);
+        }
+        tracing::debug!(
+            rpc = %path,
+            attempt,
+            error = outcome.as_ref().err().map(|e| e.to_string()),
+            "gRPC call failed on the way; sending it again"
+        );
+        attempt += 1;
+        tokio::time::sleep(backoff).await;
     }
 }
 

@@ -7,6 +7,7 @@ pub mod config;
 pub mod consumer;
 pub mod db;
 pub mod events;
+pub mod grpc_retry;
 pub mod grpc_trace;
 pub mod inbox;
 pub mod metrics_layer;
