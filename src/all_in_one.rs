@@ -250,7 +250,8 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
     };
     let state = gateway_state(&peers)?
         .with_dev_pages(addr.ip().is_loopback())
-        .with_outbox_dir(data.join("outbox"));
+        .with_outbox_dir(data.join("outbox"))
+        .with_secure_cookies(cli.secure_cookies);
     let readiness = Readiness::new()
         .with_db(catalog_db)
         .with_db(patron_db)

@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
-use kitsuki_platform::config::{CommonArgs, ServiceArgs};
+use clap::{ArgAction, Parser, Subcommand};
+use kitsuki_platform::config::{CommonArgs, ServiceArgs, boolish};
 
 #[derive(Parser, Debug)]
 #[command(name = "kitsuki", version, about = "杵築市立図書館 library system")]
@@ -24,8 +24,30 @@ pub struct Cli {
     #[arg(long, env = "KITSUKI_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
     /// Enables the movable test clock. Never in a deployment.
-    #[arg(long, env = "KITSUKI_TEST_CLOCK", default_value_t = false)]
+    #[arg(
+        long,
+        env = "KITSUKI_TEST_CLOCK",
+        value_parser = boolish(),
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "false",
+        default_missing_value = "true"
+    )]
     pub test_clock: bool,
+    /// All in one: set the Secure flag on cookies (the site is served over https), as the
+    /// gateway role does.
+    #[arg(
+        long,
+        env = "KITSUKI_SECURE_COOKIES",
+        value_parser = boolish(),
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "false",
+        default_missing_value = "true"
+    )]
+    pub secure_cookies: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -113,7 +135,16 @@ pub struct GatewayArgs {
     #[arg(long, env = "KITSUKI_TEST_CLOCK_PEERS", value_delimiter = ',')]
     pub test_clock_peers: Vec<String>,
     /// Set the Secure flag on cookies (the site is served over https).
-    #[arg(long, env = "KITSUKI_SECURE_COOKIES", default_value_t = false)]
+    #[arg(
+        long,
+        env = "KITSUKI_SECURE_COOKIES",
+        value_parser = boolish(),
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "false",
+        default_missing_value = "true"
+    )]
     pub secure_cookies: bool,
     #[command(flatten)]
     pub common: CommonArgs,
@@ -167,4 +198,72 @@ pub enum StaffCommand {
         #[arg(long, env = "KITSUKI_STAFF_PASSWORD", hide_env_values = true)]
         password: Option<String>,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    //! The flags only: clap reads the environment variable through the same value parser,
+    //! and the environment is process-wide, so the `KITSUKI_*=1` forms are tested on the
+    //! binary (tests/boolean_settings.rs).
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("kitsuki").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    #[test]
+    fn every_boolean_flag_takes_the_usual_spellings() {
+        for (value, expected) in [
+            ("1", true),
+            ("0", false),
+            ("true", true),
+            ("false", false),
+            ("yes", true),
+            ("no", false),
+            ("on", true),
+            ("off", false),
+            ("YES", true),
+            ("Off", false),
+        ] {
+            let cli = parse(&[
+                &format!("--test-clock={value}"),
+                &format!("--secure-cookies={value}"),
+            ]);
+            assert_eq!(
+                (cli.test_clock, cli.secure_cookies),
+                (expected, expected),
+                "{value}"
+            );
+            let Some(Command::Gateway(g)) = parse(&[
+                "gateway",
+                "--catalog-url=http://c",
+                "--patron-url=http://p",
+                &format!("--secure-cookies={value}"),
+                &format!("--test-clock={value}"),
+            ])
+            .command
+            else {
+                panic!("gateway");
+            };
+            assert_eq!(
+                (g.secure_cookies, g.common.test_clock),
+                (expected, expected),
+                "{value}"
+            );
+        }
+        assert!(Cli::try_parse_from(["kitsuki", "--test-clock=maybe"]).is_err());
+    }
+
+    #[test]
+    fn a_boolean_flag_alone_is_true_and_absent_is_false() {
+        let cli = parse(&["--test-clock", "--secure-cookies"]);
+        assert!(cli.test_clock && cli.secure_cookies);
+        let cli = parse(&[]);
+        assert!(!cli.test_clock && !cli.secure_cookies);
+        // The flag alone does not swallow the subcommand after it.
+        let cli = parse(&["--test-clock", "reindex", "--database-url=sqlite://x"]);
+        assert!(cli.test_clock && matches!(cli.command, Some(Command::Reindex(_))));
+    }
 }
