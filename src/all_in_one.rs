@@ -37,6 +37,9 @@ use crate::cli::Cli;
 const SEED_MARC: &[u8] = include_bytes!("../services/catalog/seed/loc-jpn-880-sample.mrc");
 const SEED_NDL: &[u8] = include_bytes!("../services/catalog/seed/ndl-japan-marc-300.json");
 
+/// The embedded run's catalog database in the data folder.
+pub const CATALOG_DB: &str = "catalog.db";
+
 /// Where the gateway finds its peers.
 #[derive(Debug, Clone, Default)]
 pub struct Peers {
@@ -93,7 +96,9 @@ pub fn gateway_state(peers: &Peers) -> anyhow::Result<AppState> {
     Ok(AppState::new(clients(peers)?).with_test_clocks(clocks))
 }
 
-fn sqlite_url(dir: &Path, name: &str) -> String {
+/// The SQLite URL of one of the embedded run's databases under `dir` (also where
+/// `kitsuki import` writes without `--database-url`).
+pub fn sqlite_url(dir: &Path, name: &str) -> String {
     format!("sqlite://{}", dir.join(name).display())
 }
 
@@ -123,7 +128,7 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
             )?,
     );
 
-    let catalog_db = db::connect(&sqlite_url(&data, "catalog.db")).await?;
+    let catalog_db = db::connect(&sqlite_url(&data, CATALOG_DB)).await?;
     let catalog = Catalog::open(
         catalog_db.clone(),
         Some(&data.join("catalog-index")),
@@ -132,6 +137,9 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
     .await?;
     first_start_seed(&catalog).await?;
     shutdown.track([catalog.spawn_consumer(bus.clone(), &shutdown)]);
+    // Titles a `kitsuki import` beside this process commits reach the index through the
+    // relay below and this follower (before the relay, so that it sees every row).
+    shutdown.track([catalog.spawn_embedded_index_follower(bus.clone(), &shutdown)]);
 
     let patron_db = db::connect(&sqlite_url(&data, "patron.db")).await?;
     let accounts = kitsuki_patron::PatronAccounts::open(

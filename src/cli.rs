@@ -174,12 +174,36 @@ pub struct IndexArgs {
 #[derive(clap::Args, Debug)]
 pub struct ImportArgs {
     pub file: PathBuf,
-    #[command(flatten)]
-    pub index: IndexArgs,
+    /// The catalog database. Without it: the all-in-one's `<data-dir>/catalog.db`, which a
+    /// running all-in-one picks up (its relay publishes the new titles' events from the
+    /// outbox and its follower indexes them), or indexes at its next start.
+    #[arg(long, env = "KITSUKI_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// The all-in-one's data folder (used without `--database-url`).
+    #[arg(long, env = "KITSUKI_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// With `--database-url`: the search index to update (default
+    /// `<data-dir>/catalog-index`). The embedded run's index belongs to the all-in-one.
+    #[arg(long, env = "KITSUKI_INDEX_DIR")]
+    pub index_dir: Option<PathBuf>,
     /// Publish the import's events to this NATS server (otherwise they wait in the outbox
     /// for the catalog service's relay).
     #[arg(long, env = "KITSUKI_NATS_URL")]
     pub nats_url: Option<String>,
+    /// Subject namespace and stream of the deployment the events go to (with `--nats-url`).
+    #[arg(long, env = "KITSUKI_BUS_PREFIX", default_value = "library")]
+    pub bus_prefix: String,
+    /// Exit 0 even when bad or deleted records of the file were skipped.
+    #[arg(
+        long,
+        value_parser = boolish(),
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "false",
+        default_missing_value = "true"
+    )]
+    pub allow_skipped: bool,
 }
 
 #[derive(Subcommand, Debug)]

@@ -65,6 +65,20 @@ impl Catalog {
         Ok(catalog)
     }
 
+    /// Migrates the database and writes to it without a search index of its own: a
+    /// separate `kitsuki import` into the embedded run's database, whose index belongs to
+    /// the running all-in-one (tantivy allows one writer). The all-in-one indexes what such
+    /// a process commits when the events reach its follower (`replica.rs`), or at its next
+    /// start (the index then holds fewer titles than the database and is rebuilt).
+    pub async fn open_without_index(db: Db, clock: SharedClock) -> anyhow::Result<Catalog> {
+        Catalog::open_unindexed(db, None, clock).await
+    }
+
+    /// Whether the search index holds this title.
+    pub fn is_indexed(&self, title_id: &str) -> bool {
+        self.index.contains(title_id)
+    }
+
     /// Migrates the database and opens the index as it is, without checking it against
     /// the database (a replica rebuilds it once it follows changes, `replica.rs`).
     pub(crate) async fn open_unindexed(

@@ -12,11 +12,7 @@ use kitsuki_platform::clock::SystemClock;
 use kitsuki_platform::{db, testing};
 
 fn data(rel: &str) -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../testdata/marc/"
-    ))
-    .join(rel)
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/marc/")).join(rel)
 }
 
 /// (file, titles created, bad records reported, deliberately skipped)
