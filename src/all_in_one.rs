@@ -266,8 +266,9 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
         .with_db(notification_db)
         .with_db(circulation_db);
     readiness.set_ready();
+    // stdout: this line only (and a generated admin password above it); the rest is logs.
+    tracing::info!(url = %display_url(addr), "杵築市立図書館 蔵書検索");
     println!("kitsuki all-in-one listening on {}", display_url(addr));
-    println!("杵築市立図書館 蔵書検索: {}/", display_url(addr));
     serve(
         listener,
         kitsuki_gateway::router(state),
@@ -291,7 +292,7 @@ async fn first_start_seed(catalog: &Catalog) -> anyhow::Result<()> {
     {
         return Ok(());
     }
-    println!("first start: loading the seed catalogue");
+    tracing::info!("first start: loading the seed catalogue");
     let mut ids = Vec::new();
     for (bytes, format) in [
         (SEED_MARC, kitsuki_catalog::marc::Format::Iso2709),
@@ -299,10 +300,13 @@ async fn first_start_seed(catalog: &Catalog) -> anyhow::Result<()> {
     ] {
         let report = kitsuki_catalog::marc::parse(bytes, format);
         let summary = import::import_report(catalog, &report).await;
-        println!(
-            "  imported {} titles ({} records skipped)",
-            summary.created,
-            summary.parse_errors + summary.skipped
+        // The NDL file's 10 records with status 削除 (deleted) are skipped: withdrawals
+        // from the national bibliography, not titles (services/catalog/seed/README.md).
+        tracing::info!(
+            titles = summary.created,
+            bad_records_skipped = summary.parse_errors,
+            deleted_records_skipped = summary.skipped,
+            "first start: seed records imported"
         );
         ids.extend(summary.created_ids);
     }
@@ -325,6 +329,6 @@ async fn first_start_seed(catalog: &Catalog) -> anyhow::Result<()> {
         ids.push(id);
     }
     let items = import::spread_items(catalog, &ids, "D").await?;
-    println!("  {items} items over 杵築・山香・大田");
+    tracing::info!(items, "first start: items spread over 杵築・山香・大田");
     Ok(())
 }
