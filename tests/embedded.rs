@@ -63,6 +63,12 @@ async fn embedded_first_start_imports_searches_and_restarts_without_reimport() {
         serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("{e}: {line}"));
     }
     assert!(logs.contains("first start"), "{logs}");
+    // README: of the seed, only the NDL file's 10 deleted (削除) records are skipped.
+    assert!(
+        logs.contains("\"bad_records_skipped\":0,\"deleted_records_skipped\":0")
+            && logs.contains("\"bad_records_skipped\":0,\"deleted_records_skipped\":10"),
+        "{logs}"
+    );
 
     let (all, _) = total(&http, &first.url, "").await;
     assert!(all > 500, "the seed records are loaded: {all}");
