@@ -96,23 +96,47 @@ pub async fn import_records(catalog: &Catalog, report: &ParseReport) -> ImportSu
     for e in &report.errors {
         tracing::warn!(record = e.index, problem = %e.message, "record skipped");
     }
-    for r in &report.records {
-        let (new, bad) = new_title_from_record(r);
-        s.invalid_isbns += bad;
-        match catalog.create_title(new, false).await {
-            Ok((id, true)) => {
-                s.created += 1;
-                s.created_ids.push(id);
+    for batch in report.records.chunks(BATCH) {
+        let news: Vec<NewTitle> = batch
+            .iter()
+            .map(|r| {
+                let (new, bad) = new_title_from_record(r);
+                s.invalid_isbns += bad;
+                new
+            })
+            .collect();
+        let outcomes = match catalog.create_titles(news.clone()).await {
+            Ok(outcomes) => outcomes,
+            // The database refused the batch: one by one, so that only the record it
+            // refuses fails.
+            Err(_) => {
+                let mut one_by_one = Vec::with_capacity(news.len());
+                for new in news {
+                    one_by_one.push(catalog.create_title(new, false).await);
+                }
+                one_by_one
             }
-            Ok((_, false)) => s.already_present += 1,
-            Err(e) => {
-                tracing::warn!(source = %r.source_id, error = %e, "record not imported");
-                s.failed += 1;
+        };
+        for (r, outcome) in batch.iter().zip(outcomes) {
+            match outcome {
+                Ok((id, true)) => {
+                    s.created += 1;
+                    s.created_ids.push(id);
+                }
+                Ok((_, false)) => s.already_present += 1,
+                Err(e) => {
+                    tracing::warn!(source = %r.source_id, error = %e, "record not imported");
+                    s.failed += 1;
+                }
             }
         }
     }
     s
 }
+
+/// Titles stored in one transaction: one commit for many titles. The 250,000 LoC records
+/// took 64 s in a debug build (46 titles a second, over an hour and a half, one by one).
+const BATCH: usize = 500;
 
 /// Demo stock for the embedded first start: one to three copies of each title spread
 /// over the three branches, deterministically, so the demo shows every availability shape.

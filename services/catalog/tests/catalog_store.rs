@@ -222,6 +222,42 @@ async fn source_ids_make_reimport_idempotent_and_index_rebuilds(backend: &str) {
     assert_eq!(reopened.search("門", &all(), 1, 20).await.unwrap().total, 1);
 }
 
+async fn a_batch_of_titles_is_one_transaction_with_each_outcome(backend: &str) {
+    let (c, _) = open(backend).await;
+    let sourced = |title: &str, source: &str| NewTitle {
+        source_id: Some(source.into()),
+        ..book(title, "")
+    };
+    let (kept, _) = c
+        .create_title(sourced("こころ", "marc:1"), false)
+        .await
+        .unwrap();
+    let outcomes = c
+        .create_titles(vec![
+            sourced("こころ", "marc:1"),
+            sourced("それから", "marc:2"),
+            sourced("  ", "marc:3"),
+            // The same source twice in one batch: the first is created, the second finds it.
+            sourced("門", "marc:4"),
+            sourced("門", "marc:4"),
+        ])
+        .await
+        .unwrap();
+    let ok: Vec<_> = outcomes.iter().map(|o| o.as_ref().ok().cloned()).collect();
+    assert_eq!(ok[0], Some((kept, false)));
+    assert!(matches!(&ok[1], Some((_, true))));
+    assert_eq!(
+        outcomes[2].as_ref().unwrap_err().code,
+        ErrorCode::InvalidInput
+    );
+    let (gate, created) = ok[3].clone().unwrap();
+    assert!(created);
+    assert_eq!(ok[4], Some((gate, false)));
+    assert_eq!(c.counts().await.unwrap().0, 3);
+    // One event per title created, written with it.
+    assert_eq!(outbox::pending_count(c.db()).await.unwrap(), 3);
+}
+
 fn item_status(
     id: &str,
     barcode: &str,
@@ -350,4 +386,5 @@ both_backends!(
     events_are_written_with_the_change,
     source_ids_make_reimport_idempotent_and_index_rebuilds,
     item_status_events_update_availability_once,
+    a_batch_of_titles_is_one_transaction_with_each_outcome,
 );
