@@ -218,8 +218,10 @@ impl Catalog {
     /// titles into the same database, with their `catalog.title.created` in the outbox.
     /// The running process's outbox relay polls that outbox and publishes those rows on
     /// its in-process bus; this durable consumer (journaled, so a crash loses nothing)
-    /// indexes each title the index does not hold yet. Its own titles are already there,
-    /// so they cost a lookup, not a commit. Call after [`Catalog::open`] (which rebuilds an
+    /// meets a title the index does not hold yet and indexes every title missing so far,
+    /// a page per commit ([`Catalog::index_missing`]): the events of the rest of that
+    /// import then find their titles indexed. Its own titles are already there, so they
+    /// cost a lookup, not a commit. Call after [`Catalog::open`] (which rebuilds an
     /// index that holds fewer titles than the database) and before the relay starts.
     pub fn spawn_embedded_index_follower(
         &self,
@@ -235,7 +237,15 @@ impl Catalog {
                 let catalog = catalog.clone();
                 async move {
                     match title_of(&event) {
-                        Some(id) if !catalog.is_indexed(&id) => catalog.follow_event(&event).await,
+                        Some(id) if !catalog.is_indexed(&id) => {
+                            catalog.index_missing().await.map_err(|e| e.to_string())?;
+                            // A title the page walk did not reach (committed meanwhile).
+                            if catalog.is_indexed(&id) {
+                                Ok(())
+                            } else {
+                                catalog.follow_event(&event).await
+                            }
+                        }
                         _ => Ok(()),
                     }
                 }

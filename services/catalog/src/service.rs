@@ -127,6 +127,34 @@ impl Catalog {
         self.relay_wake.clone()
     }
 
+    /// Indexes every title of the database that the index lacks, a page at a time (one
+    /// commit per page, not per title); nothing when the index holds as many titles as the
+    /// database. The embedded follower's answer to titles another process wrote
+    /// (`replica.rs`): one event of an import indexes all that import committed so far.
+    pub async fn index_missing(&self) -> anyhow::Result<u64> {
+        let (titles, _) = store::counts(&self.db.pool).await?;
+        if self.index.num_docs() >= titles {
+            return Ok(0);
+        }
+        let mut after = String::new();
+        let mut n = 0u64;
+        loop {
+            let page = store::titles_after(&self.db.pool, &after, 500).await?;
+            let Some(last) = page.last() else { break };
+            after = last.title_id.clone();
+            let missing: Vec<_> = page
+                .into_iter()
+                .filter(|t| !self.index.contains(&t.title_id))
+                .collect();
+            if !missing.is_empty() {
+                let docs = self.docs_for(&missing).await?;
+                self.index.upsert_many(&docs)?;
+                n += missing.len() as u64;
+            }
+        }
+        Ok(n)
+    }
+
     /// Rebuilds the search index from the database.
     pub async fn reindex(&self) -> anyhow::Result<u64> {
         self.index.clear()?;
