@@ -258,6 +258,26 @@ async fn a_batch_of_titles_is_one_transaction_with_each_outcome(backend: &str) {
     assert_eq!(outbox::pending_count(c.db()).await.unwrap(), 3);
 }
 
+async fn titles_another_writer_stored_are_indexed_in_one_go(backend: &str) {
+    let (c, _) = open(backend).await;
+    c.create_title(book("坊っちゃん", "夏目漱石"), true)
+        .await
+        .unwrap();
+    assert_eq!(c.index_missing().await.unwrap(), 0, "nothing missing");
+    // A second writer without an index (a `kitsuki import` beside the embedded run).
+    let other = Catalog::open_without_index(c.db().clone(), Arc::new(SystemClock))
+        .await
+        .unwrap();
+    let news = (1..=3).map(|i| book(&format!("草枕 {i}"), "")).collect();
+    for outcome in other.create_titles(news).await.unwrap() {
+        assert!(outcome.unwrap().1);
+    }
+    assert_eq!(c.search("草枕", &all(), 1, 20).await.unwrap().total, 0);
+    assert_eq!(c.index_missing().await.unwrap(), 3);
+    assert_eq!(c.search("草枕", &all(), 1, 20).await.unwrap().total, 3);
+    assert_eq!(c.index_missing().await.unwrap(), 0);
+}
+
 fn item_status(
     id: &str,
     barcode: &str,
@@ -387,4 +407,5 @@ both_backends!(
     source_ids_make_reimport_idempotent_and_index_rebuilds,
     item_status_events_update_availability_once,
     a_batch_of_titles_is_one_transaction_with_each_outcome,
+    titles_another_writer_stored_are_indexed_in_one_go,
 );
