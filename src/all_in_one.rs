@@ -38,6 +38,9 @@ use crate::cli::Cli;
 const SEED_MARC: &[u8] = include_bytes!("../services/catalog/seed/loc-jpn-880-sample.mrc");
 const SEED_NDL: &[u8] = include_bytes!("../services/catalog/seed/ndl-japan-marc-300.json");
 
+/// The embedded run's catalog database in the data folder.
+pub const CATALOG_DB: &str = "catalog.db";
+
 /// Where the gateway finds its peers.
 #[derive(Debug, Clone, Default)]
 pub struct Peers {
@@ -94,7 +97,9 @@ pub fn gateway_state(peers: &Peers) -> anyhow::Result<AppState> {
     Ok(AppState::new(clients(peers)?).with_test_clocks(clocks))
 }
 
-fn sqlite_url(dir: &Path, name: &str) -> String {
+/// The SQLite URL of one of the embedded run's databases under `dir` (also where
+/// `kitsuki import` writes without `--database-url`).
+pub fn sqlite_url(dir: &Path, name: &str) -> String {
     format!("sqlite://{}", dir.join(name).display())
 }
 
@@ -124,7 +129,7 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
             )?,
     );
 
-    let catalog_db = db::connect(&sqlite_url(&data, "catalog.db")).await?;
+    let catalog_db = db::connect(&sqlite_url(&data, CATALOG_DB)).await?;
     let catalog = Catalog::open(
         catalog_db.clone(),
         Some(&data.join("catalog-index")),
@@ -133,6 +138,9 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
     .await?;
     first_start_seed(&catalog).await?;
     shutdown.track([catalog.spawn_consumer(bus.clone(), &shutdown)]);
+    // Titles a `kitsuki import` beside this process commits reach the index through the
+    // relay below and this follower (before the relay, so that it sees every row).
+    shutdown.track([catalog.spawn_embedded_index_follower(bus.clone(), &shutdown)]);
 
     let patron_db = db::connect(&sqlite_url(&data, "patron.db")).await?;
     let accounts =
@@ -270,15 +278,17 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
     let state = gateway_state(&peers)?
         .with_dev_pages(addr.ip().is_loopback())
         .with_outbox_dir(data.join("outbox"))
-        .with_trusted_proxies(cli.trusted_proxies.clone());
+        .with_trusted_proxies(cli.trusted_proxies.clone())
+        .with_secure_cookies(cli.secure_cookies);
     let readiness = Readiness::new()
         .with_db(catalog_db)
         .with_db(patron_db)
         .with_db(notification_db)
         .with_db(circulation_db);
     readiness.set_ready();
+    // stdout: this line only (and a generated admin password above it); the rest is logs.
+    tracing::info!(url = %display_url(addr), "杵築市立図書館 蔵書検索");
     println!("kitsuki all-in-one listening on {}", display_url(addr));
-    println!("杵築市立図書館 蔵書検索: {}/", display_url(addr));
     serve(
         listener,
         kitsuki_gateway::router(state),
@@ -302,7 +312,7 @@ async fn first_start_seed(catalog: &Catalog) -> anyhow::Result<()> {
     {
         return Ok(());
     }
-    println!("first start: loading the seed catalogue");
+    tracing::info!("first start: loading the seed catalogue");
     let mut ids = Vec::new();
     for (bytes, format) in [
         (SEED_MARC, kitsuki_catalog::marc::Format::Iso2709),
@@ -310,10 +320,13 @@ async fn first_start_seed(catalog: &Catalog) -> anyhow::Result<()> {
     ] {
         let report = kitsuki_catalog::marc::parse(bytes, format);
         let summary = import::import_report(catalog, &report).await;
-        println!(
-            "  imported {} titles ({} records skipped)",
-            summary.created,
-            summary.parse_errors + summary.skipped
+        // The NDL file's 10 records with status 削除 (deleted) are skipped: withdrawals
+        // from the national bibliography, not titles (services/catalog/seed/README.md).
+        tracing::info!(
+            titles = summary.created,
+            bad_records_skipped = summary.parse_errors,
+            deleted_records_skipped = summary.skipped,
+            "first start: seed records imported"
         );
         ids.extend(summary.created_ids);
     }
@@ -336,6 +349,6 @@ async fn first_start_seed(catalog: &Catalog) -> anyhow::Result<()> {
         ids.push(id);
     }
     let items = import::spread_items(catalog, &ids, "D").await?;
-    println!("  {items} items over 杵築・山香・大田");
+    tracing::info!(items, "first start: items spread over 杵築・山香・大田");
     Ok(())
 }

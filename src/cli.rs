@@ -4,9 +4,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{ArgAction, Parser, Subcommand};
 use kitsuki_gateway::TrustedProxies;
-use kitsuki_platform::config::{CommonArgs, ServiceArgs};
+use kitsuki_platform::config::{CommonArgs, ServiceArgs, boolish};
 
 #[derive(Parser, Debug)]
 #[command(name = "kitsuki", version, about = "杵築市立図書館 library system")]
@@ -25,7 +25,16 @@ pub struct Cli {
     #[arg(long, env = "KITSUKI_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
     /// Enables the movable test clock. Never in a deployment.
-    #[arg(long, env = "KITSUKI_TEST_CLOCK", default_value_t = false)]
+    #[arg(
+        long,
+        env = "KITSUKI_TEST_CLOCK",
+        value_parser = boolish(),
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "false",
+        default_missing_value = "true"
+    )]
     pub test_clock: bool,
     /// All in one: the patron-account rules' settings (P7, P8, P13).
     #[command(flatten)]
@@ -34,6 +43,19 @@ pub struct Cli {
     /// `X-Forwarded-For` names the client for rule P13's per-address throttle.
     #[arg(long, env = "KITSUKI_TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: TrustedProxies,
+    /// All in one: set the Secure flag on cookies (the site is served over https), as the
+    /// gateway role does.
+    #[arg(
+        long,
+        env = "KITSUKI_SECURE_COOKIES",
+        value_parser = boolish(),
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "false",
+        default_missing_value = "true"
+    )]
+    pub secure_cookies: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -124,7 +146,16 @@ pub struct GatewayArgs {
     #[arg(long, env = "KITSUKI_TEST_CLOCK_PEERS", value_delimiter = ',')]
     pub test_clock_peers: Vec<String>,
     /// Set the Secure flag on cookies (the site is served over https).
-    #[arg(long, env = "KITSUKI_SECURE_COOKIES", default_value_t = false)]
+    #[arg(
+        long,
+        env = "KITSUKI_SECURE_COOKIES",
+        value_parser = boolish(),
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "false",
+        default_missing_value = "true"
+    )]
     pub secure_cookies: bool,
     /// Reverse proxies (comma-separated IPs or CIDR networks, e.g. the ingress
     /// controller's pods) whose `X-Forwarded-For` names the client for rule P13's
@@ -159,12 +190,36 @@ pub struct IndexArgs {
 #[derive(clap::Args, Debug)]
 pub struct ImportArgs {
     pub file: PathBuf,
-    #[command(flatten)]
-    pub index: IndexArgs,
+    /// The catalog database. Without it: the all-in-one's `<data-dir>/catalog.db`, which a
+    /// running all-in-one picks up (its relay publishes the new titles' events from the
+    /// outbox and its follower indexes them), or indexes at its next start.
+    #[arg(long, env = "KITSUKI_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// The all-in-one's data folder (used without `--database-url`).
+    #[arg(long, env = "KITSUKI_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// With `--database-url`: the search index to update (default
+    /// `<data-dir>/catalog-index`). The embedded run's index belongs to the all-in-one.
+    #[arg(long, env = "KITSUKI_INDEX_DIR")]
+    pub index_dir: Option<PathBuf>,
     /// Publish the import's events to this NATS server (otherwise they wait in the outbox
     /// for the catalog service's relay).
     #[arg(long, env = "KITSUKI_NATS_URL")]
     pub nats_url: Option<String>,
+    /// Subject namespace and stream of the deployment the events go to (with `--nats-url`).
+    #[arg(long, env = "KITSUKI_BUS_PREFIX", default_value = "library")]
+    pub bus_prefix: String,
+    /// Exit 0 even when bad or deleted records of the file were skipped.
+    #[arg(
+        long,
+        value_parser = boolish(),
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "false",
+        default_missing_value = "true"
+    )]
+    pub allow_skipped: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -183,4 +238,72 @@ pub enum StaffCommand {
         #[arg(long, env = "KITSUKI_STAFF_PASSWORD", hide_env_values = true)]
         password: Option<String>,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    //! The flags only: clap reads the environment variable through the same value parser,
+    //! and the environment is process-wide, so the `KITSUKI_*=1` forms are tested on the
+    //! binary (tests/boolean_settings.rs).
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("kitsuki").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    #[test]
+    fn every_boolean_flag_takes_the_usual_spellings() {
+        for (value, expected) in [
+            ("1", true),
+            ("0", false),
+            ("true", true),
+            ("false", false),
+            ("yes", true),
+            ("no", false),
+            ("on", true),
+            ("off", false),
+            ("YES", true),
+            ("Off", false),
+        ] {
+            let cli = parse(&[
+                &format!("--test-clock={value}"),
+                &format!("--secure-cookies={value}"),
+            ]);
+            assert_eq!(
+                (cli.test_clock, cli.secure_cookies),
+                (expected, expected),
+                "{value}"
+            );
+            let Some(Command::Gateway(g)) = parse(&[
+                "gateway",
+                "--catalog-url=http://c",
+                "--patron-url=http://p",
+                &format!("--secure-cookies={value}"),
+                &format!("--test-clock={value}"),
+            ])
+            .command
+            else {
+                panic!("gateway");
+            };
+            assert_eq!(
+                (g.secure_cookies, g.common.test_clock),
+                (expected, expected),
+                "{value}"
+            );
+        }
+        assert!(Cli::try_parse_from(["kitsuki", "--test-clock=maybe"]).is_err());
+    }
+
+    #[test]
+    fn a_boolean_flag_alone_is_true_and_absent_is_false() {
+        let cli = parse(&["--test-clock", "--secure-cookies"]);
+        assert!(cli.test_clock && cli.secure_cookies);
+        let cli = parse(&[]);
+        assert!(!cli.test_clock && !cli.secure_cookies);
+        // The flag alone does not swallow the subcommand after it.
+        let cli = parse(&["--test-clock", "reindex", "--database-url=sqlite://x"]);
+        assert!(cli.test_clock && matches!(cli.command, Some(Command::Reindex(_))));
+    }
 }

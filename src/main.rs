@@ -33,7 +33,17 @@ async fn main() -> anyhow::Result<()> {
     let _telemetry = kitsuki_platform::telemetry::init(&service, branch.as_deref());
     kitsuki_platform::metrics_layer::build_info(&service, branch.as_deref());
     let shutdown = Shutdown::new();
-    shutdown.on_signals();
+    // The roles drain on SIGTERM/SIGINT; a tool keeps the default, so Ctrl-C stops an
+    // import at once (each batch of titles is one transaction: a rerun goes on from there).
+    let is_tool = matches!(
+        cli.command,
+        Some(
+            Command::Migrate(_) | Command::Import(_) | Command::Reindex(_) | Command::Staff { .. }
+        )
+    );
+    if !is_tool {
+        shutdown.on_signals();
+    }
     match cli.command {
         None => {
             all_in_one::run(

@@ -221,9 +221,10 @@ pub async fn bootstrap_admin(
     given: Option<String>,
 ) -> anyhow::Result<()> {
     if let Some(generated) = staff.ensure_admin(given).await? {
+        // stdout, once: the one thing besides the URL that a person must read there.
         println!("created staff account 'admin' with password: {generated}");
-        println!(
-            "(shown once; change it, or set KITSUKI_ADMIN_PASSWORD or KITSUKI_ADMIN_PASSWORD_FILE before the first start)"
+        tracing::warn!(
+            "the generated password of 'admin' is shown once on stdout; change it, or set KITSUKI_ADMIN_PASSWORD or KITSUKI_ADMIN_PASSWORD_FILE before the first start"
         );
     }
     Ok(())

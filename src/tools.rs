@@ -40,10 +40,30 @@ pub async fn migrate(a: MigrateArgs) -> anyhow::Result<()> {
 pub async fn import(a: ImportArgs) -> anyhow::Result<()> {
     let report = kitsuki_catalog::marc::parse_file(&a.file)
         .with_context(|| format!("while reading {}", a.file.display()))?;
-    let db = db::connect(&database_url_from_env(&a.index.database_url)?).await?;
-    let catalog =
-        Catalog::open(db.clone(), Some(&a.index.index_dir), Arc::new(SystemClock)).await?;
-    let s = kitsuki_catalog::import::import_report(&catalog, &report).await;
+    let (s, db) = match &a.database_url {
+        // A role's database: this process updates the given index itself.
+        Some(url) => {
+            let db = db::connect(&database_url_from_env(url)?).await?;
+            let index_dir = a
+                .index_dir
+                .clone()
+                .unwrap_or_else(|| a.data_dir.join("catalog-index"));
+            let catalog =
+                Catalog::open(db.clone(), Some(&index_dir), Arc::new(SystemClock)).await?;
+            let s = kitsuki_catalog::import::import_report(&catalog, &report).await;
+            (s, db)
+        }
+        // The embedded default: the all-in-one's database; its index is the all-in-one's.
+        None => {
+            std::fs::create_dir_all(&a.data_dir)
+                .with_context(|| format!("while creating {}", a.data_dir.display()))?;
+            let url = crate::all_in_one::sqlite_url(&a.data_dir, crate::all_in_one::CATALOG_DB);
+            let db = db::connect(&url).await?;
+            let catalog = Catalog::open_without_index(db.clone(), Arc::new(SystemClock)).await?;
+            let s = kitsuki_catalog::import::import_records(&catalog, &report).await;
+            (s, db)
+        }
+    };
     for e in report.errors.iter().take(20) {
         eprintln!("record {}: {}", e.index, e.message);
     }
@@ -58,10 +78,33 @@ pub async fn import(a: ImportArgs) -> anyhow::Result<()> {
         s.invalid_isbns,
         s.failed
     );
-    if let Some(url) = a.nats_url {
-        let bus: SharedBus = Arc::new(NatsBus::connect(&url, "library").await?);
+    if let Some(url) = &a.nats_url {
+        let bus: SharedBus = Arc::new(NatsBus::connect(url, &a.bus_prefix).await?);
         let n = kitsuki_platform::outbox::publish_pending_once(&db, &bus).await?;
-        println!("published {n} events");
+        println!("published {n} events under {}", a.bus_prefix);
+    }
+    import_outcome(&s, a.allow_skipped).with_context(|| a.file.display().to_string())
+}
+
+/// The exit of `kitsuki import`: a file without any record, records the database refused,
+/// or (unless allowed) bad or deleted records skipped are errors, so a script notices.
+fn import_outcome(
+    s: &kitsuki_catalog::import::ImportSummary,
+    allow_skipped: bool,
+) -> anyhow::Result<()> {
+    if s.records_in_file() == 0 {
+        anyhow::bail!("the file holds no records: nothing imported");
+    }
+    if s.failed > 0 {
+        anyhow::bail!("{} records could not be stored (see the log)", s.failed);
+    }
+    if s.records_skipped() > 0 && !allow_skipped {
+        anyhow::bail!(
+            "{} records skipped ({} bad, {} deleted); the others are imported — pass --allow-skipped to accept that",
+            s.records_skipped(),
+            s.parse_errors,
+            s.skipped
+        );
     }
     Ok(())
 }
@@ -116,5 +159,43 @@ pub async fn staff(c: StaffCommand) -> anyhow::Result<()> {
             println!("staff account {username} created");
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kitsuki_catalog::import::ImportSummary;
+
+    #[test]
+    fn an_import_fails_on_an_empty_file_refused_records_and_unallowed_skips() {
+        let fine = ImportSummary {
+            parsed: 3,
+            created: 3,
+            ..Default::default()
+        };
+        assert!(import_outcome(&fine, false).is_ok());
+        let empty = ImportSummary::default();
+        let e = import_outcome(&empty, true).unwrap_err().to_string();
+        assert!(e.contains("no records"), "{e}");
+        let skipped = ImportSummary {
+            parsed: 3,
+            parse_errors: 1,
+            skipped: 2,
+            ..Default::default()
+        };
+        assert!(import_outcome(&skipped, false).is_err());
+        assert!(import_outcome(&skipped, true).is_ok());
+        let only_deleted = ImportSummary {
+            skipped: 2,
+            ..Default::default()
+        };
+        assert!(import_outcome(&only_deleted, false).is_err());
+        let failed = ImportSummary {
+            parsed: 3,
+            failed: 1,
+            ..Default::default()
+        };
+        assert!(import_outcome(&failed, true).is_err());
     }
 }

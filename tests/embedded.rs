@@ -1,10 +1,12 @@
 //! The one-command start: `kitsuki` with an empty data folder imports the real seed
 //! records, answers Japanese searches in kanji and kana through the gateway, stops on
-//! SIGTERM, and on the next start keeps its data without a second import.
+//! SIGTERM, and on the next start keeps its data without a second import. Its stdout holds
+//! only the generated admin password (first start) and the `listening on` URL; its logs
+//! are JSON lines on stderr (README, issue 8).
 
 mod common;
 
-use common::{start, temp_dir, wait_ready};
+use common::{start_logging_to, temp_dir, wait_ready};
 use serde_json::Value;
 
 async fn total(http: &reqwest::Client, base: &str, q: &str) -> (u64, Vec<String>) {
@@ -31,13 +33,42 @@ async fn embedded_first_start_imports_searches_and_restarts_without_reimport() {
     let data = dir.join("data");
     let data_s = data.to_string_lossy().to_string();
     let args = ["--listen", "127.0.0.1:0", "--data-dir", data_s.as_str()];
-    let envs = [("KITSUKI_ADMIN_PASSWORD", "embedded-test-admin")];
+    // No KITSUKI_ADMIN_PASSWORD: the first start generates one and prints it once.
+    let envs = [("KITSUKI_LOG", "info")];
     let http = reqwest::Client::new();
 
-    let mut first = start("all-in-one", &args, &envs, &dir);
+    let first_log = dir.join("first.log");
+    let mut first = start_logging_to("all-in-one", &args, &envs, &dir, &first_log);
     wait_ready(&http, &first.url).await;
-    let printed = first.drain_lines().join("\n");
-    assert!(printed.contains("first start"), "{printed}");
+    let printed = first.drain_lines();
+    let [password_line, url_line] = printed.as_slice() else {
+        panic!("stdout is the admin password and the URL, nothing else: {printed:?}");
+    };
+    let password = password_line
+        .strip_prefix("created staff account 'admin' with password: ")
+        .unwrap_or_else(|| panic!("{password_line}"));
+    assert_eq!(
+        url_line,
+        &format!("kitsuki all-in-one listening on {}", first.url)
+    );
+    let r = http
+        .post(format!("{}/api/v1/staff/session", first.url))
+        .json(&serde_json::json!({"username": "admin", "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the printed password logs in");
+    let logs = std::fs::read_to_string(&first_log).unwrap();
+    for line in logs.lines().filter(|l| !l.trim().is_empty()) {
+        serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    }
+    assert!(logs.contains("first start"), "{logs}");
+    // README: of the seed, only the NDL file's 10 deleted (削除) records are skipped.
+    assert!(
+        logs.contains("\"bad_records_skipped\":0,\"deleted_records_skipped\":0")
+            && logs.contains("\"bad_records_skipped\":0,\"deleted_records_skipped\":10"),
+        "{logs}"
+    );
 
     let (all, _) = total(&http, &first.url, "").await;
     assert!(all > 500, "the seed records are loaded: {all}");
@@ -68,13 +99,16 @@ async fn embedded_first_start_imports_searches_and_restarts_without_reimport() {
     let status = first.terminate();
     assert!(status.success(), "graceful stop on SIGTERM: {status:?}");
 
-    let mut second = start("all-in-one again", &args, &envs, &dir);
+    let second_log = dir.join("second.log");
+    let mut second = start_logging_to("all-in-one again", &args, &envs, &dir, &second_log);
     wait_ready(&http, &second.url).await;
-    let printed = second.drain_lines().join("\n");
-    assert!(
-        !printed.contains("first start"),
-        "no second import: {printed}"
+    assert_eq!(
+        second.drain_lines(),
+        vec![format!("kitsuki all-in-one listening on {}", second.url)],
+        "the password is shown once"
     );
+    let logs = std::fs::read_to_string(&second_log).unwrap();
+    assert!(!logs.contains("first start"), "no second import: {logs}");
     let (again, _) = total(&http, &second.url, "").await;
     assert_eq!(again, all, "data kept");
     let (n, _) = total(&http, &second.url, "錦絵").await;

@@ -42,6 +42,28 @@ const HOLD_FIELDS: [&str; 8] = [
     "title_id",
 ];
 
+/// The answer column of docs/API.md's row for `METHOD PATH`: the statuses a test sees must
+/// be the ones the document names (issue 8: the two never disagree).
+fn api_md_answer(method_path: &str) -> String {
+    let doc = include_str!("../../docs/API.md");
+    let start = format!("| `{method_path}` |");
+    let row = doc
+        .lines()
+        .find(|l| l.starts_with(&start))
+        .unwrap_or_else(|| panic!("docs/API.md has no row for {method_path}"));
+    let answer = row.split(" | ").last().unwrap_or_default();
+    answer.trim_end_matches('|').trim().to_string()
+}
+
+fn assert_api_md_names(method_path: &str, status: &Value) {
+    let answer = api_md_answer(method_path);
+    let status = status.as_str().unwrap();
+    assert!(
+        answer.contains(&format!("\"{status}\"")),
+        "docs/API.md says of {method_path}: {answer}; the server answered status {status}"
+    );
+}
+
 async fn place(app: &TestApp, token: &str, title_id: &str, pickup: &str) -> common::Reply {
     app.call(
         "POST",
@@ -130,11 +152,10 @@ async fn h1_a_web_hold_on_a_book_whose_copies_are_all_on_loan_and_the_refusals_o
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
     let hold = reply.json();
     assert_eq!(keys(&hold), HOLD_FIELDS);
-    // Rule H5: automatic confirmation is the default; the service says which it was.
-    assert!(
-        ["provisional", "confirmed"].contains(&hold["status"].as_str().unwrap()),
-        "{hold}"
-    );
+    // Rule H5: automatic confirmation is the default, so the hold is confirmed when it is
+    // placed (with `receipt_mail` too), as docs/API.md says.
+    assert_eq!(hold["status"], "confirmed", "{hold}");
+    assert_api_md_names("POST /api/v1/me/holds", &hold["status"]);
     assert_eq!(hold["title"], "坊っちゃん");
     assert_eq!(hold["pickup_branch"], "ota");
     assert_eq!(hold["queue_position"], 1);
@@ -482,6 +503,8 @@ async fn s1_a_counter_hold_on_a_copy_on_the_shelf_goes_on_the_holding_branchs_pu
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
     let hold = reply.json();
     assert_eq!(keys(&hold), HOLD_FIELDS);
+    assert_eq!(hold["status"], "confirmed", "rule S1: {hold}");
+    assert_api_md_names("POST /api/v1/branches/{branch}/holds", &hold["status"]);
     let hold_id = hold["hold_id"].as_str().unwrap().to_string();
 
     let pull = app
@@ -553,6 +576,7 @@ async fn h5_staff_review_confirms_or_rejects_provisional_web_holds() {
     let a = place(&app, &first, &title, "ota").await.json();
     let b = place(&app, &second, &title, "ota").await.json();
     assert_eq!(a["status"], "provisional");
+    assert_api_md_names("POST /api/v1/me/holds", &a["status"]);
 
     let list = app
         .call(

@@ -30,6 +30,28 @@ pub fn binary() -> &'static str {
 
 /// Starts `kitsuki ARGS` with `envs` and waits (up to 60 s) for its `listening on` line.
 pub fn start(name: &str, args: &[&str], envs: &[(&str, &str)], cwd: &Path) -> Proc {
+    start_with_stderr(name, args, envs, cwd, Stdio::inherit())
+}
+
+/// [`start`] with the process's stderr (its JSON logs) written to the file `log`.
+pub fn start_logging_to(
+    name: &str,
+    args: &[&str],
+    envs: &[(&str, &str)],
+    cwd: &Path,
+    log: &Path,
+) -> Proc {
+    let file = std::fs::File::create(log).expect("create the log file");
+    start_with_stderr(name, args, envs, cwd, Stdio::from(file))
+}
+
+fn start_with_stderr(
+    name: &str,
+    args: &[&str],
+    envs: &[(&str, &str)],
+    cwd: &Path,
+    stderr: Stdio,
+) -> Proc {
     let mut cmd = Command::new(binary());
     cmd.args(args)
         .current_dir(cwd)
@@ -38,7 +60,7 @@ pub fn start(name: &str, args: &[&str], envs: &[(&str, &str)], cwd: &Path) -> Pr
         .env_remove("KITSUKI_DATA_DIR")
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+        .stderr(stderr);
     for (k, v) in envs {
         cmd.env(k, v);
     }

@@ -248,6 +248,16 @@ impl SearchIndex {
         Ok(())
     }
 
+    /// Whether a document of this title is visible to searches.
+    pub fn contains(&self, title_id: &str) -> bool {
+        let term = Term::from_field_text(self.fields.title_id, title_id);
+        let query = TermQuery::new(term, IndexRecordOption::Basic);
+        self.reader
+            .searcher()
+            .search(&query, &Count)
+            .is_ok_and(|n| n > 0)
+    }
+
     /// Number of documents visible to searches.
     pub fn num_docs(&self) -> u64 {
         self.reader.searcher().num_docs()

@@ -207,6 +207,54 @@ impl Catalog {
     }
 }
 
+/// The durable consumer of the embedded run's index follower.
+pub const EMBEDDED_FOLLOWER: &str = "catalog-index-embedded";
+/// What the embedded follower listens to: titles written by another process.
+pub const EMBEDDED_FILTER: &str = "catalog.title.created";
+
+impl Catalog {
+    /// The all-in-one's follower (issue 8): one process owns the index and indexes its own
+    /// writes at once, but `kitsuki import` run beside it is a second process writing
+    /// titles into the same database, with their `catalog.title.created` in the outbox.
+    /// The running process's outbox relay polls that outbox and publishes those rows on
+    /// its in-process bus; this durable consumer (journaled, so a crash loses nothing)
+    /// meets a title the index does not hold yet and indexes every title missing so far,
+    /// a page per commit ([`Catalog::index_missing`]): the events of the rest of that
+    /// import then find their titles indexed. Its own titles are already there, so they
+    /// cost a lookup, not a commit. Call after [`Catalog::open`] (which rebuilds an
+    /// index that holds fewer titles than the database) and before the relay starts.
+    pub fn spawn_embedded_index_follower(
+        &self,
+        bus: SharedBus,
+        shutdown: &Shutdown,
+    ) -> tokio::task::JoinHandle<()> {
+        let catalog = self.clone();
+        let s = shutdown.clone();
+        tokio::spawn(async move {
+            let spec = ConsumerSpec::new(EMBEDDED_FOLLOWER, EMBEDDED_FILTER);
+            let stop = futures::FutureExt::shared(Box::pin(async move { s.wait().await }));
+            consumer::run(bus, spec, stop, |event| {
+                let catalog = catalog.clone();
+                async move {
+                    match title_of(&event) {
+                        Some(id) if !catalog.is_indexed(&id) => {
+                            catalog.index_missing().await.map_err(|e| e.to_string())?;
+                            // A title the page walk did not reach (committed meanwhile).
+                            if catalog.is_indexed(&id) {
+                                Ok(())
+                            } else {
+                                catalog.follow_event(&event).await
+                            }
+                        }
+                        _ => Ok(()),
+                    }
+                }
+            })
+            .await
+        })
+    }
+}
+
 /// The follower: the shared consumer loop on this replica's consumer; events wait for the
 /// rebuild. After the shutdown it deletes its consumer.
 async fn follow(

@@ -65,6 +65,20 @@ impl Catalog {
         Ok(catalog)
     }
 
+    /// Migrates the database and writes to it without a search index of its own: a
+    /// separate `kitsuki import` into the embedded run's database, whose index belongs to
+    /// the running all-in-one (tantivy allows one writer). The all-in-one indexes what such
+    /// a process commits when the events reach its follower (`replica.rs`), or at its next
+    /// start (the index then holds fewer titles than the database and is rebuilt).
+    pub async fn open_without_index(db: Db, clock: SharedClock) -> anyhow::Result<Catalog> {
+        Catalog::open_unindexed(db, None, clock).await
+    }
+
+    /// Whether the search index holds this title.
+    pub fn is_indexed(&self, title_id: &str) -> bool {
+        self.index.contains(title_id)
+    }
+
     /// Migrates the database and opens the index as it is, without checking it against
     /// the database (a replica rebuilds it once it follows changes, `replica.rs`).
     pub(crate) async fn open_unindexed(
@@ -111,6 +125,34 @@ impl Catalog {
     /// Notified after every commit that wrote to the outbox.
     pub fn relay_wake(&self) -> Arc<Notify> {
         self.relay_wake.clone()
+    }
+
+    /// Indexes every title of the database that the index lacks, a page at a time (one
+    /// commit per page, not per title); nothing when the index holds as many titles as the
+    /// database. The embedded follower's answer to titles another process wrote
+    /// (`replica.rs`): one event of an import indexes all that import committed so far.
+    pub async fn index_missing(&self) -> anyhow::Result<u64> {
+        let (titles, _) = store::counts(&self.db.pool).await?;
+        if self.index.num_docs() >= titles {
+            return Ok(0);
+        }
+        let mut after = String::new();
+        let mut n = 0u64;
+        loop {
+            let page = store::titles_after(&self.db.pool, &after, 500).await?;
+            let Some(last) = page.last() else { break };
+            after = last.title_id.clone();
+            let missing: Vec<_> = page
+                .into_iter()
+                .filter(|t| !self.index.contains(&t.title_id))
+                .collect();
+            if !missing.is_empty() {
+                let docs = self.docs_for(&missing).await?;
+                self.index.upsert_many(&docs)?;
+                n += missing.len() as u64;
+            }
+        }
+        Ok(n)
     }
 
     /// Rebuilds the search index from the database.
@@ -177,17 +219,16 @@ impl Catalog {
             .map_err(|e| internal("indexing", e))
     }
 
-    /// Creates a title (or finds the one already imported from the same source). With
-    /// `index_now` false the caller indexes in bulk afterwards (import).
-    pub async fn create_title(
+    /// The title row and its `catalog.title.created` event, or the refusal of an empty
+    /// display title.
+    fn prepare_title(
         &self,
         new: NewTitle,
-        index_now: bool,
-    ) -> Result<(String, bool), ServiceError> {
+        now: &str,
+    ) -> Result<(Title, kitsuki_platform::bus::Event), ServiceError> {
         if new.title.trim().is_empty() {
             return Err(ServiceError::with_detail(ErrorCode::InvalidInput, "title"));
         }
-        let now = format_instant(self.clock.now());
         let title = Title {
             title_id: uuid::Uuid::now_v7().to_string(),
             title: new.title.trim().to_string(),
@@ -203,23 +244,49 @@ impl Catalog {
                 .filter(|a| !a.trim().is_empty())
                 .collect(),
             source_id: new.source_id.filter(|s| !s.is_empty()),
-            created_at: now.clone(),
+            created_at: now.to_string(),
             holds_waiting: 0,
         };
         let event_id = events::new_event_id();
         let event = events::build(
             "catalog.title.created",
             event_id.clone(),
-            &now,
+            now,
             &ev::TitleCreated {
                 meta: Some(ev::EventMeta {
                     event_id: event_id.clone(),
-                    occurred_at: now.clone(),
+                    occurred_at: now.to_string(),
                 }),
                 title_id: title.title_id.clone(),
                 r#type: title.material_type.to_proto() as i32,
             },
         );
+        Ok((title, event))
+    }
+
+    /// The title already imported from this source (a title not created because its
+    /// `source_id` was there).
+    async fn existing_title(&self, title: &Title) -> Result<(String, bool), ServiceError> {
+        let existing = match &title.source_id {
+            Some(s) => store::title_id_by_source(&self.db.pool, s)
+                .await
+                .map_err(|e| internal("finding a title", e))?,
+            None => None,
+        };
+        existing
+            .map(|id| (id, false))
+            .ok_or_else(ServiceError::internal)
+    }
+
+    /// Creates a title (or finds the one already imported from the same source). With
+    /// `index_now` false the caller indexes in bulk afterwards (import).
+    pub async fn create_title(
+        &self,
+        new: NewTitle,
+        index_now: bool,
+    ) -> Result<(String, bool), ServiceError> {
+        let now = format_instant(self.clock.now());
+        let (title, event) = self.prepare_title(new, &now)?;
         let mut tx = self
             .db
             .pool
@@ -231,15 +298,7 @@ impl Catalog {
             .map_err(|e| internal("inserting a title", e))?;
         if !created {
             drop(tx);
-            let existing = match &title.source_id {
-                Some(s) => store::title_id_by_source(&self.db.pool, s)
-                    .await
-                    .map_err(|e| internal("finding a title", e))?,
-                None => None,
-            };
-            return existing
-                .map(|id| (id, false))
-                .ok_or_else(ServiceError::internal);
+            return self.existing_title(&title).await;
         }
         outbox::enqueue(&mut tx, &event, &now)
             .await
@@ -253,6 +312,57 @@ impl Catalog {
                 .await?;
         }
         Ok((title.title_id, true))
+    }
+
+    /// Creates many titles in one transaction, each as [`Catalog::create_title`] would
+    /// without indexing, for an import: one commit per batch instead of one per title.
+    /// Gives each title's outcome (an empty title is refused alone), or `Err` when the
+    /// database failed the batch, which then changed nothing (the caller may retry the
+    /// titles one by one to find the one it refused).
+    pub async fn create_titles(
+        &self,
+        news: Vec<NewTitle>,
+    ) -> Result<Vec<Result<(String, bool), ServiceError>>, ServiceError> {
+        let now = format_instant(self.clock.now());
+        let prepared: Vec<_> = news
+            .into_iter()
+            .map(|n| self.prepare_title(n, &now))
+            .collect();
+        let mut tx = self
+            .db
+            .pool
+            .begin()
+            .await
+            .map_err(|e| internal("beginning", e))?;
+        let mut created = Vec::with_capacity(prepared.len());
+        for p in &prepared {
+            let Ok((title, event)) = p else {
+                created.push(false);
+                continue;
+            };
+            let c = store::insert_title(&mut tx, title)
+                .await
+                .map_err(|e| internal("inserting a title", e))?;
+            if c {
+                outbox::enqueue(&mut tx, event, &now)
+                    .await
+                    .map_err(|e| internal("queueing an event", e))?;
+            }
+            created.push(c);
+        }
+        tx.commit()
+            .await
+            .map_err(|e| internal("committing titles", e))?;
+        self.relay_wake.notify_one();
+        let mut out = Vec::with_capacity(prepared.len());
+        for (p, c) in prepared.into_iter().zip(created) {
+            out.push(match p {
+                Err(e) => Err(e),
+                Ok((title, _)) if c => Ok((title.title_id, true)),
+                Ok((title, _)) => self.existing_title(&title).await,
+            });
+        }
+        Ok(out)
     }
 
     /// Adds an item (copy) of a title at a branch (rule M1: barcodes unique across branches).

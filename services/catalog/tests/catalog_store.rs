@@ -222,6 +222,62 @@ async fn source_ids_make_reimport_idempotent_and_index_rebuilds(backend: &str) {
     assert_eq!(reopened.search("門", &all(), 1, 20).await.unwrap().total, 1);
 }
 
+async fn a_batch_of_titles_is_one_transaction_with_each_outcome(backend: &str) {
+    let (c, _) = open(backend).await;
+    let sourced = |title: &str, source: &str| NewTitle {
+        source_id: Some(source.into()),
+        ..book(title, "")
+    };
+    let (kept, _) = c
+        .create_title(sourced("こころ", "marc:1"), false)
+        .await
+        .unwrap();
+    let outcomes = c
+        .create_titles(vec![
+            sourced("こころ", "marc:1"),
+            sourced("それから", "marc:2"),
+            sourced("  ", "marc:3"),
+            // The same source twice in one batch: the first is created, the second finds it.
+            sourced("門", "marc:4"),
+            sourced("門", "marc:4"),
+        ])
+        .await
+        .unwrap();
+    let ok: Vec<_> = outcomes.iter().map(|o| o.as_ref().ok().cloned()).collect();
+    assert_eq!(ok[0], Some((kept, false)));
+    assert!(matches!(&ok[1], Some((_, true))));
+    assert_eq!(
+        outcomes[2].as_ref().unwrap_err().code,
+        ErrorCode::InvalidInput
+    );
+    let (gate, created) = ok[3].clone().unwrap();
+    assert!(created);
+    assert_eq!(ok[4], Some((gate, false)));
+    assert_eq!(c.counts().await.unwrap().0, 3);
+    // One event per title created, written with it.
+    assert_eq!(outbox::pending_count(c.db()).await.unwrap(), 3);
+}
+
+async fn titles_another_writer_stored_are_indexed_in_one_go(backend: &str) {
+    let (c, _) = open(backend).await;
+    c.create_title(book("坊っちゃん", "夏目漱石"), true)
+        .await
+        .unwrap();
+    assert_eq!(c.index_missing().await.unwrap(), 0, "nothing missing");
+    // A second writer without an index (a `kitsuki import` beside the embedded run).
+    let other = Catalog::open_without_index(c.db().clone(), Arc::new(SystemClock))
+        .await
+        .unwrap();
+    let news = (1..=3).map(|i| book(&format!("草枕 {i}"), "")).collect();
+    for outcome in other.create_titles(news).await.unwrap() {
+        assert!(outcome.unwrap().1);
+    }
+    assert_eq!(c.search("草枕", &all(), 1, 20).await.unwrap().total, 0);
+    assert_eq!(c.index_missing().await.unwrap(), 3);
+    assert_eq!(c.search("草枕", &all(), 1, 20).await.unwrap().total, 3);
+    assert_eq!(c.index_missing().await.unwrap(), 0);
+}
+
 fn item_status(
     id: &str,
     barcode: &str,
@@ -350,4 +406,6 @@ both_backends!(
     events_are_written_with_the_change,
     source_ids_make_reimport_idempotent_and_index_rebuilds,
     item_status_events_update_availability_once,
+    a_batch_of_titles_is_one_transaction_with_each_outcome,
+    titles_another_writer_stored_are_indexed_in_one_go,
 );

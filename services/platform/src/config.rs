@@ -47,11 +47,32 @@ pub struct BusArgs {
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct CommonArgs {
     /// Enables the movable test clock and `POST /api/v1/test/clock`. Never in a deployment.
-    #[arg(long, env = "KITSUKI_TEST_CLOCK", default_value_t = false)]
+    /// A boolean setting ([`boolish`]): `--test-clock`, `--test-clock=on`, `KITSUKI_TEST_CLOCK=1`.
+    #[arg(
+        long,
+        env = "KITSUKI_TEST_CLOCK",
+        value_parser = boolish(),
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "false",
+        default_missing_value = "true"
+    )]
     pub test_clock: bool,
     /// Folder of local files (search index, outbox mails in the embedded run).
     #[arg(long, env = "KITSUKI_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
+}
+
+/// The value parser of every boolean setting (flag and environment variable alike):
+/// `1/0`, `true/false`, `yes/no`, `on/off` (also `y/n`, `t/f`, in any case), the forms
+/// API.md and ARCHITECTURE.md give (`KITSUKI_TEST_CLOCK=1`). Used with
+/// `action = ArgAction::Set, num_args = 0..=1, require_equals = true,
+/// default_missing_value = "true"`, so that `--flag` alone still means true and a value
+/// is given as `--flag=no` (an optional value without `=` would swallow the next
+/// argument, such as a subcommand).
+pub fn boolish() -> clap::builder::BoolishValueParser {
+    clap::builder::BoolishValueParser::new()
 }
 
 /// The listen address printed for a bound socket, with 0.0.0.0 shown as localhost.

@@ -1,4 +1,4 @@
-//! Telemetry of a process: JSON logs (tracing), OTLP trace export when
+//! Telemetry of a process: JSON logs on stderr (tracing), OTLP trace export when
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` is set, W3C trace-context propagation, and the Prometheus
 //! recorder behind `/metrics`.
 
@@ -55,8 +55,11 @@ pub fn init(service: &str, branch: Option<&str>) -> TelemetryGuard {
     );
     let _ = prometheus();
     let filter = EnvFilter::try_from_env("KITSUKI_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // Logs go to stderr (README): stdout carries only what a person or a script reads
+    // from it, the `listening on` URL and the one-time admin password.
     let fmt = tracing_subscriber::fmt::layer()
         .json()
+        .with_writer(std::io::stderr)
         .with_current_span(false);
     let endpoint_set = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").is_ok_and(|v| !v.is_empty());
     let provider = if endpoint_set {
