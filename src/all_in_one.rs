@@ -149,7 +149,7 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
     crate::roles::bootstrap_admin(accounts.staff(), admin_password).await?;
     // Retention (ARCHITECTURE.md "Retention"): each database's purges on their schedule.
     for (service, purge) in [
-        ("catalog", retention::inbox_purge(catalog_db.clone())),
+        ("catalog", retention::event_rows_purge(catalog_db.clone())),
         ("patron", accounts.retention()),
     ] {
         shutdown.track([crate::roles::retention_of(
@@ -228,7 +228,7 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
     let mut circulation_urls = Vec::new();
     shutdown.track([crate::roles::retention_of(
         "circulation",
-        retention::inbox_purge(circulation_db.clone()),
+        retention::event_rows_purge(circulation_db.clone()),
         &clocks,
         &shutdown,
     )]);

@@ -161,7 +161,7 @@ pub async fn catalog(args: CatalogArgs, shutdown: Shutdown) -> anyhow::Result<()
     shutdown.track([catalog.spawn_consumer(bus, &shutdown)]);
     shutdown.track([retention_of(
         "catalog",
-        retention::inbox_purge(db.clone()),
+        retention::event_rows_purge(db.clone()),
         &clocks,
         &shutdown,
     )]);
@@ -286,7 +286,7 @@ pub async fn circulation(args: CirculationArgs, shutdown: Shutdown) -> anyhow::R
     circulation.register_due_jobs(&clocks.due_jobs);
     shutdown.track([retention_of(
         "circulation",
-        retention::inbox_purge(db.clone()),
+        retention::event_rows_purge(db.clone()),
         &clocks,
         &shutdown,
     )]);

@@ -37,24 +37,12 @@ pub fn new_title_from_proto(t: pb::NewTitle) -> Result<NewTitle, ServiceError> {
     } else {
         Some(Isbn::parse(&t.isbn).map_err(|_| ServiceError::new(ErrorCode::InvalidIsbn))?)
     };
-    // Before anything is stored: a NUL would fail PostgreSQL's insert (a 500) and pass
-    // SQLite's; a megabyte title would be indexed (API.md "Text fields").
-    text::check("title", &t.title, text::limits::TITLE)?;
-    text::check("title_reading", &t.title_reading, text::limits::TITLE)?;
-    text::check("author", &t.author, text::limits::AUTHOR)?;
-    text::check("publisher", &t.publisher, text::limits::PUBLISHER)?;
+    // The ISBN's raw text before it is parsed; the other fields below, once checked.
     text::check("isbn", &t.isbn, text::limits::SOURCE_ID)?;
-    text::check("source_id", &t.source_id, text::limits::SOURCE_ID)?;
-    text::check_each(
-        "search_aliases",
-        &t.search_aliases,
-        text::limits::SEARCH_ALIAS,
-        text::limits::SEARCH_ALIASES,
-    )?;
     if t.year.is_some_and(|y| !(0..=9999).contains(&y)) {
         return Err(ServiceError::with_detail(ErrorCode::InvalidInput, "year"));
     }
-    Ok(NewTitle {
+    let new = NewTitle {
         title: t.title,
         title_reading: t.title_reading,
         author: t.author,
@@ -64,7 +52,9 @@ pub fn new_title_from_proto(t: pb::NewTitle) -> Result<NewTitle, ServiceError> {
         material_type,
         aliases: t.search_aliases,
         source_id: (!t.source_id.is_empty()).then_some(t.source_id),
-    })
+    };
+    new.check_text()?;
+    Ok(new)
 }
 
 #[tonic::async_trait]

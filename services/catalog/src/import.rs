@@ -96,15 +96,25 @@ pub async fn import_records(catalog: &Catalog, report: &ParseReport) -> ImportSu
     for e in &report.errors {
         tracing::warn!(record = e.index, problem = %e.message, "record skipped");
     }
-    for batch in report.records.chunks(BATCH) {
-        let news: Vec<NewTitle> = batch
-            .iter()
-            .map(|r| {
-                let (new, bad) = new_title_from_record(r);
-                s.invalid_isbns += bad;
-                new
-            })
-            .collect();
+    for chunk in report.records.chunks(BATCH) {
+        let mut batch = Vec::with_capacity(chunk.len());
+        let mut news: Vec<NewTitle> = Vec::with_capacity(chunk.len());
+        for r in chunk {
+            let (new, bad) = new_title_from_record(r);
+            s.invalid_isbns += bad;
+            // The same text check as a title created over gRPC (API.md "Text fields"): a
+            // record with a NUL or an over-long field is refused, on every backend alike.
+            match new.check_text() {
+                Ok(()) => {
+                    batch.push(r);
+                    news.push(new);
+                }
+                Err(e) => {
+                    tracing::warn!(source = %r.source_id, error = %e, "record not imported");
+                    s.failed += 1;
+                }
+            }
+        }
         let outcomes = match catalog.create_titles(news.clone()).await {
             Ok(outcomes) => outcomes,
             // The database refused the batch: one by one, so that only the record it

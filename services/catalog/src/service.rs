@@ -38,6 +38,31 @@ pub struct NewTitle {
     pub source_id: Option<String>,
 }
 
+impl NewTitle {
+    /// The text fields' check (API.md "Text fields"), before anything is stored: a NUL
+    /// would fail PostgreSQL's insert (a 500) and pass SQLite's, a megabyte title would be
+    /// indexed. One home for the gRPC call and for `kitsuki import`, which stores records
+    /// without going through gRPC.
+    pub fn check_text(&self) -> Result<(), ServiceError> {
+        use kitsuki_proto::text;
+        text::check("title", &self.title, text::limits::TITLE)?;
+        text::check("title_reading", &self.title_reading, text::limits::TITLE)?;
+        text::check("author", &self.author, text::limits::AUTHOR)?;
+        text::check("publisher", &self.publisher, text::limits::PUBLISHER)?;
+        text::check(
+            "source_id",
+            self.source_id.as_deref().unwrap_or(""),
+            text::limits::SOURCE_ID,
+        )?;
+        text::check_each(
+            "search_aliases",
+            &self.aliases,
+            text::limits::SEARCH_ALIAS,
+            text::limits::SEARCH_ALIASES,
+        )
+    }
+}
+
 /// The catalog service's state.
 #[derive(Debug, Clone)]
 pub struct Catalog {

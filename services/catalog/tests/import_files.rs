@@ -72,3 +72,31 @@ async fn every_file_imports_with_counts_and_reimport_creates_nothing() {
     let with_isbn = catalog.search("鳰の海", &all, 1, 10).await.unwrap();
     assert_eq!(with_isbn.hits[0].isbn, "9784046218803");
 }
+
+/// A record whose text PostgreSQL cannot store (a NUL) or that is over a field's limit is
+/// refused by the same check as a title created over gRPC (API.md "Text fields"), on both
+/// backends alike, and the records beside it in its batch are imported.
+async fn a_record_with_a_nul_or_an_overlong_title_is_refused_alone(url: String) {
+    let db = db::connect(&url).await.unwrap();
+    let catalog = Catalog::open(db, None, Arc::new(SystemClock))
+        .await
+        .unwrap();
+    let mut report = kitsuki_catalog::marc::parse_file(&data("loc-jpn-880-sample.mrc")).unwrap();
+    report.records.truncate(5);
+    report.records[1].title = "伝統\u{0}話芸".into();
+    report.records[3].title = "長".repeat(kitsuki_proto::text::limits::TITLE + 1);
+    let s = import_report(&catalog, &report).await;
+    assert_eq!((s.created, s.failed), (3, 2), "{s:?}");
+    assert_eq!(catalog.counts().await.unwrap().0, 3);
+}
+
+#[tokio::test]
+async fn text_check_on_import_sqlite() {
+    a_record_with_a_nul_or_an_overlong_title_is_refused_alone(testing::fresh_sqlite_url()).await;
+}
+
+#[tokio::test]
+async fn text_check_on_import_postgres() {
+    let url = testing::fresh_pg_database().await.unwrap();
+    a_record_with_a_nul_or_an_overlong_title_is_refused_alone(url).await;
+}

@@ -799,7 +799,7 @@ impl Notifier {
     pub async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, sqlx::Error> {
         let before = format_instant(now - retention::DELIVERY_LOG_KEPT);
         let rows = store::purge_done(&self.inner.db.pool, &before).await?;
-        Ok(rows + retention::purge_inbox(&self.inner.db, now).await?)
+        Ok(rows + retention::purge_event_rows(&self.inner.db, now).await?)
     }
 
     /// The purge of [`Notifier::purge_expired`], for `retention::schedule`.

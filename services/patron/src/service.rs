@@ -240,7 +240,7 @@ impl PatronAccounts {
         drop(conn);
         rows += self.staff.purge_sessions(&before).await?;
         rows += self.throttle.purge(now).await?;
-        rows += retention::purge_inbox(&self.db, now).await?;
+        rows += retention::purge_event_rows(&self.db, now).await?;
         Ok(rows)
     }
 

@@ -39,16 +39,26 @@ pub const DELIVERY_LOG_KEPT: Duration = Duration::days(180);
 pub type Purge =
     Arc<dyn Fn(OffsetDateTime) -> BoxFuture<'static, Result<u64, sqlx::Error>> + Send + Sync>;
 
-/// The inbox ids of `db` handled more than [`INBOX_KEPT`] before `now`.
-pub async fn purge_inbox(db: &Db, now: OffsetDateTime) -> Result<u64, sqlx::Error> {
-    crate::inbox::forget_before(db, &format_instant(now - INBOX_KEPT)).await
+/// Outbox rows already published, kept this long after they were written: the relay never
+/// reads a published row again (the bus keeps the event), so this is only for an operator
+/// asking "was it sent?" within the week.
+pub const OUTBOX_KEPT: Duration = Duration::days(7);
+
+/// The event bookkeeping every service database has: inbox ids handled more than
+/// [`INBOX_KEPT`] before `now`, and outbox rows published and written more than
+/// [`OUTBOX_KEPT`] before it. Unpublished outbox rows are never purged (nothing is lost).
+pub async fn purge_event_rows(db: &Db, now: OffsetDateTime) -> Result<u64, sqlx::Error> {
+    let inbox = crate::inbox::forget_before(db, &format_instant(now - INBOX_KEPT)).await?;
+    let outbox = crate::outbox::purge_published(db, &format_instant(now - OUTBOX_KEPT)).await?;
+    Ok(inbox + outbox)
 }
 
-/// A purge of the inbox of `db` alone (services whose own tables keep nothing past).
-pub fn inbox_purge(db: Db) -> Purge {
+/// A purge of the event bookkeeping of `db` alone (services whose own tables keep nothing
+/// past).
+pub fn event_rows_purge(db: Db) -> Purge {
     Arc::new(move |now| {
         let db = db.clone();
-        Box::pin(async move { purge_inbox(&db, now).await })
+        Box::pin(async move { purge_event_rows(&db, now).await })
     })
 }
 

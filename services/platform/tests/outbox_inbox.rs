@@ -303,6 +303,30 @@ async fn published_rows_can_be_purged(db: Db) {
     );
 }
 
+/// Retention (ARCHITECTURE.md "Retention"): the scheduled purge of a service database takes
+/// published outbox rows older than their week, never an unpublished one, however old.
+async fn retention_purges_published_outbox_rows_after_their_week(db: Db) {
+    use kitsuki_platform::retention::{OUTBOX_KEPT, purge_event_rows};
+    let bus: SharedBus = Arc::new(MemoryBus::new());
+    commit(&db, &[event(1), event(2)]).await;
+    outbox::publish_pending_once(&db, &bus)
+        .await
+        .expect("relay");
+    commit(&db, &[event(3)]).await; // stays unpublished
+    let written = SystemClock.now();
+    let within = written + OUTBOX_KEPT - time::Duration::hours(1);
+    assert_eq!(purge_event_rows(&db, within).await.expect("purge"), 0);
+    let after = written + OUTBOX_KEPT + time::Duration::hours(1);
+    assert_eq!(purge_event_rows(&db, after).await.expect("purge"), 2);
+    assert_eq!(
+        outbox::publish_pending_once(&db, &bus)
+            .await
+            .expect("relay"),
+        1,
+        "the unpublished row is still there to publish"
+    );
+}
+
 macro_rules! on_both_databases {
     ($($property:ident),* $(,)?) => {
         mod postgres {
@@ -334,6 +358,7 @@ on_both_databases!(
     enqueue_refuses_an_event_the_bus_would_refuse,
     inbox_first_time_is_true_once_per_consumer,
     published_rows_can_be_purged,
+    retention_purges_published_outbox_rows_after_their_week,
 );
 
 /// Two relays on one PostgreSQL database (the circulation instances share theirs) take
