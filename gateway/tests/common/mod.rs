@@ -94,6 +94,9 @@ pub struct Options {
     pub staff_review: bool,
     /// Serve the test clocks and give the gateway their clients (`POST /api/v1/test/clock`).
     pub test_clock: bool,
+    /// Run the catalogue's outbox relay (with `circulation`): off, its events never reach
+    /// circulation, so what circulation knows came by the gateway's calls alone.
+    pub catalog_relay: bool,
 }
 
 impl Default for Options {
@@ -108,6 +111,7 @@ impl Default for Options {
             circulation: false,
             staff_review: false,
             test_clock: false,
+            catalog_relay: true,
         }
     }
 }
@@ -330,11 +334,13 @@ impl TestApp {
         if options.circulation {
             // The catalogue's new items reach circulation as in a deployment (by events),
             // and circulation's item status comes back for live availability (rule H1).
-            let stop = shutdown.clone();
-            tokio::spawn(
-                Relay::new(catalog.db().clone(), bus.clone(), catalog.relay_wake())
-                    .run(async move { stop.wait().await }),
-            );
+            if options.catalog_relay {
+                let stop = shutdown.clone();
+                tokio::spawn(
+                    Relay::new(catalog.db().clone(), bus.clone(), catalog.relay_wake())
+                        .run(async move { stop.wait().await }),
+                );
+            }
             catalog.spawn_consumer(bus.clone(), &shutdown);
         }
         if options.test_clock {
