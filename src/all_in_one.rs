@@ -16,6 +16,7 @@ use kitsuki_gateway::{AppState, CirculationClients, Clients};
 use kitsuki_notification::{GrpcContacts, NotificationGrpc, Notifier, NotifierConfig};
 use kitsuki_platform::bus::SharedBus;
 use kitsuki_platform::bus::memory::MemoryBus;
+use kitsuki_platform::catch_up::CatchUp;
 use kitsuki_platform::config::{CommonArgs, display_url};
 use kitsuki_platform::db;
 use kitsuki_platform::grpc_trace::TracedChannel;
@@ -131,6 +132,7 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
     )
     .await?;
     first_start_seed(&catalog).await?;
+    let mut consumer_specs = vec![catalog.consumer_spec()];
     shutdown.track([catalog.spawn_consumer(bus.clone(), &shutdown)]);
 
     let patron_db = db::connect(&sqlite_url(&data, "patron.db")).await?;
@@ -180,6 +182,7 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
     .with_titles(Arc::new(
         kitsuki_notification::titles::GrpcTitles::connect_lazy(&url)?,
     ));
+    consumer_specs.extend(notifier.consumer_specs());
     shutdown.track(notifier.spawn(bus.clone(), &shutdown));
     let n = notifier.clone();
     clocks.due_jobs.register(move || {
@@ -218,6 +221,7 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
             patrons,
         )
         .await?;
+        consumer_specs.extend(circulation.consumer_specs());
         shutdown.track(circulation.spawn(bus.clone(), &shutdown));
         circulation.register_due_jobs(&clocks.due_jobs);
         let (listener, addr) = bind("127.0.0.1:0".parse()?).await?;
@@ -251,7 +255,17 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
     let state = gateway_state(&peers)?
         .with_dev_pages(addr.ip().is_loopback())
         .with_outbox_dir(data.join("outbox"));
+    // Ready once every consumer has handled what was committed before the start: the
+    // outboxes are published first (the seed's items, a crash's leftovers), then their
+    // events are the mark to catch up to (kitsuki_platform::catch_up).
+    for db in [&catalog_db, &patron_db, &notification_db, &circulation_db] {
+        if let Err(e) = kitsuki_platform::outbox::publish_pending_once(db, &bus).await {
+            tracing::warn!(error = %e, "outbox not published before the readiness mark; its relay goes on");
+        }
+    }
+    let caught_up = CatchUp::start(bus.clone(), consumer_specs).await;
     let readiness = Readiness::new()
+        .after(caught_up)
         .with_db(catalog_db)
         .with_db(patron_db)
         .with_db(notification_db)

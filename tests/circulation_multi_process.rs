@@ -339,3 +339,51 @@ async fn an_item_registered_through_the_admin_api_is_lent_at_once_by_every_insta
         "refused right after registration: {refused:#?}"
     );
 }
+
+/// `/readyz` only after catching up (ARCHITECTURE.md "Operations"): with every circulation
+/// instance down, items registered meanwhile reach circulation only as events waiting in
+/// its durable consumer; an instance started then says ready only once it has handled
+/// them, so checkouts sent the moment `/readyz` says 200 find every item (none
+/// `item_not_found`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_circulation_instance_is_ready_only_once_the_backlog_of_items_is_projected() {
+    let mut sys = System::start("catch-up").await;
+    let staff = sys.staff().await;
+    let reader = common::system::counter_patron(&sys.api, &staff, "杵築 後子").await;
+    let addr = sys
+        .circulation_of("ota")
+        .url
+        .trim_start_matches("http://")
+        .to_string();
+    for branch in common::system::BRANCHES {
+        sys.circulation_of(branch).terminate();
+    }
+    // The backlog: 300 copies (the gateway cannot tell circulation of them: all down).
+    let barcodes: Vec<String> = (0..300).map(|i| format!("CU-{i:04}")).collect();
+    let copies: Vec<(&str, &str)> = barcodes.iter().map(|b| (b.as_str(), "ota")).collect();
+    common::system::title_with_copies(&sys.api, &staff, "積読", "夏目漱石", &copies).await;
+
+    let restarted = sys.start_circulation("ota", &addr);
+    *sys.circulation_of("ota") = restarted;
+    common::wait_ready(&sys.api.http, &format!("http://{addr}")).await;
+    // L3: ten loans, of the copies registered last (the end of the backlog).
+    let mut refused = Vec::new();
+    for barcode in barcodes.iter().rev().take(10) {
+        let (s, v) = sys
+            .api
+            .call(
+                "POST",
+                "/api/v1/branches/ota/checkouts",
+                Some(&staff),
+                Some(json!({"card_number": reader, "barcode": barcode})),
+            )
+            .await;
+        if s != 201 {
+            refused.push(format!("{barcode}: {s} {v}"));
+        }
+    }
+    assert!(
+        refused.is_empty(),
+        "refused right after /readyz said 200: {refused:#?}"
+    );
+}

@@ -91,6 +91,11 @@ impl Circulation {
         spec
     }
 
+    /// The durable consumers this instance runs (for readiness: `kitsuki_platform::catch_up`).
+    pub fn consumer_specs(&self) -> Vec<ConsumerSpec> {
+        vec![self.item_consumer_spec(), self.mail_consumer_spec()]
+    }
+
     /// The durable consumer of sent mails.
     pub fn mail_consumer_spec(&self) -> ConsumerSpec {
         let mut spec = ConsumerSpec::new(
