@@ -146,7 +146,10 @@ async fn main() {
         }
     }
     println!("first start of the all-in-one (seed: {titles} titles, {items} items)");
-    println!("  listening after {:.0} ms (seeding included)", listening.as_secs_f64() * 1e3);
+    println!(
+        "  listening after {:.0} ms (seeding included)",
+        listening.as_secs_f64() * 1e3
+    );
     println!(
         "  /readyz 503 for {:.0} ms after listening (the catch-up window)",
         window.as_secs_f64() * 1e3
