@@ -16,6 +16,7 @@ use kitsuki_gateway::{AppState, CirculationClients, Clients};
 use kitsuki_notification::{GrpcContacts, NotificationGrpc, Notifier, NotifierConfig};
 use kitsuki_platform::bus::SharedBus;
 use kitsuki_platform::bus::memory::MemoryBus;
+use kitsuki_platform::catch_up::CatchUp;
 use kitsuki_platform::config::{CommonArgs, display_url};
 use kitsuki_platform::db;
 use kitsuki_platform::grpc_trace::TracedChannel;
@@ -137,6 +138,7 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
     )
     .await?;
     first_start_seed(&catalog).await?;
+    let mut consumer_specs = vec![catalog.consumer_spec()];
     shutdown.track([catalog.spawn_consumer(bus.clone(), &shutdown)]);
     // Titles a `kitsuki import` beside this process commits reach the index through the
     // relay below and this follower (before the relay, so that it sees every row).
@@ -195,6 +197,7 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
     .with_titles(Arc::new(
         kitsuki_notification::titles::GrpcTitles::connect_lazy(&url)?,
     ));
+    consumer_specs.extend(notifier.consumer_specs());
     shutdown.track(notifier.spawn(bus.clone(), &shutdown));
     shutdown.track([crate::roles::retention_of(
         "notification",
@@ -245,6 +248,7 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
             patrons,
         )
         .await?;
+        consumer_specs.extend(circulation.consumer_specs());
         shutdown.track(circulation.spawn(bus.clone(), &shutdown));
         circulation.register_due_jobs(&clocks.due_jobs);
         let (listener, addr) = bind("127.0.0.1:0".parse()?).await?;
@@ -280,7 +284,17 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
         .with_outbox_dir(data.join("outbox"))
         .with_trusted_proxies(cli.trusted_proxies.clone())
         .with_secure_cookies(cli.secure_cookies);
+    // Ready once every consumer has handled what was committed before the start: the
+    // outboxes are published first (the seed's items, a crash's leftovers), then their
+    // events are the mark to catch up to (kitsuki_platform::catch_up).
+    for db in [&catalog_db, &patron_db, &notification_db, &circulation_db] {
+        if let Err(e) = kitsuki_platform::outbox::publish_pending_once(db, &bus).await {
+            tracing::warn!(error = %e, "outbox not published before the readiness mark; its relay goes on");
+        }
+    }
+    let caught_up = CatchUp::start(bus.clone(), consumer_specs).await;
     let readiness = Readiness::new()
+        .after(caught_up)
         .with_db(catalog_db)
         .with_db(patron_db)
         .with_db(notification_db)

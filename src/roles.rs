@@ -9,6 +9,7 @@ use kitsuki_catalog::Catalog;
 use kitsuki_catalog::grpc::CatalogGrpc;
 use kitsuki_platform::bus::SharedBus;
 use kitsuki_platform::bus::nats::NatsBus;
+use kitsuki_platform::catch_up::CatchUp;
 use kitsuki_platform::clock::{SharedClock, SystemClock, TestClock};
 use kitsuki_platform::config::{BusArgs, CommonArgs, display_url};
 use kitsuki_platform::db::{self, Db};
@@ -158,7 +159,8 @@ pub async fn catalog(args: CatalogArgs, shutdown: Shutdown) -> anyhow::Result<()
     .await?;
     spawn_relay(db.clone(), bus.clone(), catalog.relay_wake(), &shutdown);
     // Live availability from circulation's item status events.
-    shutdown.track([catalog.spawn_consumer(bus, &shutdown)]);
+    shutdown.track([catalog.spawn_consumer(bus.clone(), &shutdown)]);
+    let caught_up = CatchUp::start(bus, vec![catalog.consumer_spec()]).await;
     shutdown.track([retention_of(
         "catalog",
         retention::event_rows_purge(db.clone()),
@@ -166,7 +168,7 @@ pub async fn catalog(args: CatalogArgs, shutdown: Shutdown) -> anyhow::Result<()
         &shutdown,
     )]);
     let (listener, addr) = bind(args.service.listen).await?;
-    let readiness = Readiness::new().with_db(db);
+    let readiness = Readiness::new().with_db(db).after(caught_up);
     readiness.set_ready();
     announce("catalog", addr);
     let app = clocks
@@ -251,7 +253,8 @@ pub async fn notification(args: NotificationArgs, shutdown: Shutdown) -> anyhow:
     let bus = nats(&service.bus).await?;
     // Consumer and sender; the outbox relay of MailSent events is tracked by `spawn` for
     // the last phase.
-    shutdown.track(notifier.spawn(bus, &shutdown));
+    shutdown.track(notifier.spawn(bus.clone(), &shutdown));
+    let caught_up = CatchUp::start(bus, notifier.consumer_specs()).await;
     shutdown.track([retention_of(
         "notification",
         notifier.retention(),
@@ -259,7 +262,7 @@ pub async fn notification(args: NotificationArgs, shutdown: Shutdown) -> anyhow:
         &shutdown,
     )]);
     let (listener, addr) = bind(service.listen).await?;
-    let readiness = Readiness::new().with_db(db);
+    let readiness = Readiness::new().with_db(db).after(caught_up);
     readiness.set_ready();
     announce("notification", addr);
     let app = clocks
@@ -282,8 +285,9 @@ pub async fn circulation(args: CirculationArgs, shutdown: Shutdown) -> anyhow::R
     let bus = nats(&args.service.bus).await?;
     // Projection of catalog items, ready-mail consumer, this branch's shelf expiry; the
     // relay is tracked by `spawn` for the last phase.
-    shutdown.track(circulation.spawn(bus, &shutdown));
+    shutdown.track(circulation.spawn(bus.clone(), &shutdown));
     circulation.register_due_jobs(&clocks.due_jobs);
+    let caught_up = CatchUp::start(bus, circulation.consumer_specs()).await;
     shutdown.track([retention_of(
         "circulation",
         retention::event_rows_purge(db.clone()),
@@ -291,7 +295,7 @@ pub async fn circulation(args: CirculationArgs, shutdown: Shutdown) -> anyhow::R
         &shutdown,
     )]);
     let (listener, addr) = bind(args.service.listen).await?;
-    let readiness = Readiness::new().with_db(db);
+    let readiness = Readiness::new().with_db(db).after(caught_up);
     readiness.set_ready();
     announce(&format!("circulation {branch}"), addr);
     let app = clocks

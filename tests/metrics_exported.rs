@@ -468,6 +468,26 @@ fn missing(exported: &Exported, used: &BTreeMap<Selector, BTreeSet<String>>) -> 
     missing
 }
 
+/// Every sample of one process's page without its `service` label, or, for a circulation
+/// instance (`branch` given), without `branch` (README "Metrics": the instances' series are
+/// told apart by the process, not by the scrape's `instance`).
+fn unlabelled(page: &str, process: &str, branch: Option<&str>) -> Vec<String> {
+    let mut own = Exported::default();
+    own.add(page);
+    let mut wrong = BTreeSet::new();
+    for (name, labels) in &own.samples {
+        if labels.get("service").is_none_or(|s| s.is_empty()) {
+            wrong.insert(format!("{process}: {name} has no service label"));
+        }
+        if let Some(b) = branch
+            && labels.get("branch").is_none_or(|l| l.is_empty())
+        {
+            wrong.insert(format!("{process}: {name} has no branch label (want {b})"));
+        }
+    }
+    wrong.into_iter().collect()
+}
+
 // ---- the tests -----------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -542,6 +562,46 @@ async fn every_metric_of_the_dashboards_and_alerts_is_exported_by_a_running_syst
         .await;
     }
     assert!(exported.families.len() > 10);
+
+    // Every family of every role carries `service`; every one of a circulation instance its
+    // `branch` too (the consumer lag, the outbox, the circulation counters among them).
+    let mut wrong = Vec::new();
+    for p in sys.processes() {
+        let branch = BRANCHES
+            .iter()
+            .zip(&sys.circulation)
+            .find(|(_, c)| c.url == p.url)
+            .map(|(b, _)| *b);
+        wrong.extend(unlabelled(&scrape(http, &p.url).await, &p.name, branch));
+    }
+    assert!(
+        wrong.is_empty(),
+        "metrics without their labels:\n{}",
+        wrong.join("\n")
+    );
+}
+
+/// What the label check of the running system reports on a made-up page.
+#[test]
+fn a_metric_without_service_or_a_circulation_metric_without_branch_is_caught() {
+    let page = "# TYPE kitsuki_requests_total counter\n\
+         kitsuki_requests_total{service=\"circulation\",branch=\"ota\",route=\"/\"} 3\n\
+         # TYPE kitsuki_bus_consumer_pending gauge\n\
+         kitsuki_bus_consumer_pending{consumer=\"c\"} 0\n\
+         # TYPE kitsuki_outbox_published_total counter\n\
+         kitsuki_outbox_published_total{service=\"circulation\"} 1\n";
+    assert_eq!(
+        unlabelled(page, "circulation-ota", Some("ota")),
+        [
+            "circulation-ota: kitsuki_bus_consumer_pending has no branch label (want ota)",
+            "circulation-ota: kitsuki_bus_consumer_pending has no service label",
+            "circulation-ota: kitsuki_outbox_published_total has no branch label (want ota)",
+        ]
+    );
+    assert!(
+        unlabelled(page, "gateway", None).len() == 1,
+        "only the pending gauge"
+    );
 }
 
 /// What [`every_metric_of_the_dashboards_and_alerts_is_exported_by_a_running_system`] would

@@ -550,6 +550,47 @@ pub async fn cancel_own(state: &AppState, card: &str, hold_id: &str) -> Result<p
 }
 
 // ---------------------------------------------------------------------------------------
+// Catalogue administration.
+
+/// Read-your-writes of a new item (ARCHITECTURE.md "Data"): tells circulation of an item
+/// the catalogue has just registered, before the gateway answers 201, so that the item
+/// can be lent and held at once rather than when its `ItemCreated` event has come through
+/// the outbox relay and the bus. The instance of its home branch is asked first, then the
+/// others (one database: any of them records it for all). When none answers (circulation
+/// wholly down, so nothing can be lent anyway) the event path still brings the item, and
+/// an instance says ready only once it has caught up with the events published before it
+/// started (`kitsuki_platform::catch_up`): so the answer stays 201 and this is logged.
+pub async fn tell_new_item(state: &AppState, item: &kitsuki_proto::catalog::Item) {
+    if !state.has_circulation() {
+        return;
+    }
+    let home = Branch::parse(&item.branch).unwrap_or(Branch::Kitsuki);
+    let order = std::iter::once(home).chain(Branch::ALL.into_iter().filter(|b| *b != home));
+    let mut last_error = None;
+    for branch in order {
+        let Ok(mut client) = state.circulation(branch) else {
+            return;
+        };
+        let request = state.rpc(pb::RecordItemRequest {
+            barcode: item.barcode.clone(),
+            title_id: item.title_id.clone(),
+            branch: item.branch.clone(),
+            r#type: item.r#type,
+        });
+        match client.record_item(request).await {
+            Ok(_) => return,
+            Err(status) => {
+                tracing::debug!(instance = branch.code(), error = %status, "new item not recorded by this instance");
+                last_error = Some(status);
+            }
+        }
+    }
+    if let Some(status) = last_error {
+        tracing::warn!(barcode = %item.barcode, error = %status, "no circulation instance recorded the new item; its event will bring it");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // The desk's calls (rule S1), each naming its branch and its staff member (rule S3).
 
 /// A desk's instance and the fields every desk request carries.

@@ -43,6 +43,7 @@ pub fn item(barcode: &str, branch: &str, status: ItemStatus, due_date: &str) -> 
         call_number: "913.6/ナ".into(),
         status: status as i32,
         due_date: due_date.into(),
+        r#type: 0,
     }
 }
 

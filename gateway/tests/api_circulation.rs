@@ -956,3 +956,62 @@ async fn h8_h9_the_ready_mail_opens_the_shelf_week_and_an_uncollected_item_goes_
     assert_eq!(routed["to_branch"], "kitsuki");
     assert_eq!(routed["hold_id"], b["hold_id"]);
 }
+
+/// Read-your-writes across services (ARCHITECTURE.md "Data"): the 201 of
+/// `POST /api/v1/admin/items` means circulation knows the item, so a checkout right after it
+/// is lent and a web hold right after that is queued, without waiting for the catalogue's
+/// `ItemCreated` event: here the catalogue's relay does not run, so the event never comes
+/// (the in-process bus is otherwise quicker than the next request). Many times over: never
+/// `item_not_found` (nor `hold_not_held_here`, H1, for a title whose only copy was just
+/// registered).
+#[tokio::test]
+async fn an_item_registered_through_the_admin_api_is_lent_and_held_at_once() {
+    let app = TestApp::spawn_with(Options {
+        catalog_relay: false,
+        ..Options::circulation()
+    })
+    .await;
+    let admin = app.admin_token().await;
+    let reader = app.borrower("杵築 即子").await;
+    let (_, _, token) = app.hold_patron("杵築 待子", "machiko@example.jp").await;
+    let mut refused = Vec::new();
+    for i in 0..15 {
+        let title = app.new_title(&admin, &format!("即日 {i}"), "book").await;
+        let barcode = format!("RW-{i:04}");
+        app.new_item(
+            &admin,
+            &title,
+            &barcode,
+            ["kitsuki", "yamaga", "ota"][i % 3],
+        )
+        .await;
+        let lent = app
+            .desk(
+                &admin,
+                "kitsuki",
+                "checkouts",
+                json!({"card_number": reader, "barcode": barcode}),
+            )
+            .await;
+        if lent.status != StatusCode::CREATED {
+            refused.push(format!("checkout {barcode}: {} {}", lent.status, lent.text));
+            continue;
+        }
+        // H11: within the patron's 10 active holds.
+        if i < 8 {
+            let held = place(&app, &token, &title, "ota").await;
+            if held.status != StatusCode::CREATED {
+                refused.push(format!("hold on {title}: {} {}", held.status, held.text));
+            }
+        }
+        // L3: back at once, so the reader's limit is not reached.
+        let back = app
+            .desk(&admin, "kitsuki", "checkins", json!({"barcode": barcode}))
+            .await;
+        assert_eq!(back.status, StatusCode::OK, "checkin: {}", back.text);
+    }
+    assert!(
+        refused.is_empty(),
+        "refused right after registration: {refused:#?}"
+    );
+}

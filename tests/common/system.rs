@@ -691,9 +691,10 @@ pub async fn title_with_copies(
     title_id
 }
 
-/// Lends `barcode` to `card` at `branch`'s desk once circulation knows the item (its
-/// projection of the catalogue's items is fed by events, so a new item is not there at
-/// once); asserts the loan was made and returns the answer.
+/// Lends `barcode` to `card` at `branch`'s desk once circulation knows the item; asserts
+/// the loan was made and returns the answer. An item registered through the admin API is
+/// known at once (read-your-writes, ARCHITECTURE.md "Data"); one that comes by events only
+/// (an import, a restart's backlog) may take a moment.
 pub async fn checkout_when_known(
     api: &Api,
     staff: &str,

@@ -129,6 +129,8 @@ pub async fn create_item(
         .await?
         .into_inner();
     tracing::info!(barcode = %item.barcode, branch = %item.branch, "item created");
+    // The 201 means circulation knows the item too: it can be lent and held at once.
+    crate::circulation::tell_new_item(&state, &item).await;
     Ok((
         StatusCode::CREATED,
         Json(CreatedItemView {

@@ -96,6 +96,9 @@ pub struct Options {
     pub test_clock: bool,
     /// The gateway's `--trusted-proxies` (rule P13's client address); "" for none.
     pub trusted_proxies: &'static str,
+    /// Run the catalogue's outbox relay (with `circulation`): off, its events never reach
+    /// circulation, so what circulation knows came by the gateway's calls alone.
+    pub catalog_relay: bool,
 }
 
 impl Default for Options {
@@ -111,6 +114,7 @@ impl Default for Options {
             staff_review: false,
             test_clock: false,
             trusted_proxies: "",
+            catalog_relay: true,
         }
     }
 }
@@ -345,11 +349,13 @@ impl TestApp {
         if options.circulation {
             // The catalogue's new items reach circulation as in a deployment (by events),
             // and circulation's item status comes back for live availability (rule H1).
-            let stop = shutdown.clone();
-            tokio::spawn(
-                Relay::new(catalog.db().clone(), bus.clone(), catalog.relay_wake())
-                    .run(async move { stop.wait().await }),
-            );
+            if options.catalog_relay {
+                let stop = shutdown.clone();
+                tokio::spawn(
+                    Relay::new(catalog.db().clone(), bus.clone(), catalog.relay_wake())
+                        .run(async move { stop.wait().await }),
+                );
+            }
             catalog.spawn_consumer(bus.clone(), &shutdown);
         }
         if options.test_clock {

@@ -37,6 +37,11 @@ fn status_code(s: i32) -> Option<&'static str> {
 }
 
 impl Catalog {
+    /// The durable consumer of item status events (shared by every replica).
+    pub fn consumer_spec(&self) -> ConsumerSpec {
+        ConsumerSpec::new(DURABLE, FILTER)
+    }
+
     /// Records one item status event (idempotent by event id). Unreadable events and
     /// unknown items are logged and skipped: they cannot become readable by retrying.
     pub async fn record_item_status(&self, event: &Event) -> Result<(), sqlx::Error> {
@@ -101,7 +106,7 @@ impl Catalog {
         let catalog = self.clone();
         let s = shutdown.clone();
         tokio::spawn(async move {
-            let spec = ConsumerSpec::new(DURABLE, FILTER);
+            let spec = catalog.consumer_spec();
             let stop = async move { s.wait().await };
             let stop = futures::FutureExt::shared(Box::pin(stop));
             consumer::run(bus, spec, stop, |event| {

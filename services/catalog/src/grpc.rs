@@ -119,11 +119,14 @@ impl CatalogService for CatalogGrpc {
         let barcode = Barcode::parse(&r.barcode)?;
         text::check("call_number", &r.call_number, text::limits::CALL_NUMBER)?;
         let branch = Branch::parse(&r.branch)?;
-        let item = self
+        let (item, material) = self
             .catalog
-            .create_item(title_id.as_str(), &barcode, branch, &r.call_number, true)
+            .create_item_of_type(title_id.as_str(), &barcode, branch, &r.call_number, true)
             .await?;
-        Ok(Response::new(item.to_proto()))
+        Ok(Response::new(pb::Item {
+            r#type: material.to_proto() as i32,
+            ..item.to_proto()
+        }))
     }
 
     async fn count_titles(

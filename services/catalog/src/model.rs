@@ -95,6 +95,8 @@ impl Item {
             call_number: self.call_number.clone(),
             status: status_to_proto(&self.status) as i32,
             due_date: self.due_date.clone().unwrap_or_default(),
+            // Only CreateItem's answer names it (catalog.proto).
+            r#type: pb::MaterialType::Unspecified as i32,
         }
     }
 }

@@ -399,6 +399,21 @@ impl Catalog {
         call_number: &str,
         index_now: bool,
     ) -> Result<Item, ServiceError> {
+        self.create_item_of_type(title_id, barcode, branch, call_number, index_now)
+            .await
+            .map(|(item, _)| item)
+    }
+
+    /// [`Catalog::create_item`], with the title's material type (M1), which the gateway
+    /// passes on to circulation so that the new item can be lent at once.
+    pub async fn create_item_of_type(
+        &self,
+        title_id: &str,
+        barcode: &Barcode,
+        branch: Branch,
+        call_number: &str,
+        index_now: bool,
+    ) -> Result<(Item, MaterialType), ServiceError> {
         let title = store::get_title(&self.db.pool, title_id)
             .await
             .map_err(|e| internal("reading a title", e))?
@@ -452,7 +467,7 @@ impl Catalog {
             self.refresh_index(std::slice::from_ref(&item.title_id))
                 .await?;
         }
-        Ok(item)
+        Ok((item, title.material_type))
     }
 
     pub async fn get_title(&self, title_id: &str) -> Result<pb::TitleDetail, ServiceError> {

@@ -313,6 +313,24 @@ impl CirculationService for CirculationGrpc {
         }))
     }
 
+    #[tracing::instrument(skip_all)]
+    async fn record_item(
+        &self,
+        req: Request<pb::RecordItemRequest>,
+    ) -> Result<Response<pb::RecordItemResponse>, Status> {
+        let r = req.into_inner();
+        let barcode = Barcode::parse(&r.barcode)?;
+        let title = TitleId::parse(&r.title_id)?;
+        let home = Branch::parse(&r.branch)?;
+        let material = crate::service::material(r.r#type)
+            .ok_or_else(|| ServiceError::with_detail(ErrorCode::InvalidInput, "type"))?;
+        let created = self
+            .circulation()?
+            .record_item(&barcode, &title, home, material)
+            .await?;
+        Ok(Response::new(pb::RecordItemResponse { created }))
+    }
+
     async fn branch_info(
         &self,
         _req: Request<pb::BranchInfoRequest>,

@@ -16,6 +16,7 @@ use time::macros::datetime;
 on_both_backends!(
     each_change_writes_exactly_its_events_and_a_refusal_none,
     the_projection_consumer_is_idempotent,
+    an_item_recorded_by_the_gateway_is_lent_at_once_and_its_event_changes_nothing,
     only_the_ready_mail_makes_a_hold_ready_and_only_once_h8_h9,
 );
 
@@ -165,6 +166,53 @@ async fn each_change_writes_exactly_its_events_and_a_refusal_none(backend: &str)
     let ids: std::collections::BTreeSet<String> =
         lib.outbox().await.into_iter().map(|e| e.id).collect();
     assert_eq!(ids.len(), lib.outbox().await.len());
+}
+
+/// Read-your-writes (ARCHITECTURE.md "Data"): the gateway's `RecordItem` is the projection
+/// of `ItemCreated`, by barcode: the item can be lent at once, a second call and the event
+/// arriving later change nothing (the loan stays).
+async fn an_item_recorded_by_the_gateway_is_lent_at_once_and_its_event_changes_nothing(
+    backend: &str,
+) {
+    use kitsuki_circulation::domain::MaterialType as Material;
+    let lib = Library::open(backend).await;
+    let title = kitsuki_proto::TitleId::parse(&uuid::Uuid::now_v7().to_string()).unwrap();
+    assert!(
+        lib.yamaga
+            .record_item(&bc("KT-88"), &title, Kitsuki, Material::Book)
+            .await
+            .unwrap(),
+        "new"
+    );
+    lib.kitsuki
+        .checkout(&lib.patron(1), &bc("KT-88"), "k")
+        .await
+        .unwrap();
+    assert!(
+        !lib.ota
+            .record_item(&bc("KT-88"), &title, Kitsuki, Material::Book)
+            .await
+            .unwrap(),
+        "known already"
+    );
+    let event = item_created(&title, "KT-88", Kitsuki, MaterialType::Book);
+    assert_eq!(
+        lib.kitsuki
+            .record_item_created("circulation-x-catalog-items", &event)
+            .await
+            .unwrap(),
+        Recorded::Applied
+    );
+    let counts = lib
+        .kitsuki
+        .title_holdability(std::slice::from_ref(&title))
+        .await
+        .unwrap();
+    assert_eq!(
+        (counts[0].copies, counts[0].copies_on_shelf),
+        (1, 0),
+        "still one copy, on loan"
+    );
 }
 
 async fn the_projection_consumer_is_idempotent(backend: &str) {

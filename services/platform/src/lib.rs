@@ -2,6 +2,7 @@
 //! outbox/inbox, telemetry, health and metrics, graceful shutdown.
 
 pub mod bus;
+pub mod catch_up;
 pub mod clock;
 pub mod config;
 pub mod consumer;

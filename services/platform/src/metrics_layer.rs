@@ -9,7 +9,11 @@
 //! Decision: the `service` (and for circulation the `branch`) label is put on by the process
 //! itself rather than left to the scrape's target labels (`job`, `pod`), so that the
 //! dashboards and alerts work whatever relabelling the cluster's Prometheus does, and the
-//! embedded run, one process, still says which service it is.
+//! embedded run, one process, still says which service it is. It is put on once, as global
+//! labels of the process's Prometheus recorder ([`configure`], from [`name_process`]), so
+//! that every metric of every crate has them (the bus, the outbox relay, mail, circulation)
+//! and no call site repeats them. A call site's own `branch` wins over the global one: the
+//! all-in-one's three instances, and a hold counted under its pickup branch.
 //!
 //! gRPC answers are HTTP 200 with the outcome in `grpc-status`: here they are counted with
 //! the HTTP status of their kitsuki error code (the `kitsuki-error-code` metadata, so
@@ -40,18 +44,24 @@ pub const DURATION_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-/// The recorder's settings for the metrics of this module (`telemetry::prometheus` builds
-/// the process's recorder through it).
+/// The recorder's settings (`telemetry::prometheus` builds the process's recorder through
+/// it): the buckets of this module's histogram, and the process's `service` and `branch`
+/// as global labels of every metric (`service="unknown"` when the process was not named
+/// first, e.g. in a library's own tests).
 pub fn configure(builder: PrometheusBuilder) -> PrometheusBuilder {
     let name = Matcher::Full("kitsuki_request_duration_seconds".to_string());
-    match builder.set_buckets_for_metric(name, DURATION_BUCKETS) {
+    let mut builder = match builder.set_buckets_for_metric(name, DURATION_BUCKETS) {
         Ok(b) => b,
         // Only empty bounds are refused, and these are not empty.
         Err(_) => unreachable!("DURATION_BUCKETS is not empty"),
+    };
+    for label in process_labels() {
+        builder = builder.add_global_label(label.key(), label.value());
     }
+    builder
 }
 
-/// The process's `service` and `branch` labels, set once by [`build_info`].
+/// The process's `service` and `branch` labels, set once by [`name_process`].
 struct ProcessLabels {
     service: String,
     branch: Option<String>,
@@ -59,10 +69,11 @@ struct ProcessLabels {
 
 static PROCESS: OnceLock<ProcessLabels> = OnceLock::new();
 
-/// Names the process for its metrics and records `kitsuki_build_info` = 1. `service` is the
-/// role as `telemetry::init` gets it (`catalog`, `circulation-yamaga`, `all-in-one`); a
-/// branch suffix is taken off, the branch goes into its own label. Later calls are ignored.
-pub fn build_info(service: &str, branch: Option<&str>) {
+/// Names the process for its metrics: `service` is the role as `telemetry::init` gets it
+/// (`catalog`, `circulation-yamaga`, `all-in-one`); a branch suffix is taken off, the branch
+/// goes into its own label. Only before the recorder is built does it label the metrics
+/// (`telemetry::init` calls it first); later calls are ignored.
+pub fn name_process(service: &str, branch: Option<&str>) {
     let branch = branch.map(str::to_string).filter(|b| !b.is_empty());
     let service = match &branch {
         Some(b) => service
@@ -71,18 +82,14 @@ pub fn build_info(service: &str, branch: Option<&str>) {
             .to_string(),
         None => service.to_string(),
     };
-    if PROCESS
-        .set(ProcessLabels {
-            service,
-            branch: branch.clone(),
-        })
-        .is_err()
-    {
-        return;
-    }
-    let mut labels = process_labels();
-    labels.push(Label::new("version", env!("CARGO_PKG_VERSION")));
-    metrics::gauge!("kitsuki_build_info", labels).set(1.0);
+    let _ = PROCESS.set(ProcessLabels { service, branch });
+}
+
+/// Names the process ([`name_process`]) and records `kitsuki_build_info{version}` = 1 (its
+/// `service` and `branch` are the global labels).
+pub fn build_info(service: &str, branch: Option<&str>) {
+    name_process(service, branch);
+    metrics::gauge!("kitsuki_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 }
 
 /// `service` (`unknown` before [`build_info`], e.g. in a library's own tests) and `branch`
@@ -125,8 +132,8 @@ pub async fn track(req: Request, next: Next) -> Response {
     } else {
         route
     };
-    let mut labels = process_labels();
-    labels.push(Label::new("route", route));
+    // `service` and `branch` are the recorder's global labels.
+    let mut labels = vec![Label::new("route", route)];
     metrics::histogram!("kitsuki_request_duration_seconds", labels.clone()).record(elapsed);
     labels.push(Label::new("status", status.to_string()));
     labels.push(Label::new("code", code));

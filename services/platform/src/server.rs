@@ -14,15 +14,18 @@ use axum::routing::get;
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
+use crate::catch_up::CatchUp;
 use crate::db::Db;
 use crate::shutdown::{LAST_PHASE, Shutdown};
 
-/// What `/readyz` checks: the process has finished starting, is not shutting down, and its
+/// What `/readyz` checks: the process has finished starting, its consumers have caught up
+/// with the events stored before its start ([`CatchUp`]), it is not shutting down, and its
 /// database answers.
 #[derive(Clone, Debug, Default)]
 pub struct Readiness {
     started: Arc<AtomicBool>,
     dbs: Vec<Db>,
+    catch_ups: Vec<CatchUp>,
     /// Set by [`serve`]: once it is triggered the process drains and is not ready.
     stopping: Option<Shutdown>,
 }
@@ -34,6 +37,12 @@ impl Readiness {
 
     pub fn with_db(mut self, db: Db) -> Self {
         self.dbs.push(db);
+        self
+    }
+
+    /// Not ready before `catch_up` is done.
+    pub fn after(mut self, catch_up: CatchUp) -> Self {
+        self.catch_ups.push(catch_up);
         self
     }
 
@@ -49,6 +58,7 @@ impl Readiness {
 
     pub async fn is_ready(&self) -> bool {
         if !self.started.load(Ordering::SeqCst)
+            || !self.catch_ups.iter().all(CatchUp::is_done)
             || self.stopping.as_ref().is_some_and(Shutdown::is_triggered)
         {
             return false;

@@ -53,6 +53,8 @@ pub fn init(service: &str, branch: Option<&str>) -> TelemetryGuard {
     opentelemetry::global::set_text_map_propagator(
         opentelemetry_sdk::propagation::TraceContextPropagator::new(),
     );
+    // Named before the recorder is built: its global labels are the process's name.
+    crate::metrics_layer::name_process(service, branch);
     let _ = prometheus();
     let filter = EnvFilter::try_from_env("KITSUKI_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     // Logs go to stderr (README): stdout carries only what a person or a script reads

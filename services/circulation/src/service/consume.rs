@@ -44,7 +44,8 @@ pub enum Recorded {
     Rejected,
 }
 
-fn material(t: i32) -> Option<MaterialType> {
+/// The material type of a catalogue message (M1); `None` when unspecified.
+pub fn material(t: i32) -> Option<MaterialType> {
     match PbMaterial::try_from(t).ok()? {
         PbMaterial::Book => Some(MaterialType::Book),
         PbMaterial::Magazine => Some(MaterialType::Magazine),
@@ -59,6 +60,26 @@ fn rejected(event: &Event, what: &str) -> Recorded {
     Recorded::Rejected
 }
 
+/// The item projection within a change: the title's material type and the item, available
+/// on its home shelf, under the title's guard. An item already there is kept as it is
+/// (idempotent by barcode); true when it was new.
+async fn project_item(
+    ch: &mut super::change::Change,
+    barcode: &Barcode,
+    title: &TitleId,
+    home: Branch,
+    material: MaterialType,
+) -> Result<bool, ServiceError> {
+    store::upsert_title(ch.conn(), title, material)
+        .await
+        .map_err(|e| internal("projecting a title", e))?;
+    ch.lock_title(title).await?;
+    let at = ch.at.clone();
+    store::insert_item(ch.conn(), barcode, title, home, &at)
+        .await
+        .map_err(|e| internal("projecting an item", e))
+}
+
 impl Circulation {
     /// The durable consumer of the item projection.
     pub fn item_consumer_spec(&self) -> ConsumerSpec {
@@ -68,6 +89,11 @@ impl Circulation {
         );
         spec.ack_wait = self.inner.config.ack_wait;
         spec
+    }
+
+    /// The durable consumers this instance runs (for readiness: `kitsuki_platform::catch_up`).
+    pub fn consumer_specs(&self) -> Vec<ConsumerSpec> {
+        vec![self.item_consumer_spec(), self.mail_consumer_spec()]
     }
 
     /// The durable consumer of sent mails.
@@ -115,16 +141,26 @@ impl Circulation {
         {
             return Ok(Recorded::Duplicate);
         }
-        store::upsert_title(ch.conn(), &title, material)
-            .await
-            .map_err(|e| internal("projecting a title", e))?;
-        ch.lock_title(&title).await?;
-        let at = ch.at.clone();
-        store::insert_item(ch.conn(), &barcode, &title, home, &at)
-            .await
-            .map_err(|e| internal("projecting an item", e))?;
+        project_item(&mut ch, &barcode, &title, home, material).await?;
         self.commit(ch).await?;
         Ok(Recorded::Applied)
+    }
+
+    /// Read-your-writes of a new item (ARCHITECTURE.md "Data"): the gateway's call after
+    /// the catalogue registered it, so that it can be lent and held before its
+    /// `ItemCreated` event arrives. The same projection as [`Circulation::record_item_created`];
+    /// false when the item was known already (the event came first, or a second call).
+    pub async fn record_item(
+        &self,
+        barcode: &Barcode,
+        title: &TitleId,
+        home: Branch,
+        material: MaterialType,
+    ) -> Result<bool, ServiceError> {
+        let mut ch = self.begin().await?;
+        let created = project_item(&mut ch, barcode, title, home, material).await?;
+        self.commit(ch).await?;
+        Ok(created)
     }
 
     /// Rules H8, H9, N2: one `MailSent` as consumer `consumer`. The ready mail of a hold

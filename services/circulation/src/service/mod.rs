@@ -37,7 +37,7 @@ use crate::config::CirculationConfig;
 use crate::domain::holdability::HoldOrigin;
 use crate::patrons::{PatronFacts, PatronRecord};
 
-pub use consume::Recorded;
+pub use consume::{Recorded, material};
 pub use gauges::{BranchGauges, GAUGES_EVERY};
 
 static MIGRATIONS_PG: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");

@@ -488,6 +488,18 @@ impl EventBus for MemoryBus {
     async fn pending(&self, spec: &ConsumerSpec) -> Result<Option<u64>, BusError> {
         Ok(self.shared.lock().pending(&sanitise_name(&spec.durable)))
     }
+
+    async fn last_sequence(&self) -> Result<Option<u64>, BusError> {
+        Ok(Some(self.shared.lock().next_seq() - 1))
+    }
+
+    async fn caught_up(&self, spec: &ConsumerSpec, mark: u64) -> Result<Option<bool>, BusError> {
+        Ok(Some(
+            self.shared
+                .lock()
+                .caught_up(&sanitise_name(&spec.durable), mark),
+        ))
+    }
 }
 
 impl State {
@@ -506,6 +518,33 @@ impl State {
             })
             .count();
         Some((c.in_flight.len() + c.returned.len() + unseen) as u64)
+    }
+
+    /// See [`EventBus::caught_up`]: nothing of sequence `mark` or lower is out or given
+    /// back, and every event of its filter up to `mark` past its position was acknowledged.
+    fn caught_up(&self, durable: &str, mark: u64) -> bool {
+        let Some(c) = self.consumers.get(durable) else {
+            return false;
+        };
+        if c.in_flight.range(..=mark).next().is_some() || c.returned.range(..=mark).next().is_some()
+        {
+            return false;
+        }
+        let first = c.next_new.max(self.trimmed + 1);
+        if first > mark {
+            return true;
+        }
+        let skip = usize::try_from(first - self.trimmed - 1).unwrap_or(usize::MAX);
+        let upto = usize::try_from(mark - first + 1).unwrap_or(usize::MAX);
+        !self
+            .log
+            .iter()
+            .skip(skip)
+            .take(upto)
+            .zip(first..)
+            .any(|(event, seq)| {
+                !c.acked_ahead.contains(&seq) && subject_matches(&c.filter, &event.subject)
+            })
     }
 }
 

@@ -261,6 +261,20 @@ pub trait EventBus: Send + Sync + fmt::Debug {
         let _ = spec;
         Ok(None)
     }
+
+    /// The sequence of the last event stored (0 when none), the mark a starting process
+    /// catches up to ([`crate::catch_up`]); `None` when the bus cannot tell.
+    async fn last_sequence(&self) -> Result<Option<u64>, BusError> {
+        Ok(None)
+    }
+
+    /// Whether the durable consumer of `spec` has acknowledged every event of its filter
+    /// stored up to sequence `mark` (false while it does not exist yet); `None` when the bus
+    /// cannot tell. For readiness ([`crate::catch_up`]).
+    async fn caught_up(&self, spec: &ConsumerSpec, mark: u64) -> Result<Option<bool>, BusError> {
+        let _ = (spec, mark);
+        Ok(None)
+    }
 }
 
 pub type SharedBus = Arc<dyn EventBus>;

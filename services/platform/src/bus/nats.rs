@@ -464,6 +464,38 @@ impl EventBus for NatsBus {
             },
         }
     }
+
+    /// The stream's `last_sequence` (one request to the server).
+    async fn last_sequence(&self) -> Result<Option<u64>, BusError> {
+        let stream = self
+            .js
+            .get_stream(&self.stream)
+            .await
+            .map_err(|e| BusError::unavailable("reading the stream's info", e))?;
+        Ok(Some(stream.cached_info().state.last_sequence))
+    }
+
+    /// From the consumer's info: its acknowledgement floor has reached `mark`, or it has
+    /// nothing pending nor out (the last events of the stream may be of other subjects,
+    /// which a filtered consumer's floor never reaches).
+    async fn caught_up(&self, spec: &ConsumerSpec, mark: u64) -> Result<Option<bool>, BusError> {
+        let name = sanitise_name(&format!("{}_{}", self.stream, spec.durable));
+        let stream = self
+            .js
+            .get_stream_no_info(&self.stream)
+            .await
+            .map_err(|e| BusError::unavailable("looking up the stream", e))?;
+        match stream.consumer_info(&name).await {
+            Ok(info) => Ok(Some(
+                info.ack_floor.stream_sequence >= mark
+                    || (info.num_pending == 0 && info.num_ack_pending == 0),
+            )),
+            Err(e) => match e.kind() {
+                jetstream::context::ConsumerInfoErrorKind::NotFound => Ok(Some(false)),
+                _ => Err(BusError::unavailable("reading the consumer's info", e)),
+            },
+        }
+    }
 }
 
 fn publish_error(e: jetstream::context::PublishError) -> BusError {
