@@ -615,6 +615,17 @@ async fn h5_staff_review_confirms_or_rejects_provisional_web_holds() {
         .call("POST", &reject, Some(&ota), Some(json!({"reason": 42})))
         .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text);
+    // The reason is stored and mailed: the text check of API.md "Text fields".
+    for (reason, code) in [
+        ("破損\u{0}".to_string(), "invalid_text"),
+        ("破".repeat(501), "text_too_long"),
+    ] {
+        let reply = app
+            .call("POST", &reject, Some(&ota), Some(json!({"reason": reason})))
+            .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text);
+        assert_eq!(reply.code(), code, "{}", reply.text);
+    }
     let reply = app
         .call(
             "POST",

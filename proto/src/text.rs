@@ -32,6 +32,8 @@ pub mod limits {
     pub const EMAIL: usize = 254;
     /// A staff member's user name.
     pub const USERNAME: usize = 64;
+    /// The reason staff give when they reject a hold (H5), sent to the patron in the mail.
+    pub const REASON: usize = 500;
 }
 
 /// Whether `c` may appear in a one-line text field: no control character (C0, DEL, C1;

@@ -203,6 +203,8 @@ impl CirculationService for CirculationGrpc {
         let r = req.into_inner();
         self.circulation()?.check_desk_branch(&r.branch)?;
         let id = hold_id(&r.hold_id)?;
+        // Stored and mailed to the patron (N1): the text check of every stored field.
+        kitsuki_proto::text::check("reason", &r.reason, kitsuki_proto::text::limits::REASON)?;
         Ok(Response::new(
             self.circulation()?
                 .reject_hold(&id, &r.reason, &r.actor)
