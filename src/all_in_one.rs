@@ -229,12 +229,6 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
     // loopback port as separate processes would be.
     let circulation_db = db::connect(&sqlite_url(&data, "circulation.db")).await?;
     let mut circulation_urls = Vec::new();
-    shutdown.track([crate::roles::retention_of(
-        "circulation",
-        retention::event_rows_purge(circulation_db.clone()),
-        &clocks,
-        &shutdown,
-    )]);
     for branch in Branch::ALL {
         let patrons = Arc::new(GrpcPatronFacts::connect_lazy(&url)?);
         let circulation = Circulation::open(
@@ -259,6 +253,14 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
         tokio::spawn(async move { serve(listener, app, ready, s).await });
         circulation_urls.push(format!("http://{addr}"));
     }
+    // After the instances have created the shared database's tables (its first purge runs
+    // at once).
+    shutdown.track([crate::roles::retention_of(
+        "circulation",
+        retention::event_rows_purge(circulation_db.clone()),
+        &clocks,
+        &shutdown,
+    )]);
 
     // The embedded run is the developer's: its dev page lists the mail outbox (with reset
     // links in it), so only when the web UI listens on loopback.

@@ -565,28 +565,29 @@ pub async fn tell_new_item(state: &AppState, item: &kitsuki_proto::catalog::Item
         return;
     }
     let home = Branch::parse(&item.branch).unwrap_or(Branch::Kitsuki);
-    let order = std::iter::once(home).chain(Branch::ALL.into_iter().filter(|b| *b != home));
-    let mut last_error = None;
-    for branch in order {
-        let Ok(mut client) = state.circulation(branch) else {
-            return;
-        };
-        let request = state.rpc(pb::RecordItemRequest {
-            barcode: item.barcode.clone(),
-            title_id: item.title_id.clone(),
-            branch: item.branch.clone(),
-            r#type: item.r#type,
-        });
-        match client.record_item(request).await {
-            Ok(_) => return,
-            Err(status) => {
-                tracing::debug!(instance = branch.code(), error = %status, "new item not recorded by this instance");
-                last_error = Some(status);
-            }
-        }
-    }
-    if let Some(status) = last_error {
-        tracing::warn!(barcode = %item.barcode, error = %status, "no circulation instance recorded the new item; its event will bring it");
+    let message = pb::RecordItemRequest {
+        barcode: item.barcode.clone(),
+        title_id: item.title_id.clone(),
+        branch: item.branch.clone(),
+        r#type: item.r#type,
+    };
+    // An idempotent upsert (by barcode), so it moves on like a read; and no retry budget
+    // even on the last instance: the event is this call's retry, and a registration while
+    // circulation is wholly down should not wait for it.
+    let recorded = on_any_instance(
+        state,
+        home,
+        Effect::Read,
+        message,
+        |mut c, mut r| async move {
+            r.extensions_mut()
+                .insert(kitsuki_platform::grpc_retry::NoRetry);
+            c.record_item(r).await
+        },
+    )
+    .await;
+    if let Err(error) = recorded {
+        tracing::warn!(barcode = %item.barcode, error = ?error, "no circulation instance recorded the new item; its event will bring it");
     }
 }
 
