@@ -161,37 +161,35 @@ impl Catalog {
         if self.index.num_docs() >= titles {
             return Ok(0);
         }
-        let mut after = String::new();
-        let mut n = 0u64;
-        loop {
-            let page = store::titles_after(&self.db.pool, &after, 500).await?;
-            let Some(last) = page.last() else { break };
-            after = last.title_id.clone();
-            let missing: Vec<_> = page
-                .into_iter()
-                .filter(|t| !self.index.contains(&t.title_id))
-                .collect();
-            if !missing.is_empty() {
-                let docs = self.docs_for(&missing).await?;
-                self.index.upsert_many(&docs)?;
-                n += missing.len() as u64;
-            }
-        }
-        Ok(n)
+        self.index_pages(|t| !self.index.contains(&t.title_id))
+            .await
     }
 
     /// Rebuilds the search index from the database.
     pub async fn reindex(&self) -> anyhow::Result<u64> {
         self.index.clear()?;
+        self.index_pages(|_| true).await
+    }
+
+    /// Indexes the database's titles that `wanted` keeps, a page of 500 at a time (one
+    /// commit per page, not per title); answers how many. The one walk of [`reindex`] and
+    /// [`index_missing`].
+    ///
+    /// [`reindex`]: Self::reindex
+    /// [`index_missing`]: Self::index_missing
+    async fn index_pages(&self, wanted: impl Fn(&Title) -> bool) -> anyhow::Result<u64> {
         let mut after = String::new();
         let mut n = 0u64;
         loop {
             let page = store::titles_after(&self.db.pool, &after, 500).await?;
             let Some(last) = page.last() else { break };
             after = last.title_id.clone();
-            let docs = self.docs_for(&page).await?;
-            self.index.upsert_many(&docs)?;
-            n += page.len() as u64;
+            let page: Vec<_> = page.into_iter().filter(|t| wanted(t)).collect();
+            if !page.is_empty() {
+                let docs = self.docs_for(&page).await?;
+                self.index.upsert_many(&docs)?;
+                n += page.len() as u64;
+            }
         }
         Ok(n)
     }
