@@ -138,6 +138,7 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
     )
     .await?;
     first_start_seed(&catalog).await?;
+    let index_gate = catalog.index_gate();
     let mut consumer_specs = vec![catalog.consumer_spec()];
     shutdown.track([catalog.spawn_consumer(bus.clone(), &shutdown)]);
     // Titles a `kitsuki import` beside this process commits reach the index through the
@@ -295,8 +296,11 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
         }
     }
     let caught_up = CatchUp::start(bus.clone(), consumer_specs).await;
+    // Not ready while the search index is rebuilt in the background (its reason on
+    // `/readyz`); an index that knows its state only caught up in `Catalog::open`.
     let readiness = Readiness::new()
         .after(caught_up)
+        .gated_by(index_gate)
         .with_db(catalog_db)
         .with_db(patron_db)
         .with_db(notification_db)

@@ -147,7 +147,8 @@ pub async fn catalog(args: CatalogArgs, shutdown: Shutdown) -> anyhow::Result<()
     let clocks = Clocks::new(&args.service.common);
     let bus = nats(&args.service.bus).await?;
     // One replica of several: its index follows every catalog change through a consumer
-    // of its own, subscribed before the index is rebuilt (kitsuki_catalog::replica).
+    // of its own, subscribed before the index catches up from its watermark
+    // (kitsuki_catalog::replica).
     let (catalog, follower) = Catalog::open_replica(
         db.clone(),
         Some(&index_dir),
@@ -168,7 +169,11 @@ pub async fn catalog(args: CatalogArgs, shutdown: Shutdown) -> anyhow::Result<()
         &shutdown,
     )]);
     let (listener, addr) = bind(args.service.listen).await?;
-    let readiness = Readiness::new().with_db(db).after(caught_up);
+    // Not ready while the search index is rebuilt in the background (`/readyz` says so).
+    let readiness = Readiness::new()
+        .with_db(db)
+        .after(caught_up)
+        .gated_by(catalog.index_gate());
     readiness.set_ready();
     announce("catalog", addr);
     let app = clocks

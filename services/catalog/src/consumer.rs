@@ -4,7 +4,8 @@
 //! one transaction, so a redelivered event changes nothing twice. The same transaction
 //! writes `catalog.title.changed` to the outbox: this consumer is shared, so only the
 //! replica that got the event sees the change; the event tells the other replicas to
-//! re-index the title (`replica.rs`).
+//! catch their index up (`replica.rs`). The change is numbered in the catalogue change
+//! sequence (`store::apply_item_status`), which is how a catch-up finds it.
 
 use kitsuki_platform::bus::{ConsumerSpec, Event, SharedBus};
 use kitsuki_platform::clock::format_instant;
@@ -83,10 +84,10 @@ impl Catalog {
             match title {
                 Some(title_id) => {
                     // The database is the truth; the index follows it (a failure here is
-                    // repaired when this replica's follower gets `catalog.title.changed`,
-                    // by the next change of the title, or by `kitsuki reindex`).
-                    if let Err(e) = self.refresh_index(&[title_id]).await {
-                        tracing::error!(error = %e, "index not refreshed after an item status change");
+                    // repaired by the next catch-up: this replica's follower gets
+                    // `catalog.title.changed`, and any later change catches up too).
+                    if let Err(e) = self.catch_up_index().await {
+                        tracing::error!(error = %e, %title_id, "index not caught up after an item status change");
                     }
                 }
                 None => tracing::warn!(barcode = %msg.barcode, "status of an unknown item skipped"),

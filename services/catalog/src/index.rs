@@ -1,7 +1,11 @@
 //! The full-text search index of titles (tantivy), kept beside the catalog database.
 //!
-//! The database is the truth; this index is rebuilt from it on demand and updated as titles
-//! change. Japanese has no spaces between words, so instead of words the text fields are
+//! The database is the truth; this index follows it. Every change of a title's search
+//! document has a number of the catalogue change sequence (`titles.change_seq`), and each
+//! commit of the index records in its payload the highest number it fully holds, its
+//! watermark ([`SearchIndex::watermark`]): catching up is indexing the titles numbered above
+//! it (`Catalog::catch_up_index`), and a start opens the index as it is instead of
+//! rebuilding it. An index without a watermark of this [`FORMAT`] is rebuilt. Japanese has no spaces between words, so instead of words the text fields are
 //! indexed as overlapping character bigrams (plus single characters), after
 //! [`normalize`](crate::domain::text::normalize). A query term then matches when its bigrams
 //! occur in a row in one field: substring search, so `漱石` finds `夏目漱石` and, accepted,
@@ -18,7 +22,7 @@ use std::sync::Mutex;
 use tantivy::collector::sort_key::{SortBySimilarityScore, SortByStaticFastValue};
 use tantivy::collector::{Count, TopDocs};
 use tantivy::directory::MmapDirectory;
-use tantivy::directory::error::OpenDirectoryError;
+use tantivy::directory::error::{LockError, OpenDirectoryError};
 use tantivy::query::{
     AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, Occur, PhraseQuery, Query, TermQuery,
 };
@@ -44,9 +48,25 @@ const CJK_TOKENIZER: &str = "kitsuki_cjk_uni_bigram";
 /// tantivy allocates for the whole page up front).
 pub const MAX_LIMIT: usize = 1000;
 
-/// Indexing memory budget. One thread: titles arrive in small batches, and a full reindex
-/// of a city library's catalogue fits comfortably.
-const WRITER_MEMORY_BYTES: usize = 32_000_000;
+/// Indexing memory budget, also what the writer holds at most before it writes a segment.
+/// One thread (two cores are shared with the database and the other services); 64 MB
+/// writes a 250,000-title build in a handful of segments, where 32 MB made twice as many
+/// for the merges to fold together, and stays within the all-in-one's memory target.
+const WRITER_MEMORY_BYTES: usize = 64_000_000;
+
+/// What the documents hold and how their text is tokenised, beyond what the schema says:
+/// raise it when [`SearchIndex`] indexes a title differently (the tokenizer, the
+/// normalisation, what goes into a field), and every index of an older format is rebuilt
+/// at its next start, in the background (`Catalog::open`).
+pub const FORMAT: u32 = 1;
+
+/// The commit payload: which catalogue state the index holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Payload {
+    format: u32,
+    /// Every title change numbered up to this is in the index.
+    change_seq: u64,
+}
 
 /// Field names, also the sort key name of `created_at`.
 mod field {
@@ -130,13 +150,26 @@ pub enum IndexError {
     },
     #[error("the index writer was poisoned by a panic during an earlier update")]
     WriterPoisoned,
+    /// Another process holds the index's writer lock (tantivy allows one writer): a
+    /// running kitsuki, whose follower indexes what this process writes.
+    #[error("the index in {path} is in use by another process")]
+    Busy { path: PathBuf },
+    #[error("this index was opened to be read only")]
+    ReadOnly,
 }
 
 /// The search index. `Send + Sync`: share one in an `Arc`; writes are serialised inside.
 pub struct SearchIndex {
     reader: IndexReader,
-    writer: Mutex<IndexWriter>,
+    writer: Mutex<Writer>,
     fields: Fields,
+}
+
+/// The writer (none for an index opened read only) and the watermark of its last commit.
+struct Writer {
+    inner: Option<IndexWriter>,
+    /// `None`: the index holds documents of unknown state (no payload of this format).
+    watermark: Option<u64>,
 }
 
 impl std::fmt::Debug for SearchIndex {
@@ -149,53 +182,152 @@ impl std::fmt::Debug for SearchIndex {
 
 impl SearchIndex {
     /// Opens the index in `dir`, creating the directory and an empty index if needed.
+    ///
+    /// Refuses an index of another schema ([`IndexError::SchemaMismatch`]: it would give
+    /// wrong answers, not errors) and one whose writer another process holds
+    /// ([`IndexError::Busy`]).
     pub fn open_or_create(dir: &Path) -> Result<Self, IndexError> {
+        let index = match Self::open_dir(dir)? {
+            Some(index) => {
+                if index.schema() != schema() {
+                    return Err(IndexError::SchemaMismatch {
+                        path: dir.to_owned(),
+                    });
+                }
+                index
+            }
+            None => {
+                let directory = Self::directory(dir)?;
+                Index::create(directory, schema(), IndexSettings::default())?
+            }
+        };
+        Self::from_index(index, true).map_err(|e| match e {
+            IndexError::Tantivy(tantivy::TantivyError::LockFailure(LockError::LockBusy, _)) => {
+                IndexError::Busy {
+                    path: dir.to_owned(),
+                }
+            }
+            e => e,
+        })
+    }
+
+    /// Opens the index in `dir` without a writer, whatever its schema, as long as it has
+    /// the fields searches use: an old index serving while its replacement is built.
+    pub fn open_read_only(dir: &Path) -> Result<Self, IndexError> {
+        match Self::open_dir(dir)? {
+            Some(index) => Self::from_index(index, false),
+            None => Err(IndexError::OpenDirectory {
+                path: dir.to_owned(),
+                source: OpenDirectoryError::DoesNotExist(dir.to_owned()),
+            }),
+        }
+    }
+
+    fn directory(dir: &Path) -> Result<MmapDirectory, IndexError> {
         std::fs::create_dir_all(dir).map_err(|source| IndexError::CreateDirectory {
             path: dir.to_owned(),
             source,
         })?;
-        let directory = MmapDirectory::open(dir).map_err(|source| IndexError::OpenDirectory {
+        MmapDirectory::open(dir).map_err(|source| IndexError::OpenDirectory {
             path: dir.to_owned(),
             source,
-        })?;
-        let schema = schema();
-        let index = if Index::exists(&directory).map_err(tantivy::TantivyError::from)? {
-            let index = Index::open(directory)?;
-            // An index from an older build would give wrong answers, not errors; refuse it.
-            if index.schema() != schema {
-                return Err(IndexError::SchemaMismatch {
-                    path: dir.to_owned(),
-                });
-            }
-            index
+        })
+    }
+
+    /// The index stored in `dir`, if there is one.
+    fn open_dir(dir: &Path) -> Result<Option<Index>, IndexError> {
+        let directory = Self::directory(dir)?;
+        if Index::exists(&directory).map_err(tantivy::TantivyError::from)? {
+            Ok(Some(Index::open(directory)?))
         } else {
-            Index::create(directory, schema, IndexSettings::default())?
-        };
-        Self::from_index(index)
+            Ok(None)
+        }
     }
 
     /// A fresh index in memory, for tests and for the embedded demo.
     pub fn in_memory() -> Result<Self, IndexError> {
-        Self::from_index(Index::create_in_ram(schema()))
+        Self::from_index(Index::create_in_ram(schema()), true)
     }
 
-    fn from_index(index: Index) -> Result<Self, IndexError> {
+    fn from_index(index: Index, writable: bool) -> Result<Self, IndexError> {
         // Tokenizers are not stored with the index: register ours on every open.
         index
             .tokenizers()
             .register(CJK_TOKENIZER, TextAnalyzer::from(CharGramTokenizer));
         let fields = Fields::new(&index.schema())?;
-        let writer = index.writer_with_num_threads(1, WRITER_MEMORY_BYTES)?;
+        let payload = index
+            .load_metas()?
+            .payload
+            .and_then(|p| serde_json::from_str::<Payload>(&p).ok())
+            .filter(|p| p.format == FORMAT);
+        let writer = if writable {
+            Some(index.writer_with_num_threads(1, WRITER_MEMORY_BYTES)?)
+        } else {
+            None
+        };
         // Manual: every write reloads the reader itself, so results are visible on return.
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
+        // An index without documents holds nothing, whatever its payload: watermark 0.
+        let watermark = match payload {
+            Some(p) => Some(p.change_seq),
+            None if reader.searcher().num_docs() == 0 => Some(0),
+            None => None,
+        };
         Ok(SearchIndex {
             reader,
-            writer: Mutex::new(writer),
+            writer: Mutex::new(Writer {
+                inner: writer,
+                watermark,
+            }),
             fields,
         })
+    }
+
+    /// The highest catalogue change sequence number up to which every change is in the
+    /// index (from its last commit's payload); `None` when it holds documents of an unknown
+    /// state (built by an older kitsuki, or of another [`FORMAT`]): rebuild it.
+    pub fn watermark(&self) -> Option<u64> {
+        self.writer.lock().ok().and_then(|w| w.watermark)
+    }
+
+    /// Adds or replaces (by `title_id`) each valid document without committing: they are
+    /// not visible until [`SearchIndex::commit_up_to`]. A document that cannot be indexed
+    /// (an empty id, a bad `created_at`) is logged and skipped, so that it cannot hold a
+    /// catch-up back for ever; answers how many were added.
+    pub fn stage(&self, docs: &[IndexDoc]) -> Result<usize, IndexError> {
+        let prepared: Vec<_> = docs
+            .iter()
+            .filter_map(|doc| match self.to_document(doc) {
+                Ok(d) => Some(d),
+                Err(err) => {
+                    tracing::error!(%err, "title not indexed");
+                    None
+                }
+            })
+            .collect();
+        let n = prepared.len();
+        let mut guard = self.writer.lock().map_err(|_| IndexError::WriterPoisoned)?;
+        let writer = guard.inner.as_mut().ok_or(IndexError::ReadOnly)?;
+        for (id, doc) in prepared {
+            writer.delete_term(Term::from_field_text(self.fields.title_id, &id));
+            writer.add_document(doc)?;
+        }
+        Ok(n)
+    }
+
+    /// Commits what was staged, recording that the index now holds every change numbered
+    /// up to `watermark`, and makes it visible to searches.
+    pub fn commit_up_to(&self, watermark: u64) -> Result<(), IndexError> {
+        let mut guard = self.writer.lock().map_err(|_| IndexError::WriterPoisoned)?;
+        let w = &mut *guard;
+        let writer = w.inner.as_mut().ok_or(IndexError::ReadOnly)?;
+        commit_with_payload(writer, watermark)?;
+        w.watermark = Some(watermark);
+        self.reader.reload()?;
+        Ok(())
     }
 
     /// Adds or replaces (by `title_id`) each document, in one commit.
@@ -211,12 +343,14 @@ impl SearchIndex {
             .iter()
             .map(|doc| self.to_document(doc))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut writer = self.writer.lock().map_err(|_| IndexError::WriterPoisoned)?;
+        let mut guard = self.writer.lock().map_err(|_| IndexError::WriterPoisoned)?;
+        let w = &mut *guard;
+        let writer = w.inner.as_mut().ok_or(IndexError::ReadOnly)?;
         let applied = prepared.into_iter().try_for_each(|(id, doc)| {
             writer.delete_term(Term::from_field_text(self.fields.title_id, &id));
             writer.add_document(doc).map(drop)
         });
-        self.finish_write(&mut writer, applied)
+        self.finish_write(writer, w.watermark, applied)
     }
 
     /// Adds or replaces one document.
@@ -224,26 +358,37 @@ impl SearchIndex {
         self.upsert_many(std::slice::from_ref(doc))
     }
 
-    /// Removes every document (before a full reindex).
+    /// Removes every document (before a full reindex): the watermark is then 0.
     #[tracing::instrument(skip_all)]
     pub fn clear(&self) -> Result<(), IndexError> {
-        let mut writer = self.writer.lock().map_err(|_| IndexError::WriterPoisoned)?;
+        let mut guard = self.writer.lock().map_err(|_| IndexError::WriterPoisoned)?;
+        let w = &mut *guard;
+        let writer = w.inner.as_mut().ok_or(IndexError::ReadOnly)?;
         let applied = writer.delete_all_documents().map(drop);
-        self.finish_write(&mut writer, applied)
+        self.finish_write(writer, Some(0), applied)?;
+        w.watermark = Some(0);
+        Ok(())
     }
 
-    /// Commits what was applied, or rolls it back so that a later commit cannot publish
-    /// half of a failed batch; then makes the result visible to searches.
+    /// Commits what was applied (keeping `watermark` in the payload: tantivy does not
+    /// carry a payload over to the next commit), or rolls it back so that a later commit
+    /// cannot publish half of a failed batch; then makes the result visible to searches.
     fn finish_write(
         &self,
         writer: &mut IndexWriter,
+        watermark: Option<u64>,
         applied: tantivy::Result<()>,
     ) -> Result<(), IndexError> {
         if let Err(err) = applied {
             writer.rollback()?;
             return Err(err.into());
         }
-        writer.commit()?;
+        match watermark {
+            Some(w) => commit_with_payload(writer, w)?,
+            None => {
+                writer.commit()?;
+            }
+        }
         self.reader.reload()?;
         Ok(())
     }
@@ -459,6 +604,19 @@ impl SearchIndex {
         out.add_i64(f.created_at, created_micros);
         Ok((doc.title_id.clone(), out))
     }
+}
+
+/// Commits with the payload that says the index holds every change up to `watermark`.
+fn commit_with_payload(writer: &mut IndexWriter, watermark: u64) -> Result<(), IndexError> {
+    let payload = serde_json::to_string(&Payload {
+        format: FORMAT,
+        change_seq: watermark,
+    })
+    .unwrap_or_default();
+    let mut prepared = writer.prepare_commit()?;
+    prepared.set_payload(&payload);
+    prepared.commit()?;
+    Ok(())
 }
 
 /// The schema. Text fields hold normalised text tokenised by [`CharGramTokenizer`]; the

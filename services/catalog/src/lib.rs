@@ -1,6 +1,7 @@
 //! The catalog service: titles and items in its own database, a Japanese-aware search
 //! index, gRPC to create, read and search them, and the MARC import.
 
+pub mod catch_up;
 pub mod consumer;
 pub mod domain;
 pub mod grpc;

@@ -2,18 +2,18 @@
 //! truth; each replica keeps its own search index. A write reaches one replica only (a gRPC
 //! call, or the one delivery of an item status event to the shared durable consumer), so
 //! every change of what search shows of a title is also an event written with the change
-//! (`catalog.title.created`, `catalog.item.created.<branch>`, `catalog.title.changed`),
-//! and each replica follows `catalog.>` through a consumer of its own process
-//! ([`ConsumerSpec::per_process`]), re-indexing the title each event names from the
-//! database. Re-indexing reads the title as it is now, so it is idempotent, and events
-//! handled late or twice only repeat the latest state. The replica that made a change
-//! also indexes it at once, so its caller reads its own write.
+//! (`catalog.title.created`, `catalog.titles.imported`, `catalog.item.created.<branch>`,
+//! `catalog.title.changed`), and each replica follows `catalog.>` through a consumer of its
+//! own process ([`ConsumerSpec::per_process`]). Whatever the event, the replica catches its
+//! index up from its watermark ([`Catalog::catch_up_index`], `catch_up.rs`): idempotent,
+//! one query when the event's change is already in, so events handled late or twice cost
+//! nothing, and one event of a bulk import indexes its whole batch. The replica that made
+//! a change also catches up at once, so its caller reads its own write.
 //!
-//! At start the follower subscribes first and the index is rebuilt after: a change
-//! committed before the subscription is in the rebuild, one published after it comes as
-//! an event (held until the rebuild is done). The rebuild always runs: an index kept in
-//! the pod's `emptyDir` across a container restart holds as many titles as the database
-//! but can have missed availability changes meanwhile.
+//! At start the follower subscribes first and the index catches up after: a change
+//! committed before the subscription is in the catch-up, one published after it comes as
+//! an event (held until the catch-up is done). An index kept in the pod's `emptyDir`
+//! across a container restart knows from its watermark what it missed meanwhile.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -27,15 +27,12 @@ use kitsuki_platform::clock::SharedClock;
 use kitsuki_platform::db::Db;
 use kitsuki_platform::shutdown::Shutdown;
 use kitsuki_platform::{consumer, events};
-use kitsuki_proto::events as ev;
-use prost::Message;
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use crate::consumer::TITLE_CHANGED;
 use crate::service::Catalog;
 
-/// Every catalog event: each one names a title whose search document may have changed.
+/// Every catalog event: each one tells of a change of what search shows.
 pub const INDEX_FILTER: &str = "catalog.>";
 
 /// How long the server keeps the consumer of a replica that no longer asks for events
@@ -117,31 +114,11 @@ impl IndexFollower {
     }
 }
 
-/// The title an event of the catalog names, if it is one that changes a search document.
-pub fn title_of(event: &Event) -> Option<String> {
-    let subject = event.subject.as_str();
-    let id = if subject == "catalog.title.created" {
-        ev::TitleCreated::decode(event.payload.as_slice())
-            .ok()?
-            .title_id
-    } else if subject == TITLE_CHANGED {
-        ev::TitleChanged::decode(event.payload.as_slice())
-            .ok()?
-            .title_id
-    } else if subject.starts_with("catalog.item.created.") {
-        ev::ItemCreated::decode(event.payload.as_slice())
-            .ok()?
-            .title_id
-    } else {
-        return None;
-    };
-    (!id.is_empty()).then_some(id)
-}
-
 impl Catalog {
     /// Opens the catalog as one of several replicas: migrates, subscribes this process's
-    /// follower of the catalog's events, rebuilds the index from the database, then lets
-    /// the follower apply what came meanwhile and everything after. Waits for the bus (the
+    /// follower of the catalog's events, catches the index up from its watermark (or starts
+    /// its background rebuild, `catch_up.rs`), then lets the follower apply what came
+    /// meanwhile and everything after. Waits for the bus (the
     /// follower retries) unless the shutdown comes first.
     pub async fn open_replica(
         db: Db,
@@ -154,7 +131,7 @@ impl Catalog {
         let catalog = Catalog::open_unindexed(db, index_dir, clock).await?;
         let spec = options.spec();
         let (subscribed_tx, mut subscribed) = watch::channel(false);
-        let (rebuilt_tx, rebuilt) = watch::channel(false);
+        let (caught_up_tx, caught_up) = watch::channel(false);
         let announcing: SharedBus = Arc::new(Announcing {
             inner: bus.clone(),
             subscribed: subscribed_tx,
@@ -165,7 +142,7 @@ impl Catalog {
             bus,
             spec.clone(),
             shutdown.clone(),
-            rebuilt,
+            caught_up,
         ));
         let follower = IndexFollower {
             task,
@@ -180,49 +157,47 @@ impl Catalog {
             }
             _ = subscribed.wait_for(|s| *s) => {}
         }
-        tracing::info!(consumer = %follower.spec.durable, "rebuilding the search index");
-        if let Err(e) = catalog.reindex().await {
-            follower.abort();
-            return Err(e);
+        match catalog.catch_up_index().await {
+            Ok(n) => {
+                tracing::info!(consumer = %follower.spec.durable, titles = n, "search index caught up")
+            }
+            Err(e) => {
+                follower.abort();
+                return Err(e);
+            }
         }
         // Seen by the follower even after the sender is dropped (a closed channel still
         // shows its last value to `wait_for`).
-        rebuilt_tx.send_replace(true);
+        caught_up_tx.send_replace(true);
         Ok((catalog, follower))
     }
 
-    /// Re-indexes the title an event of the catalog names (nothing for other events).
+    /// Catches the index up on an event of the catalog (any: each tells of a change).
     async fn follow_event(&self, event: &Event) -> Result<(), String> {
-        let Some(title_id) = title_of(event) else {
-            tracing::debug!(subject = %event.subject, "catalog event without a title to index");
-            return Ok(());
-        };
-        let span =
-            tracing::info_span!("catalog.index_follow", event_id = %event.id, title_id = %title_id);
+        let span = tracing::info_span!("catalog.index_follow", event_id = %event.id, subject = %event.subject);
         events::set_parent_from_headers(&span, &event.headers);
-        self.refresh_index(&[title_id])
+        self.catch_up_index()
             .instrument(span)
             .await
+            .map(drop)
             .map_err(|e| e.to_string())
     }
 }
 
 /// The durable consumer of the embedded run's index follower.
 pub const EMBEDDED_FOLLOWER: &str = "catalog-index-embedded";
-/// What the embedded follower listens to: titles written by another process.
-pub const EMBEDDED_FILTER: &str = "catalog.title.created";
+/// What the embedded follower listens to: every catalog event.
+pub const EMBEDDED_FILTER: &str = INDEX_FILTER;
 
 impl Catalog {
     /// The all-in-one's follower (issue 8): one process owns the index and indexes its own
     /// writes at once, but `kitsuki import` run beside it is a second process writing
-    /// titles into the same database, with their `catalog.title.created` in the outbox.
-    /// The running process's outbox relay polls that outbox and publishes those rows on
-    /// its in-process bus; this durable consumer (journaled, so a crash loses nothing)
-    /// meets a title the index does not hold yet and indexes every title missing so far,
-    /// a page per commit ([`Catalog::index_missing`]): the events of the rest of that
-    /// import then find their titles indexed. Its own titles are already there, so they
-    /// cost a lookup, not a commit. Call after [`Catalog::open`] (which rebuilds an
-    /// index that holds fewer titles than the database) and before the relay starts.
+    /// titles into the same database, with a `catalog.titles.imported` per batch in the
+    /// outbox. The running process's outbox relay polls that outbox and publishes those
+    /// rows on its in-process bus; on each event this durable consumer (journaled, so a
+    /// crash loses nothing) catches the index up from its watermark
+    /// ([`Catalog::catch_up_index`]): its own changes are already in, so they cost one
+    /// query. Call after [`Catalog::open`] and before the relay starts.
     pub fn spawn_embedded_index_follower(
         &self,
         bus: SharedBus,
@@ -235,20 +210,7 @@ impl Catalog {
             let stop = futures::FutureExt::shared(Box::pin(async move { s.wait().await }));
             consumer::run(bus, spec, stop, |event| {
                 let catalog = catalog.clone();
-                async move {
-                    match title_of(&event) {
-                        Some(id) if !catalog.is_indexed(&id) => {
-                            catalog.index_missing().await.map_err(|e| e.to_string())?;
-                            // A title the page walk did not reach (committed meanwhile).
-                            if catalog.is_indexed(&id) {
-                                Ok(())
-                            } else {
-                                catalog.follow_event(&event).await
-                            }
-                        }
-                        _ => Ok(()),
-                    }
-                }
+                async move { catalog.follow_event(&event).await }
             })
             .await
         })
@@ -256,23 +218,23 @@ impl Catalog {
 }
 
 /// The follower: the shared consumer loop on this replica's consumer; events wait for the
-/// rebuild. After the shutdown it deletes its consumer.
+/// first catch-up. After the shutdown it deletes its consumer.
 async fn follow(
     catalog: Catalog,
     announcing: SharedBus,
     bus: SharedBus,
     spec: ConsumerSpec,
     shutdown: Shutdown,
-    rebuilt: watch::Receiver<bool>,
+    caught_up: watch::Receiver<bool>,
 ) {
     let s = shutdown.clone();
     let stop = futures::FutureExt::shared(Box::pin(async move { s.wait().await }));
     consumer::run(announcing, spec.clone(), stop, |event| {
         let catalog = catalog.clone();
-        let mut rebuilt = rebuilt.clone();
+        let mut caught_up = caught_up.clone();
         async move {
-            if rebuilt.wait_for(|r| *r).await.is_err() {
-                return Err("the index was not rebuilt".to_string());
+            if caught_up.wait_for(|r| *r).await.is_err() {
+                return Err("the index did not catch up".to_string());
             }
             catalog.follow_event(&event).await
         }
@@ -290,7 +252,7 @@ async fn follow(
 }
 
 /// The bus as it is, telling when a subscription has been made: the consumer then exists
-/// on the server, and the rebuild may start.
+/// on the server, and the catch-up may start.
 #[derive(Debug)]
 struct Announcing {
     inner: SharedBus,
@@ -321,47 +283,6 @@ impl EventBus for Announcing {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn catalog_events_name_their_title() {
-        let meta = Some(ev::EventMeta::default());
-        let created = Event::new(
-            "catalog.title.created",
-            ev::TitleCreated {
-                meta: meta.clone(),
-                title_id: "t1".into(),
-                r#type: 1,
-            }
-            .encode_to_vec(),
-        );
-        let item = Event::new(
-            "catalog.item.created.ota",
-            ev::ItemCreated {
-                meta: meta.clone(),
-                barcode: "b".into(),
-                title_id: "t2".into(),
-                branch: "ota".into(),
-                r#type: 1,
-            }
-            .encode_to_vec(),
-        );
-        let changed = Event::new(
-            TITLE_CHANGED,
-            ev::TitleChanged {
-                meta,
-                title_id: "t3".into(),
-            }
-            .encode_to_vec(),
-        );
-        assert_eq!(title_of(&created).as_deref(), Some("t1"));
-        assert_eq!(title_of(&item).as_deref(), Some("t2"));
-        assert_eq!(title_of(&changed).as_deref(), Some("t3"));
-        assert_eq!(title_of(&Event::new("catalog.other", vec![])), None);
-        assert_eq!(
-            title_of(&Event::new("catalog.title.changed", b"\xff\xff".to_vec())),
-            None
-        );
-    }
 
     #[test]
     fn replica_consumers_have_their_own_names() {

@@ -1,6 +1,7 @@
 //! The catalog's operations: create titles and items (each with its event in the same
 //! transaction, ARCHITECTURE.md "Nothing lost"), read and search them. The database is the
-//! truth; the search index is rebuilt from it whenever it disagrees.
+//! truth; the search index follows it by the catalogue change sequence each of these
+//! writes takes (`catch_up.rs`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -13,8 +14,9 @@ use kitsuki_proto::events as ev;
 use kitsuki_proto::{Barcode, Branch, ErrorCode, ServiceError};
 use tokio::sync::Notify;
 
+use crate::catch_up::{self, IndexSlot};
 use crate::domain::isbn::Isbn;
-use crate::index::{IndexDoc, SearchFilter, SearchIndex};
+use crate::index::{SearchFilter, SearchIndex};
 use crate::model::{self, Item, MaterialType, Title};
 use crate::store;
 
@@ -63,11 +65,14 @@ impl NewTitle {
     }
 }
 
+/// Subject of the one event of an import batch ([`Catalog::create_titles`]).
+pub const TITLES_IMPORTED: &str = "catalog.titles.imported";
+
 /// The catalog service's state.
 #[derive(Debug, Clone)]
 pub struct Catalog {
     db: Db,
-    index: Arc<SearchIndex>,
+    index: Arc<IndexSlot>,
     clock: SharedClock,
     relay_wake: Arc<Notify>,
 }
@@ -78,15 +83,20 @@ fn internal(context: &str, err: impl std::fmt::Display) -> ServiceError {
 }
 
 impl Catalog {
-    /// Migrates the database, opens the index (in `index_dir`, or in memory) and rebuilds it
-    /// if it does not hold exactly the titles of the database.
+    /// Migrates the database, opens the index (in `index_dir`, or in memory) and catches
+    /// it up from its watermark: at a start with a current index, one query. An index that
+    /// cannot say what it holds is rebuilt in the background while it serves
+    /// (`catch_up.rs`; [`Catalog::index_rebuilt`] waits for that).
     pub async fn open(
         db: Db,
         index_dir: Option<&Path>,
         clock: SharedClock,
     ) -> anyhow::Result<Catalog> {
         let catalog = Catalog::open_unindexed(db, index_dir, clock).await?;
-        catalog.reindex_if_incomplete().await?;
+        let n = catalog.catch_up_index().await?;
+        if n > 0 {
+            tracing::info!(titles = n, "search index caught up");
+        }
         Ok(catalog)
     }
 
@@ -94,18 +104,28 @@ impl Catalog {
     /// separate `kitsuki import` into the embedded run's database, whose index belongs to
     /// the running all-in-one (tantivy allows one writer). The all-in-one indexes what such
     /// a process commits when the events reach its follower (`replica.rs`), or at its next
-    /// start (the index then holds fewer titles than the database and is rebuilt).
+    /// start (catching up from its watermark).
     pub async fn open_without_index(db: Db, clock: SharedClock) -> anyhow::Result<Catalog> {
         Catalog::open_unindexed(db, None, clock).await
     }
 
     /// Whether the search index holds this title.
     pub fn is_indexed(&self, title_id: &str) -> bool {
-        self.index.contains(title_id)
+        self.search_index().contains(title_id)
     }
 
-    /// Migrates the database and opens the index as it is, without checking it against
-    /// the database (a replica rebuilds it once it follows changes, `replica.rs`).
+    /// The index searches use now (a rebuild replaces it whole).
+    pub fn search_index(&self) -> Arc<SearchIndex> {
+        self.index.serving()
+    }
+
+    pub(crate) fn index_slot(&self) -> &IndexSlot {
+        &self.index
+    }
+
+    /// Migrates the database and opens the index as it is, without catching it up (a
+    /// replica subscribes its follower first, `replica.rs`); starts the background rebuild
+    /// of an index that cannot say what it holds.
     pub(crate) async fn open_unindexed(
         db: Db,
         index_dir: Option<&Path>,
@@ -113,30 +133,18 @@ impl Catalog {
     ) -> anyhow::Result<Catalog> {
         db::migrate(&db, &MIGRATIONS_PG, &MIGRATIONS_SQLITE).await?;
         outbox::ensure_tables(&db).await?;
-        let index = match index_dir {
-            Some(dir) => SearchIndex::open_or_create(dir)?,
-            None => SearchIndex::in_memory()?,
-        };
-        Ok(Catalog {
+        let last = catch_up::last_change_seq(&db).await?;
+        let (slot, rebuild) = IndexSlot::open(index_dir, last)?;
+        let catalog = Catalog {
             db,
-            index: Arc::new(index),
+            index: Arc::new(slot),
             clock,
             relay_wake: Arc::new(Notify::new()),
-        })
-    }
-
-    /// Rebuilds the index when it does not hold as many titles as the database.
-    async fn reindex_if_incomplete(&self) -> anyhow::Result<()> {
-        let (titles, _) = store::counts(&self.db.pool).await?;
-        if titles != self.index.num_docs() {
-            tracing::info!(
-                titles,
-                indexed = self.index.num_docs(),
-                "rebuilding the search index"
-            );
-            self.reindex().await?;
+        };
+        if let Some(why) = rebuild {
+            catalog.spawn_rebuild(why);
         }
-        Ok(())
+        Ok(catalog)
     }
 
     pub fn db(&self) -> &Db {
@@ -152,93 +160,12 @@ impl Catalog {
         self.relay_wake.clone()
     }
 
-    /// Indexes every title of the database that the index lacks, a page at a time (one
-    /// commit per page, not per title); nothing when the index holds as many titles as the
-    /// database. The embedded follower's answer to titles another process wrote
-    /// (`replica.rs`): one event of an import indexes all that import committed so far.
-    pub async fn index_missing(&self) -> anyhow::Result<u64> {
-        let (titles, _) = store::counts(&self.db.pool).await?;
-        if self.index.num_docs() >= titles {
-            return Ok(0);
-        }
-        self.index_pages(|t| !self.index.contains(&t.title_id))
+    /// Makes the index hold the titles' current state, for a caller that changed them:
+    /// their changes are numbered, so this is [`Catalog::catch_up_index`].
+    pub async fn refresh_index(&self, _title_ids: &[String]) -> Result<(), ServiceError> {
+        self.catch_up_index()
             .await
-    }
-
-    /// Rebuilds the search index from the database.
-    pub async fn reindex(&self) -> anyhow::Result<u64> {
-        self.index.clear()?;
-        self.index_pages(|_| true).await
-    }
-
-    /// Indexes the database's titles that `wanted` keeps, a page of 500 at a time (one
-    /// commit per page, not per title); answers how many. The one walk of [`reindex`] and
-    /// [`index_missing`].
-    ///
-    /// [`reindex`]: Self::reindex
-    /// [`index_missing`]: Self::index_missing
-    async fn index_pages(&self, wanted: impl Fn(&Title) -> bool) -> anyhow::Result<u64> {
-        let mut after = String::new();
-        let mut n = 0u64;
-        loop {
-            let page = store::titles_after(&self.db.pool, &after, 500).await?;
-            let Some(last) = page.last() else { break };
-            after = last.title_id.clone();
-            let page: Vec<_> = page.into_iter().filter(|t| wanted(t)).collect();
-            if !page.is_empty() {
-                let docs = self.docs_for(&page).await?;
-                self.index.upsert_many(&docs)?;
-                n += page.len() as u64;
-            }
-        }
-        Ok(n)
-    }
-
-    async fn docs_for(&self, titles: &[Title]) -> Result<Vec<IndexDoc>, sqlx::Error> {
-        let ids: Vec<String> = titles.iter().map(|t| t.title_id.clone()).collect();
-        let items = store::items_of(&self.db.pool, &ids).await?;
-        Ok(titles
-            .iter()
-            .map(|t| {
-                let mine: Vec<&Item> = items.iter().filter(|i| i.title_id == t.title_id).collect();
-                let mut branches: Vec<String> = mine.iter().map(|i| i.branch.clone()).collect();
-                branches.sort();
-                branches.dedup();
-                let mut available: Vec<String> = mine
-                    .iter()
-                    .filter(|i| i.status == "available")
-                    .map(|i| i.branch.clone())
-                    .collect();
-                available.sort();
-                available.dedup();
-                IndexDoc {
-                    title_id: t.title_id.clone(),
-                    title: t.title.clone(),
-                    title_reading: t.title_reading.clone(),
-                    author: t.author.clone(),
-                    publisher: t.publisher.clone(),
-                    isbn: t.isbn.clone(),
-                    aliases: t.aliases.clone(),
-                    material_type: t.material_type.code().to_string(),
-                    branches,
-                    available_branches: available,
-                    created_at: t.created_at.clone(),
-                }
-            })
-            .collect())
-    }
-
-    /// Re-indexes the given titles from the database (after their items changed).
-    pub async fn refresh_index(&self, title_ids: &[String]) -> Result<(), ServiceError> {
-        let titles = store::get_titles(&self.db.pool, title_ids)
-            .await
-            .map_err(|e| internal("reading titles", e))?;
-        let docs = self
-            .docs_for(&titles)
-            .await
-            .map_err(|e| internal("reading items", e))?;
-        self.index
-            .upsert_many(&docs)
+            .map(drop)
             .map_err(|e| internal("indexing", e))
     }
 
@@ -316,7 +243,10 @@ impl Catalog {
             .begin()
             .await
             .map_err(|e| internal("beginning", e))?;
-        let created = store::insert_title(&mut tx, &title)
+        let seq = store::take_change_seqs(&mut tx, 1)
+            .await
+            .map_err(|e| internal("numbering a change", e))?;
+        let created = store::insert_title(&mut tx, &title, seq)
             .await
             .map_err(|e| internal("inserting a title", e))?;
         if !created {
@@ -338,7 +268,10 @@ impl Catalog {
     }
 
     /// Creates many titles in one transaction, each as [`Catalog::create_title`] would
-    /// without indexing, for an import: one commit per batch instead of one per title.
+    /// without indexing, for an import: one commit per batch instead of one per title, one
+    /// change sequence statement for the batch, and one event for the batch,
+    /// `catalog.titles.imported` with the range of its numbers (not one
+    /// `catalog.title.created` per title: consumers catch up from the range).
     /// Gives each title's outcome (an empty title is refused alone), or `Err` when the
     /// database failed the batch, which then changed nothing (the caller may retry the
     /// titles one by one to find the one it refused).
@@ -357,26 +290,46 @@ impl Catalog {
             .begin()
             .await
             .map_err(|e| internal("beginning", e))?;
+        let valid = prepared.iter().filter(|p| p.is_ok()).count();
         let mut created = Vec::with_capacity(prepared.len());
-        for p in &prepared {
-            let Ok((title, event)) = p else {
-                created.push(false);
-                continue;
-            };
-            let c = store::insert_title(&mut tx, title)
+        let mut numbers = (0i64, 0i64, 0u32);
+        if valid > 0 {
+            // Numbers for every valid title; those already present leave gaps.
+            let mut seq = store::take_change_seqs(&mut tx, valid as i64)
                 .await
-                .map_err(|e| internal("inserting a title", e))?;
-            if c {
-                outbox::enqueue(&mut tx, event, &now)
+                .map_err(|e| internal("numbering changes", e))?;
+            for p in &prepared {
+                let Ok((title, _)) = p else {
+                    created.push(false);
+                    continue;
+                };
+                let c = store::insert_title(&mut tx, title, seq)
                     .await
-                    .map_err(|e| internal("queueing an event", e))?;
+                    .map_err(|e| internal("inserting a title", e))?;
+                if c {
+                    if numbers.2 == 0 {
+                        numbers.0 = seq;
+                    }
+                    numbers = (numbers.0, seq, numbers.2 + 1);
+                }
+                seq += 1;
+                created.push(c);
             }
-            created.push(c);
+        } else {
+            created.resize(prepared.len(), false);
+        }
+        if numbers.2 > 0 {
+            let event = imported_event(numbers, &now);
+            outbox::enqueue(&mut tx, &event, &now)
+                .await
+                .map_err(|e| internal("queueing an event", e))?;
         }
         tx.commit()
             .await
             .map_err(|e| internal("committing titles", e))?;
-        self.relay_wake.notify_one();
+        if numbers.2 > 0 {
+            self.relay_wake.notify_one();
+        }
         let mut out = Vec::with_capacity(prepared.len());
         for (p, c) in prepared.into_iter().zip(created) {
             out.push(match p {
@@ -447,6 +400,11 @@ impl Catalog {
             .begin()
             .await
             .map_err(|e| internal("beginning", e))?;
+        // First, before the item's row (store::take_change_seqs): the title's document
+        // changes with its new branch.
+        let seq = store::take_change_seqs(&mut tx, 1)
+            .await
+            .map_err(|e| internal("numbering a change", e))?;
         if let Err(e) = store::insert_item(&mut tx, &item, &now).await {
             return Err(if db::is_unique_violation(&e) {
                 ServiceError::new(ErrorCode::BarcodeTaken)
@@ -454,6 +412,9 @@ impl Catalog {
                 internal("inserting an item", e)
             });
         }
+        store::set_change_seq(&mut tx, &item.title_id, seq)
+            .await
+            .map_err(|e| internal("numbering a change", e))?;
         outbox::enqueue(&mut tx, &event, &now)
             .await
             .map_err(|e| internal("queueing an event", e))?;
@@ -494,7 +455,7 @@ impl Catalog {
         let per_page = per_page.clamp(1, MAX_PER_PAGE);
         let offset = ((page - 1) as usize).saturating_mul(per_page as usize);
         let result = self
-            .index
+            .search_index()
             .search(q, filter, offset, per_page as usize)
             .map_err(|e| internal("searching", e))?;
         let titles = store::get_titles(&self.db.pool, &result.title_ids)
@@ -530,4 +491,24 @@ impl Catalog {
             .await
             .map_err(|e| internal("counting", e))
     }
+}
+
+/// The `catalog.titles.imported` event of a batch: its first and last change sequence
+/// numbers and how many titles it created.
+fn imported_event((first, last, count): (i64, i64, u32), now: &str) -> kitsuki_platform::bus::Event {
+    let event_id = events::new_event_id();
+    events::build(
+        TITLES_IMPORTED,
+        event_id.clone(),
+        now,
+        &ev::TitlesImported {
+            meta: Some(ev::EventMeta {
+                event_id,
+                occurred_at: now.to_string(),
+            }),
+            first_change_seq: first,
+            last_change_seq: last,
+            count,
+        },
+    )
 }

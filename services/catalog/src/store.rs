@@ -41,11 +41,55 @@ fn item_from_row(r: &AnyRow) -> Result<Item, sqlx::Error> {
     })
 }
 
-/// Inserts a title; false when a title with the same `source_id` exists (re-import).
-pub async fn insert_title(conn: &mut AnyConnection, t: &Title) -> Result<bool, sqlx::Error> {
+/// Takes the next `n` (at least 1) numbers of the catalogue change sequence; answers the
+/// first (the others follow it). Call it before the transaction's other catalog writes:
+/// the `catalog_state` row is then always the first lock a catalog write takes (no
+/// deadlock with a title row), and it is held to the commit, so on PostgreSQL commits come
+/// in sequence order and no number below a committed one can commit later (the index's
+/// watermark relies on that, ARCHITECTURE.md "Search index").
+pub async fn take_change_seqs(conn: &mut AnyConnection, n: i64) -> Result<i64, sqlx::Error> {
+    let last: i64 = sqlx::query(
+        "UPDATE catalog_state SET change_seq = change_seq + $1 WHERE id = 1 RETURNING change_seq",
+    )
+    .bind(n)
+    .fetch_one(conn)
+    .await?
+    .try_get("change_seq")?;
+    Ok(last - n + 1)
+}
+
+/// Stores a change sequence number on a title (its search document changed).
+pub async fn set_change_seq(
+    conn: &mut AnyConnection,
+    title_id: &str,
+    seq: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE titles SET change_seq = $1 WHERE title_id = $2")
+        .bind(seq)
+        .bind(title_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The highest change sequence number handed out so far.
+pub async fn last_change_seq(pool: &AnyPool) -> Result<i64, sqlx::Error> {
+    sqlx::query("SELECT change_seq FROM catalog_state WHERE id = 1")
+        .fetch_one(pool)
+        .await?
+        .try_get("change_seq")
+}
+
+/// Inserts a title with its change sequence number; false when a title with the same
+/// `source_id` exists (re-import).
+pub async fn insert_title(
+    conn: &mut AnyConnection,
+    t: &Title,
+    change_seq: i64,
+) -> Result<bool, sqlx::Error> {
     let res = sqlx::query(
-        "INSERT INTO titles (title_id, title, title_reading, author, publisher, year, isbn, material_type, aliases, source_id, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING",
+        "INSERT INTO titles (title_id, title, title_reading, author, publisher, year, isbn, material_type, aliases, source_id, created_at, change_seq) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING",
     )
     .bind(&t.title_id)
     .bind(&t.title)
@@ -58,6 +102,7 @@ pub async fn insert_title(conn: &mut AnyConnection, t: &Title) -> Result<bool, s
     .bind(t.aliases.join("\n"))
     .bind(&t.source_id)
     .bind(&t.created_at)
+    .bind(change_seq)
     .execute(conn)
     .await?;
     Ok(res.rows_affected() == 1)
@@ -91,38 +136,46 @@ fn placeholders(n: usize) -> String {
         .join(", ")
 }
 
+/// Most values bound in one `IN (…)` list: SQLite refuses more than 32,766 variables and
+/// PostgreSQL more than 65,535 parameters, so a list of every imported id failed (issue 9).
+pub const MAX_IN_LIST: usize = 500;
+
 pub async fn get_titles(pool: &AnyPool, ids: &[String]) -> Result<Vec<Title>, sqlx::Error> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(MAX_IN_LIST) {
+        let sql = format!(
+            "SELECT {TITLE_COLUMNS} FROM titles WHERE title_id IN ({})",
+            placeholders(chunk.len())
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in chunk {
+            q = q.bind(id);
+        }
+        for row in q.fetch_all(pool).await? {
+            out.push(title_from_row(&row)?);
+        }
     }
-    let sql = format!(
-        "SELECT {TITLE_COLUMNS} FROM titles WHERE title_id IN ({})",
-        placeholders(ids.len())
-    );
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for id in ids {
-        q = q.bind(id);
-    }
-    q.fetch_all(pool)
-        .await?
-        .iter()
-        .map(title_from_row)
-        .collect()
+    Ok(out)
 }
 
+/// The items of these titles, by branch and barcode within each chunk of
+/// [`MAX_IN_LIST`] titles.
 pub async fn items_of(pool: &AnyPool, title_ids: &[String]) -> Result<Vec<Item>, sqlx::Error> {
-    if title_ids.is_empty() {
-        return Ok(Vec::new());
+    let mut out = Vec::new();
+    for chunk in title_ids.chunks(MAX_IN_LIST) {
+        let sql = format!(
+            "SELECT barcode, title_id, branch, call_number, status, due_date FROM items WHERE title_id IN ({}) ORDER BY branch, barcode",
+            placeholders(chunk.len())
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in chunk {
+            q = q.bind(id);
+        }
+        for row in q.fetch_all(pool).await? {
+            out.push(item_from_row(&row)?);
+        }
     }
-    let sql = format!(
-        "SELECT barcode, title_id, branch, call_number, status, due_date FROM items WHERE title_id IN ({}) ORDER BY branch, barcode",
-        placeholders(title_ids.len())
-    );
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for id in title_ids {
-        q = q.bind(id);
-    }
-    q.fetch_all(pool).await?.iter().map(item_from_row).collect()
+    Ok(out)
 }
 
 /// Inserts an item; a duplicate barcode is a unique violation for the caller to map.
@@ -158,14 +211,15 @@ pub async fn counts(pool: &AnyPool) -> Result<(u64, u64), sqlx::Error> {
     Ok((t.max(0) as u64, i.max(0) as u64))
 }
 
-/// A page of titles in id order, for rebuilding the index.
-pub async fn titles_after(
+/// A page of the titles changed after change sequence number `after`, in sequence order,
+/// each with its number: the index's catch-up.
+pub async fn titles_changed_after(
     pool: &AnyPool,
-    after: &str,
+    after: i64,
     limit: i64,
-) -> Result<Vec<Title>, sqlx::Error> {
+) -> Result<Vec<(i64, Title)>, sqlx::Error> {
     let sql = format!(
-        "SELECT {TITLE_COLUMNS} FROM titles WHERE title_id > $1 ORDER BY title_id LIMIT $2"
+        "SELECT {TITLE_COLUMNS}, change_seq FROM titles WHERE change_seq > $1 ORDER BY change_seq LIMIT $2"
     );
     sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(after)
@@ -173,7 +227,7 @@ pub async fn titles_after(
         .fetch_all(pool)
         .await?
         .iter()
-        .map(title_from_row)
+        .map(|r| Ok((r.try_get("change_seq")?, title_from_row(r)?)))
         .collect()
 }
 
@@ -192,6 +246,8 @@ pub async fn apply_item_status(
         .await?;
     let Some(row) = row else { return Ok(None) };
     let title_id: String = row.try_get("title_id")?;
+    // The title's search document changes (change sequence, ARCHITECTURE.md "Search index").
+    let change_seq = take_change_seqs(&mut *conn, 1).await?;
     sqlx::query("UPDATE items SET status = $1, due_date = $2 WHERE barcode = $3")
         .bind(status)
         .bind(due_date)
@@ -203,5 +259,6 @@ pub async fn apply_item_status(
         .bind(&title_id)
         .execute(&mut *conn)
         .await?;
+    set_change_seq(&mut *conn, &title_id, change_seq).await?;
     Ok(Some(title_id))
 }

@@ -3,7 +3,7 @@
 //! with graceful shutdown.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
@@ -18,14 +18,48 @@ use crate::catch_up::CatchUp;
 use crate::db::Db;
 use crate::shutdown::{LAST_PHASE, Shutdown};
 
+/// A condition a service reports on `/readyz` while it holds: closed with the reason (the
+/// catalog's "rebuilding the search index: 120000 of 250000 titles"), open when done. Clones
+/// share one state.
+#[derive(Clone, Debug, Default)]
+pub struct Gate {
+    reason: Arc<Mutex<Option<String>>>,
+}
+
+impl Gate {
+    /// An open gate.
+    pub fn new() -> Gate {
+        Gate::default()
+    }
+
+    /// Not ready, for this reason (replaces an earlier one).
+    pub fn close(&self, reason: impl Into<String>) {
+        if let Ok(mut r) = self.reason.lock() {
+            *r = Some(reason.into());
+        }
+    }
+
+    pub fn open(&self) {
+        if let Ok(mut r) = self.reason.lock() {
+            *r = None;
+        }
+    }
+
+    /// Why it is closed; `None` when open.
+    pub fn reason(&self) -> Option<String> {
+        self.reason.lock().ok().and_then(|r| r.clone())
+    }
+}
+
 /// What `/readyz` checks: the process has finished starting, its consumers have caught up
-/// with the events stored before its start ([`CatchUp`]), it is not shutting down, and its
-/// database answers.
+/// with the events stored before its start ([`CatchUp`]), no [`Gate`] of it is closed, it is
+/// not shutting down, and its database answers.
 #[derive(Clone, Debug, Default)]
 pub struct Readiness {
     started: Arc<AtomicBool>,
     dbs: Vec<Db>,
     catch_ups: Vec<CatchUp>,
+    gates: Vec<Gate>,
     /// Set by [`serve`]: once it is triggered the process drains and is not ready.
     stopping: Option<Shutdown>,
 }
@@ -46,6 +80,17 @@ impl Readiness {
         self
     }
 
+    /// Not ready while `gate` is closed; `/readyz` then says why.
+    pub fn gated_by(mut self, gate: Gate) -> Self {
+        self.gates.push(gate);
+        self
+    }
+
+    /// Why a gate holds the process back, if one does.
+    pub fn waiting_for(&self) -> Option<String> {
+        self.gates.iter().find_map(Gate::reason)
+    }
+
     pub fn set_ready(&self) {
         self.started.store(true, Ordering::SeqCst);
     }
@@ -59,6 +104,7 @@ impl Readiness {
     pub async fn is_ready(&self) -> bool {
         if !self.started.load(Ordering::SeqCst)
             || !self.catch_ups.iter().all(CatchUp::is_done)
+            || self.waiting_for().is_some()
             || self.stopping.as_ref().is_some_and(Shutdown::is_triggered)
         {
             return false;
@@ -86,9 +132,12 @@ pub fn ops_router(readiness: Readiness) -> Router {
 
 async fn readyz(State(r): State<Readiness>) -> impl IntoResponse {
     if r.is_ready().await {
-        (StatusCode::OK, "ready")
+        (StatusCode::OK, "ready".to_string())
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+        match r.waiting_for() {
+            Some(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}")),
+            None => (StatusCode::SERVICE_UNAVAILABLE, "not ready".to_string()),
+        }
     }
 }
 
