@@ -1138,4 +1138,56 @@ mod tests {
         drop(reopened);
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    #[test]
+    fn the_watermark_is_the_last_commit_payload_and_survives_a_reopen() {
+        let dir = std::env::temp_dir().join(format!("kitsuki-index-{}", uuid::Uuid::new_v4()));
+        {
+            let index = SearchIndex::open_or_create(&dir).unwrap();
+            assert_eq!(index.watermark(), Some(0), "empty: holds nothing");
+            index
+                .stage(&[doc("a", "海", "2024-01-01T00:00:00Z")])
+                .unwrap();
+            assert!(!index.contains("a"), "staged, not committed");
+            index.commit_up_to(7).unwrap();
+            assert!(index.contains("a"));
+            // A plain upsert keeps the watermark (tantivy does not carry a payload over).
+            index.upsert(&doc("b", "山", "2024-01-01T00:00:00Z")).unwrap();
+            assert_eq!(index.watermark(), Some(7));
+        }
+        let reopened = SearchIndex::open_or_create(&dir).unwrap();
+        assert_eq!(reopened.watermark(), Some(7));
+        reopened.clear().unwrap();
+        assert_eq!(reopened.watermark(), Some(0));
+        drop(reopened);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_document_that_cannot_be_indexed_is_skipped_by_stage() {
+        let index = SearchIndex::in_memory().unwrap();
+        let n = index
+            .stage(&[
+                doc("a", "海", "2024-01-01T00:00:00Z"),
+                doc("b", "川", "yesterday"),
+            ])
+            .unwrap();
+        assert_eq!(n, 1);
+        index.commit_up_to(2).unwrap();
+        assert_eq!(index.num_docs(), 1);
+        assert_eq!(index.watermark(), Some(2));
+    }
+
+    #[test]
+    fn a_second_writer_is_told_the_index_is_busy() {
+        let dir = std::env::temp_dir().join(format!("kitsuki-index-{}", uuid::Uuid::new_v4()));
+        let first = SearchIndex::open_or_create(&dir).unwrap();
+        let second = SearchIndex::open_or_create(&dir).unwrap_err();
+        assert!(matches!(second, IndexError::Busy { .. }), "{second:?}");
+        // Reading needs no writer.
+        assert!(SearchIndex::open_read_only(&dir).is_ok());
+        drop(first);
+        assert!(SearchIndex::open_or_create(&dir).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
