@@ -15,7 +15,7 @@ pub mod ndl;
 pub mod record;
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::ops::ControlFlow;
 use std::path::Path;
 
@@ -206,7 +206,12 @@ pub fn detect_stream_format<R: BufRead>(input: &mut R) -> std::io::Result<Option
 
 /// Opens a file for [`read_stream`], detecting its format from its content.
 pub fn open_file(path: &Path) -> std::io::Result<(BufReader<File>, Format)> {
-    let mut input = BufReader::with_capacity(READ_BUFFER, File::open(path)?);
+    open_reader(path, File::open(path)?)
+}
+
+/// [`open_file`] over any reader of the file `path` (one that counts what it reads).
+pub fn open_reader<R: Read>(path: &Path, file: R) -> std::io::Result<(BufReader<R>, Format)> {
+    let mut input = BufReader::with_capacity(READ_BUFFER, file);
     let format = detect_stream_format(&mut input)?.ok_or_else(|| {
         std::io::Error::new(
             std::io::ErrorKind::InvalidData,
