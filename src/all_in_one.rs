@@ -339,7 +339,11 @@ async fn first_start_seed(catalog: &Catalog) -> anyhow::Result<()> {
         (SEED_NDL, kitsuki_catalog::marc::Format::NdlJson),
     ] {
         let report = kitsuki_catalog::marc::parse(bytes, format);
-        let summary = import::import_report(catalog, &report).await;
+        let (summary, created) =
+            import::import_report(catalog, &report, import::ImportOptions::default()).await;
+        if let Some(e) = &summary.index_error {
+            anyhow::bail!("first start: the seed catalogue could not be indexed: {e}");
+        }
         // The NDL file's 10 records with status 削除 (deleted) are skipped: withdrawals
         // from the national bibliography, not titles (services/catalog/seed/README.md).
         tracing::info!(
@@ -348,7 +352,7 @@ async fn first_start_seed(catalog: &Catalog) -> anyhow::Result<()> {
             deleted_records_skipped = summary.skipped,
             "first start: seed records imported"
         );
-        ids.extend(summary.created_ids);
+        ids.extend(created);
     }
     for (title, kind) in crate::demo::EXTRA_TITLES {
         let new = kitsuki_catalog::NewTitle {

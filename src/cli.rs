@@ -192,14 +192,16 @@ pub struct ImportArgs {
     pub file: PathBuf,
     /// The catalog database. Without it: the all-in-one's `<data-dir>/catalog.db`, which a
     /// running all-in-one picks up (its relay publishes the new titles' events from the
-    /// outbox and its follower indexes them), or indexes at its next start.
+    /// outbox and its follower indexes them).
     #[arg(long, env = "KITSUKI_DATABASE_URL")]
     pub database_url: Option<String>,
     /// The all-in-one's data folder (used without `--database-url`).
     #[arg(long, env = "KITSUKI_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
-    /// With `--database-url`: the search index to update (default
-    /// `<data-dir>/catalog-index`). The embedded run's index belongs to the all-in-one.
+    /// With `--database-url`: the search index to build in the same pass (default
+    /// `<data-dir>/catalog-index`); without, the all-in-one's `<data-dir>/catalog-index`.
+    /// When a running kitsuki holds that index, the import writes the database only and
+    /// the running process indexes the titles.
     #[arg(long, env = "KITSUKI_INDEX_DIR")]
     pub index_dir: Option<PathBuf>,
     /// Publish the import's events to this NATS server (otherwise they wait in the outbox
@@ -209,6 +211,9 @@ pub struct ImportArgs {
     /// Subject namespace and stream of the deployment the events go to (with `--nats-url`).
     #[arg(long, env = "KITSUKI_BUS_PREFIX", default_value = "library")]
     pub bus_prefix: String,
+    /// Titles stored in one transaction.
+    #[arg(long, env = "KITSUKI_IMPORT_BATCH", default_value_t = kitsuki_catalog::import::BATCH)]
+    pub batch_size: usize,
     /// Exit 0 even when bad or deleted records of the file were skipped.
     #[arg(
         long,

@@ -79,9 +79,26 @@ pub async fn connect(url: &str) -> anyhow::Result<Db> {
             (url, 4)
         }
     };
-    let pool = AnyPoolOptions::new()
+    let mut options = AnyPoolOptions::new()
         .max_connections(max)
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(10));
+    if backend == Backend::Sqlite {
+        // WAL: readers do not wait for the writer (an import beside a running all-in-one),
+        // and a commit appends to the log instead of rewriting pages. `synchronous=NORMAL`
+        // syncs at checkpoints, not at every commit: still consistent after a crash (a
+        // power cut may lose the last commits, never corrupt), the setting SQLite
+        // recommends with WAL. The URL cannot say either (sqlx's `Any` URL takes only
+        // mode, cache, immutable, vfs).
+        options = options.after_connect(|conn, _| {
+            Box::pin(async move {
+                sqlx::raw_sql("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL")
+                    .execute(conn)
+                    .await
+                    .map(drop)
+            })
+        });
+    }
+    let pool = options
         .connect(&url)
         .await
         .with_context(|| format!("while connecting to the {backend:?} database"))?;

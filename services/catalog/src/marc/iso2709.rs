@@ -5,14 +5,18 @@
 //! warning, because exports with a miscounted length are common and their directory is
 //! usually still right. Each field is then located through the directory (base address
 //! in leader/12-16, 12-byte entries), never by scanning for terminators, so a stray
-//! 0x1E inside data cannot shift the fields that follow.
+//! 0x1E inside data cannot shift the fields that follow. The file is read record by record
+//! ([`read_stream`]), so its size does not matter.
 //!
 //! MARC-8 is not converted: a record that declares MARC-8 (leader/09 blank) and actually
 //! uses anything beyond ASCII is refused. Pure-ASCII MARC-8 is byte-for-byte the same as
 //! UTF-8, so such records (common in older exports) are read normally.
 
+use std::io::BufRead;
+use std::ops::ControlFlow;
+
 use super::record::{ControlField, DataField, Field, MarcRecord, Subfield};
-use super::{MarcBatch, RecordError, RecordErrorKind};
+use super::{MarcBatch, MarcItem, RecordError, RecordErrorKind};
 
 const RECORD_TERMINATOR: u8 = 0x1D;
 const FIELD_TERMINATOR: u8 = 0x1E;
@@ -23,24 +27,48 @@ const ENTRY_LEN: usize = 12;
 /// Reads every record of an ISO 2709 file; bad records become errors, the rest are kept.
 pub fn read(bytes: &[u8]) -> MarcBatch {
     let mut batch = MarcBatch::default();
-    let mut pos = 0;
+    // Reading from memory cannot fail.
+    let _ = read_stream(bytes, &mut |item| {
+        batch.push(item);
+        ControlFlow::Continue(())
+    });
+    batch
+}
+
+/// Reads the records of `input` one at a time and hands each (or its error, or the
+/// warning of its repair, before it) to `emit`, which may stop the reading. Memory holds
+/// one record and one read-ahead buffer, whatever the size of the file.
+///
+/// One difference from holding the whole file: a run of more than [`MAX_HELD`] bytes
+/// without a record terminator (no real record: ISO 2709 counts lengths in 5 digits) is
+/// reported as one malformed record and not kept in memory.
+pub fn read_stream<R: BufRead>(
+    input: R,
+    emit: &mut dyn FnMut(MarcItem) -> ControlFlow<()>,
+) -> std::io::Result<()> {
+    let mut window = Window::new(input);
     let mut index = 0;
     loop {
         // Line breaks or padding between records are not part of any record.
-        while let Some(&b) = bytes.get(pos) {
-            if b.is_ascii_whitespace() || b == 0 || b == 0x1A {
-                pos += 1;
-            } else {
+        loop {
+            let skip = window
+                .held()
+                .iter()
+                .take_while(|&&b| b.is_ascii_whitespace() || b == 0 || b == 0x1A)
+                .count();
+            let all = skip == window.held().len();
+            window.consume(skip);
+            if !all || !window.fill()? {
                 break;
             }
         }
-        let Some(rest) = bytes.get(pos..).filter(|r| !r.is_empty()) else {
-            break;
-        };
-        let chunk = match split_record(rest) {
-            Split::ByLength(len) => &rest[..len],
+        if window.held().is_empty() {
+            return Ok(());
+        }
+        let item = match split_record(&mut window)? {
+            Split::ByLength(len) => window.take(len, |chunk| record_item(index, chunk)),
             Split::ByTerminator { len, declared } => {
-                batch.warnings.push(RecordError::new(
+                let warning = RecordError::new(
                     index,
                     RecordErrorKind::LengthMismatch,
                     match declared {
@@ -53,29 +81,121 @@ pub fn read(bytes: &[u8]) -> MarcBatch {
                              terminator at {len}"
                         ),
                     },
-                ));
-                &rest[..len]
+                );
+                if emit(MarcItem::Warning(warning)).is_break() {
+                    return Ok(());
+                }
+                window.take(len, |chunk| record_item(index, chunk))
             }
-            Split::Truncated => {
-                batch.errors.push(RecordError::new(
+            Split::TooLong { len } => MarcItem::Error(RecordError::new(
+                index,
+                RecordErrorKind::Malformed,
+                format!(
+                    "no record terminator in {len} bytes: not ISO 2709 records (a record \
+                         is at most 99999 bytes)"
+                ),
+            )),
+            Split::Truncated { len } => {
+                let _ = emit(MarcItem::Error(RecordError::new(
                     index,
                     RecordErrorKind::Truncated,
-                    format!(
-                        "no record terminator in the last {} bytes: the file is cut short",
-                        rest.len()
-                    ),
-                ));
-                break;
+                    format!("no record terminator in the last {len} bytes: the file is cut short"),
+                )));
+                return Ok(());
             }
         };
-        pos += chunk.len();
-        match parse_record(chunk) {
-            Ok(record) => batch.records.push((index, record)),
-            Err((kind, message)) => batch.errors.push(RecordError::new(index, kind, message)),
+        if emit(item).is_break() {
+            return Ok(());
         }
         index += 1;
     }
-    batch
+}
+
+fn record_item(index: usize, chunk: &[u8]) -> MarcItem {
+    match parse_record(chunk) {
+        Ok(record) => MarcItem::Record(index, record),
+        Err((kind, message)) => MarcItem::Error(RecordError::new(index, kind, message)),
+    }
+}
+
+/// Most bytes held while looking for a record terminator.
+pub const MAX_HELD: usize = 16 << 20;
+
+/// The bytes of `input` read but not yet consumed: the current record and what was read
+/// ahead of it.
+struct Window<R> {
+    input: R,
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl<R: BufRead> Window<R> {
+    fn new(input: R) -> Self {
+        Window {
+            input,
+            buf: Vec::new(),
+            start: 0,
+        }
+    }
+
+    fn held(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    /// Reads more; false at the end of the input.
+    fn fill(&mut self) -> std::io::Result<bool> {
+        if self.start > 0 && self.start * 2 >= self.buf.len() {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        let more = loop {
+            match self.input.fill_buf() {
+                Ok(more) => break more,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        };
+        let n = more.len();
+        self.buf.extend_from_slice(more);
+        self.input.consume(n);
+        Ok(n > 0)
+    }
+
+    /// At least `n` bytes held, unless the input ends first.
+    fn ensure(&mut self, n: usize) -> std::io::Result<()> {
+        while self.held().len() < n && self.fill()? {}
+        Ok(())
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+    }
+
+    fn take<T>(&mut self, n: usize, f: impl FnOnce(&[u8]) -> T) -> T {
+        let out = f(&self.held()[..n]);
+        self.consume(n);
+        out
+    }
+
+    /// Counts and drops the rest of a terminator-less run: the length up to and including
+    /// the next terminator, or `Err(len)` with the bytes left when the input ends first.
+    fn skip_past_terminator(
+        &mut self,
+        mut counted: usize,
+    ) -> std::io::Result<Result<usize, usize>> {
+        loop {
+            let held = self.held();
+            if let Some(p) = held.iter().position(|&b| b == RECORD_TERMINATOR) {
+                self.consume(p + 1);
+                return Ok(Ok(counted + p + 1));
+            }
+            counted += held.len();
+            self.consume(held.len());
+            if !self.fill()? {
+                return Ok(Err(counted));
+            }
+        }
+    }
 }
 
 enum Split {
@@ -83,26 +203,52 @@ enum Split {
     ByLength(usize),
     /// The declared length is wrong; the record ends at the next terminator.
     ByTerminator { len: usize, declared: Option<usize> },
-    /// Neither: the data ends before the record does.
-    Truncated,
+    /// No terminator in [`MAX_HELD`] bytes; the run up to the next one (`len` bytes,
+    /// already consumed) is not a record.
+    TooLong { len: usize },
+    /// Neither: the data ends before the record does (`len` bytes left).
+    Truncated { len: usize },
 }
 
-fn split_record(rest: &[u8]) -> Split {
-    let declared = rest
+fn split_record<R: BufRead>(window: &mut Window<R>) -> std::io::Result<Split> {
+    window.ensure(5)?;
+    let declared = window
+        .held()
         .get(..5)
         .and_then(ascii_number)
         .filter(|&n| n > LEADER_LEN);
-    if let Some(len) = declared
-        && rest.get(len - 1) == Some(&RECORD_TERMINATOR)
-    {
-        return Split::ByLength(len);
+    if let Some(len) = declared {
+        window.ensure(len)?;
+        if window.held().get(len - 1) == Some(&RECORD_TERMINATOR) {
+            return Ok(Split::ByLength(len));
+        }
     }
-    match rest.iter().position(|&b| b == RECORD_TERMINATOR) {
-        Some(end) => Split::ByTerminator {
-            len: end + 1,
-            declared,
-        },
-        None => Split::Truncated,
+    let mut searched = 0;
+    loop {
+        let held = window.held();
+        if let Some(p) = held[searched..]
+            .iter()
+            .position(|&b| b == RECORD_TERMINATOR)
+        {
+            return Ok(Split::ByTerminator {
+                len: searched + p + 1,
+                declared,
+            });
+        }
+        searched = held.len();
+        if searched > MAX_HELD {
+            let counted = searched;
+            window.consume(counted);
+            return Ok(match window.skip_past_terminator(counted)? {
+                Ok(len) => Split::TooLong { len },
+                Err(len) => Split::Truncated { len },
+            });
+        }
+        if !window.fill()? {
+            return Ok(Split::Truncated {
+                len: window.held().len(),
+            });
+        }
     }
 }
 

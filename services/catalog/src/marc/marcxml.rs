@@ -4,34 +4,59 @@
 //! Elements are matched by local name, so `marc:record`, `record` under a default
 //! namespace and any other prefix all read the same. A record with a broken part is
 //! reported and skipped; broken XML ends the reading there, since nothing after a syntax
-//! error can be trusted, and the records before it are kept.
+//! error can be trusted, and the records before it are kept. The document is read event by
+//! event ([`read_stream`]): memory holds one record, whatever the size of the file.
+
+use std::io::BufRead;
+use std::ops::ControlFlow;
 
 use quick_xml::events::{BytesRef, BytesStart, Event};
 use quick_xml::reader::Reader;
 
 use super::record::{ControlField, DataField, Field, MarcRecord, Subfield};
-use super::{MarcBatch, RecordError, RecordErrorKind};
+use super::{MarcBatch, MarcItem, RecordError, RecordErrorKind};
 
 /// Reads every `<record>` of a MARCXML document.
 pub fn read(bytes: &[u8]) -> MarcBatch {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let mut reader = Reader::from_reader(bytes);
+    let mut batch = MarcBatch::default();
+    // Reading from memory cannot fail.
+    let _ = read_stream(bytes, &mut |item| {
+        batch.push(item);
+        ControlFlow::Continue(())
+    });
+    batch
+}
+
+/// Reads the `<record>`s of `input` one at a time (quick-xml's streaming reader: memory
+/// holds one record) and hands each, or its error, to `emit`, which may stop the reading.
+pub fn read_stream<R: BufRead>(
+    mut input: R,
+    emit: &mut dyn FnMut(MarcItem) -> ControlFlow<()>,
+) -> std::io::Result<()> {
+    if input.fill_buf()?.starts_with(b"\xEF\xBB\xBF") {
+        input.consume(3);
+    }
+    let mut reader = Reader::from_reader(input);
     let mut state = State::default();
+    let mut buf = Vec::new();
     loop {
-        let event = match reader.read_event() {
+        buf.clear();
+        let event = match reader.read_event_into(&mut buf) {
             Ok(event) => event,
+            Err(quick_xml::Error::Io(e)) => return Err(std::io::Error::new(e.kind(), e)),
             Err(e) => {
-                state.batch.errors.push(RecordError::new(
+                state.out.push(MarcItem::Error(RecordError::new(
                     state.index,
                     RecordErrorKind::Syntax,
                     format!(
                         "XML error at byte {}: {e}; the rest of the file was not read",
                         reader.error_position()
                     ),
-                ));
+                )));
                 break;
             }
         };
+        let end = matches!(event, Event::Eof);
         match event {
             Event::Start(e) => state.open(&e, false),
             Event::Empty(e) => state.open(&e, true),
@@ -50,25 +75,37 @@ pub fn read(bytes: &[u8]) -> MarcBatch {
             },
             Event::Eof => {
                 if state.record.is_some() {
-                    state.batch.errors.push(RecordError::new(
+                    state.out.push(MarcItem::Error(RecordError::new(
                         state.index,
                         RecordErrorKind::Truncated,
                         "the document ends inside a <record>",
-                    ));
+                    )));
                 }
-                break;
             }
             Event::Comment(_) | Event::Decl(_) | Event::PI(_) | Event::DocType(_) => {}
         }
+        for item in state.out.drain(..) {
+            if emit(item).is_break() {
+                return Ok(());
+            }
+        }
+        if end {
+            break;
+        }
     }
     if !state.saw_root {
-        state.batch.errors.push(RecordError::new(
+        state.out.push(MarcItem::Error(RecordError::new(
             0,
             RecordErrorKind::Malformed,
             "no MARCXML <collection> or <record> element",
-        ));
+        )));
     }
-    state.batch
+    for item in state.out.drain(..) {
+        if emit(item).is_break() {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// An entity or character reference as text.
@@ -89,7 +126,8 @@ fn resolve(r: &BytesRef<'_>) -> Result<String, String> {
 
 #[derive(Default)]
 struct State {
-    batch: MarcBatch,
+    /// Records (or errors) finished by the last event, not yet handed on.
+    out: Vec<MarcItem>,
     /// Position of the current (or next) record in the document.
     index: usize,
     saw_root: bool,
@@ -258,13 +296,10 @@ impl State {
                 fields: record.fields,
             }),
         };
-        match result {
-            Ok(r) => self.batch.records.push((index, r)),
-            Err((kind, message)) => self
-                .batch
-                .errors
-                .push(RecordError::new(index, kind, message)),
-        }
+        self.out.push(match result {
+            Ok(r) => MarcItem::Record(index, r),
+            Err((kind, message)) => MarcItem::Error(RecordError::new(index, kind, message)),
+        });
     }
 }
 

@@ -2,6 +2,7 @@
 //! JAPAN/MARC already turned into JSON) into one plain shape for the catalog import,
 //! `kitsuki import FILE`.
 //!
+//! Files are read record by record ([`read_stream`]): memory does not grow with the file.
 //! A file is never all-or-nothing: every record that can be read is returned, every one
 //! that cannot is reported with its position, and the import goes on. What a field means
 //! (which title to display, which reading to index) is decided in one place, `import`,
@@ -13,6 +14,9 @@ pub mod marcxml;
 pub mod ndl;
 pub mod record;
 
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::ops::ControlFlow;
 use std::path::Path;
 
 pub use import::to_import_record;
@@ -98,12 +102,53 @@ pub struct ParseReport {
     pub warnings: Vec<RecordError>,
 }
 
+impl ParseReport {
+    /// Adds one step of a [`read_stream`].
+    pub fn push(&mut self, item: Parsed) {
+        match item {
+            Parsed::Record(r) => self.records.push(r),
+            Parsed::Error(e) => self.errors.push(e),
+            Parsed::Warning(w) => self.warnings.push(w),
+            Parsed::Skipped => self.skipped += 1,
+        }
+    }
+}
+
+/// One step of reading a file record by record ([`read_stream`]): what became of one
+/// record, or (`Warning`, just before the record it concerns) what was repaired in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parsed {
+    Record(ImportRecord),
+    Error(RecordError),
+    Warning(RecordError),
+    /// A record deliberately left out (NDL status 削除).
+    Skipped,
+}
+
 /// The MARC records of a file, with the position of each, before they are mapped.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MarcBatch {
     pub records: Vec<(usize, MarcRecord)>,
     pub errors: Vec<RecordError>,
     pub warnings: Vec<RecordError>,
+}
+
+impl MarcBatch {
+    pub(crate) fn push(&mut self, item: MarcItem) {
+        match item {
+            MarcItem::Record(index, r) => self.records.push((index, r)),
+            MarcItem::Error(e) => self.errors.push(e),
+            MarcItem::Warning(w) => self.warnings.push(w),
+        }
+    }
+}
+
+/// One step of reading MARC record by record, before the record is mapped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MarcItem {
+    Record(usize, MarcRecord),
+    Error(RecordError),
+    Warning(RecordError),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -128,18 +173,46 @@ pub fn detect_format(bytes: &[u8]) -> Option<Format> {
 
 /// Reads every record of `bytes` in the given format.
 pub fn parse(bytes: &[u8], format: Format) -> ParseReport {
+    let mut report = ParseReport::default();
+    // Reading from memory cannot fail.
+    let _ = read_stream(bytes, format, &mut |item| {
+        report.push(item);
+        ControlFlow::Continue(())
+    });
+    report
+}
+
+/// Reads the records of `input` one at a time, maps each and hands what became of it to
+/// `emit`, which may stop the reading (`ControlFlow::Break`). Memory holds one record (and
+/// a read-ahead buffer) whatever the size of the input; the steps come in file order, so
+/// collecting them gives what [`parse`] gives.
+pub fn read_stream<R: BufRead>(
+    input: R,
+    format: Format,
+    emit: &mut dyn FnMut(Parsed) -> ControlFlow<()>,
+) -> std::io::Result<()> {
+    let mut marc = |item: MarcItem| emit(from_marc(item));
     match format {
-        Format::Iso2709 => from_marc(iso2709::read(bytes)),
-        Format::MarcXml => from_marc(marcxml::read(bytes)),
-        Format::NdlJson => ndl::parse(bytes),
+        Format::Iso2709 => iso2709::read_stream(input, &mut marc),
+        Format::MarcXml => marcxml::read_stream(input, &mut marc),
+        Format::NdlJson => ndl::read_stream(input, emit),
     }
 }
 
-/// Reads a file, detecting its format from its content.
-#[tracing::instrument]
-pub fn parse_file(path: &Path) -> std::io::Result<ParseReport> {
-    let bytes = std::fs::read(path)?;
-    let format = detect_format(&bytes).ok_or_else(|| {
+/// The format of what `input` holds, from its first bytes (read ahead, not consumed).
+pub fn detect_stream_format<R: BufRead>(input: &mut R) -> std::io::Result<Option<Format>> {
+    Ok(detect_format(input.fill_buf()?))
+}
+
+/// Opens a file for [`read_stream`], detecting its format from its content.
+pub fn open_file(path: &Path) -> std::io::Result<(BufReader<File>, Format)> {
+    open_reader(path, File::open(path)?)
+}
+
+/// [`open_file`] over any reader of the file `path` (one that counts what it reads).
+pub fn open_reader<R: Read>(path: &Path, file: R) -> std::io::Result<(BufReader<R>, Format)> {
+    let mut input = BufReader::with_capacity(READ_BUFFER, file);
+    let format = detect_stream_format(&mut input)?.ok_or_else(|| {
         std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             format!(
@@ -148,7 +221,21 @@ pub fn parse_file(path: &Path) -> std::io::Result<ParseReport> {
             ),
         )
     })?;
-    let report = parse(&bytes, format);
+    Ok((input, format))
+}
+
+/// Read-ahead of a file: large enough that reading costs few system calls.
+const READ_BUFFER: usize = 256 * 1024;
+
+/// Reads a whole file into one report (tests, small files): [`read_stream`] collected.
+#[tracing::instrument]
+pub fn parse_file(path: &Path) -> std::io::Result<ParseReport> {
+    let (input, format) = open_file(path)?;
+    let mut report = ParseReport::default();
+    read_stream(input, format, &mut |item| {
+        report.push(item);
+        ControlFlow::Continue(())
+    })?;
     tracing::info!(
         ?format,
         records = report.records.len(),
@@ -160,26 +247,20 @@ pub fn parse_file(path: &Path) -> std::io::Result<ParseReport> {
     Ok(report)
 }
 
-fn from_marc(batch: MarcBatch) -> ParseReport {
-    let mut report = ParseReport {
-        errors: batch.errors,
-        warnings: batch.warnings,
-        ..ParseReport::default()
-    };
-    for (index, record) in &batch.records {
-        match to_import_record(record) {
-            Some(r) => report.records.push(r),
-            None => report.errors.push(RecordError::new(
-                *index,
+/// A MARC record mapped to what the catalog imports (a record without a title is an error).
+fn from_marc(item: MarcItem) -> Parsed {
+    match item {
+        MarcItem::Record(index, record) => match to_import_record(&record) {
+            Some(r) => Parsed::Record(r),
+            None => Parsed::Error(RecordError::new(
+                index,
                 RecordErrorKind::NoTitle,
                 "record has no title (245)",
             )),
-        }
+        },
+        MarcItem::Error(e) => Parsed::Error(e),
+        MarcItem::Warning(w) => Parsed::Warning(w),
     }
-    // Errors from reading and from mapping arrive separately; file order is what an
-    // operator looks for.
-    report.errors.sort_by_key(|e| e.index);
-    report
 }
 
 #[cfg(test)]

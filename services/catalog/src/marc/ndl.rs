@@ -6,47 +6,149 @@
 //! bibliography, not titles to add, so they are counted as skipped rather than errors.
 //! The files carry no readings, so `title_reading` stays empty.
 
+use std::io::BufRead;
+use std::ops::ControlFlow;
+
+use serde::Deserialize;
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::import::{clean, first_year};
 use super::record::fnv1a64;
-use super::{ImportRecord, MaterialKind, ParseReport, RecordError, RecordErrorKind};
+use super::{ImportRecord, MaterialKind, ParseReport, Parsed, RecordError, RecordErrorKind};
 
 const DELETED: &str = "削除";
 
 /// Reads every record of an NDL JSON file.
 pub fn parse(bytes: &[u8]) -> ParseReport {
     let mut report = ParseReport::default();
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let mut index = 0;
-    for value in serde_json::Deserializer::from_slice(bytes).into_iter::<Value>() {
-        let value = match value {
-            Ok(value) => value,
+    // Reading from memory cannot fail.
+    let _ = read_stream(bytes, &mut |item| {
+        report.push(item);
+        ControlFlow::Continue(())
+    });
+    report
+}
+
+/// Reads the records of `input` one at a time and hands what became of each to `emit`,
+/// which may stop the reading. Streaming in every accepted shape: the elements of a
+/// top-level array are deserialised one by one (serde's `SeqAccess`), never the whole
+/// array, so memory holds one record whatever the size of the file. A syntax error ends
+/// the reading there; the records before it, inside an array too, are kept.
+pub fn read_stream<R: BufRead>(
+    mut input: R,
+    emit: &mut dyn FnMut(Parsed) -> ControlFlow<()>,
+) -> std::io::Result<()> {
+    if input.fill_buf()?.starts_with(b"\xEF\xBB\xBF") {
+        input.consume(3);
+    }
+    let mut de = serde_json::Deserializer::from_reader(input);
+    let mut seed = Records {
+        emit,
+        index: 0,
+        stopped: false,
+    };
+    // `end` succeeds at the end of the input (whitespace aside) and otherwise leaves the
+    // next value in place: records one after another (JSON Lines) read like one.
+    while de.end().is_err() {
+        match (&mut seed).deserialize(&mut de) {
+            Ok(()) => {}
+            Err(_) if seed.stopped => return Ok(()),
+            Err(e) if e.is_io() => return Err(e.into()),
             Err(e) => {
-                report.errors.push(RecordError::new(
-                    index,
+                let _ = (seed.emit)(Parsed::Error(RecordError::new(
+                    seed.index,
                     RecordErrorKind::Syntax,
                     format!("JSON error: {e}; the rest of the file was not read"),
-                ));
-                break;
+                )));
+                return Ok(());
             }
-        };
-        let items = match value {
-            Value::Array(items) => items,
-            other => vec![other],
-        };
-        for item in items {
-            match map_record(&item) {
-                Ok(Some(record)) => report.records.push(record),
-                Ok(None) => report.skipped += 1,
-                Err((kind, message)) => {
-                    report.errors.push(RecordError::new(index, kind, message));
-                }
-            }
-            index += 1;
+        }
+        if seed.stopped {
+            return Ok(());
         }
     }
-    report
+    Ok(())
+}
+
+/// The deserialisation of one top-level value (a record, or an array of them) that hands
+/// each record on as soon as it is read.
+struct Records<'e> {
+    emit: &'e mut dyn FnMut(Parsed) -> ControlFlow<()>,
+    /// Position of the next record in the file.
+    index: usize,
+    /// `emit` asked to stop: the error that unwinds the deserialiser is not the file's.
+    stopped: bool,
+}
+
+impl Records<'_> {
+    fn record<E: serde::de::Error>(&mut self, value: &Value) -> Result<(), E> {
+        let item = match map_record(value) {
+            Ok(Some(record)) => Parsed::Record(record),
+            Ok(None) => Parsed::Skipped,
+            Err((kind, message)) => Parsed::Error(RecordError::new(self.index, kind, message)),
+        };
+        self.index += 1;
+        if (self.emit)(item).is_break() {
+            self.stopped = true;
+            return Err(E::custom("stopped"));
+        }
+        Ok(())
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for &mut Records<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for &mut Records<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an NDL record or an array of them")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(value) = seq.next_element::<Value>()? {
+            self.record(&value)?;
+        }
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        let value = Value::deserialize(MapAccessDeserializer::new(map))?;
+        self.record(&value)
+    }
+
+    // A top-level scalar is a record of the wrong shape, reported like one in an array.
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<(), E> {
+        self.record(&Value::Bool(v))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<(), E> {
+        self.record(&Value::from(v))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<(), E> {
+        self.record(&Value::from(v))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<(), E> {
+        self.record(&Value::from(v))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+        self.record(&Value::from(v))
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        self.record(&Value::Null)
+    }
 }
 
 /// `Ok(None)` for a deleted record.
