@@ -299,13 +299,12 @@ impl<'c> Importer<'c> {
     }
 }
 
-/// Indexes the titles an import just stored and commits the index: the one place the
-/// import writes the index.
-async fn index_batch(catalog: &Catalog, title_ids: &[String]) -> anyhow::Result<()> {
-    catalog
-        .refresh_index(title_ids)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e} (the cause is in the log)"))
+/// Indexes what the import stored since the index's watermark and commits the index: the
+/// one place the import writes the index. The titles are read back by change sequence
+/// ([`Catalog::catch_up_index`]), so a title another writer changed meanwhile is indexed
+/// too and the watermark never passes a title the index lacks.
+async fn index_batch(catalog: &Catalog, _title_ids: &[String]) -> anyhow::Result<()> {
+    catalog.catch_up_index().await.map(drop)
 }
 
 /// A reader that counts the bytes read, for the progress of an import.
@@ -402,13 +401,10 @@ pub async fn import_file(
 /// Whether opening the catalog failed because another process writes its index (tantivy's
 /// writer lock): the running all-in-one, whose index a separate import leaves alone.
 pub fn is_index_busy(error: &anyhow::Error) -> bool {
-    use tantivy::directory::error::LockError;
     error.chain().any(|cause| {
         matches!(
             cause.downcast_ref::<crate::index::IndexError>(),
-            Some(crate::index::IndexError::Tantivy(
-                tantivy::TantivyError::LockFailure(LockError::LockBusy, _)
-            ))
+            Some(crate::index::IndexError::Busy { .. })
         )
     })
 }
