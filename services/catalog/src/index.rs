@@ -19,21 +19,21 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use tantivy::collector::sort_key::{SortBySimilarityScore, SortByStaticFastValue};
-use tantivy::collector::{Count, TopDocs};
+use tantivy::collector::Count;
+use tantivy::columnar::StrColumn;
 use tantivy::directory::MmapDirectory;
 use tantivy::directory::error::{LockError, OpenDirectoryError};
 use tantivy::query::{
-    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, Occur, PhraseQuery, Query, TermQuery,
+    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, EnableScoring, Occur, PhraseQuery, Query,
+    Scorer, TermQuery,
 };
 use tantivy::schema::{
-    FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
-    TextOptions, Value,
+    FAST, Field, INDEXED, IndexRecordOption, STRING, Schema, TextFieldIndexing, TextOptions,
 };
 use tantivy::tokenizer::{TextAnalyzer, Token, TokenStream, Tokenizer};
 use tantivy::{
-    DocAddress, Index, IndexReader, IndexSettings, IndexWriter, Order, ReloadPolicy,
-    TantivyDocument, Term,
+    DocId, DocSet, Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, Score, Searcher,
+    SegmentOrdinal, TERMINATED, TantivyDocument, Term,
 };
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -414,7 +414,16 @@ impl SearchIndex {
     /// title, reading, author, publisher or aliases. A `q` that is exactly an ISBN (any
     /// spelling) looks the ISBN up instead. Hits come by relevance, ties newest first; an
     /// empty `q` lists every title that passes the filter, newest first. `limit` is capped at
-    /// [`MAX_LIMIT`].
+    /// [`MAX_LIMIT`]. `total` is exact.
+    ///
+    /// CPU-bound (a few milliseconds on a large catalogue): call it from a blocking thread
+    /// ([`crate::search_pool`]), not from an async worker.
+    ///
+    /// The plan (tantivy's `Weight`) is built once and walked once per segment: that one
+    /// walk ranks and counts. Ranking by score must score every match anyway (no pruning
+    /// applies to an intersection of phrases), so the exact count costs one increment per
+    /// match; when no page is wanted, the count is tantivy's own (`Weight::count`: the
+    /// document frequency of a term, the number of documents for "everything").
     #[tracing::instrument(level = "debug", skip(self, filter))]
     pub fn search(
         &self,
@@ -434,46 +443,84 @@ impl SearchIndex {
 
         let searcher = self.reader.searcher();
         let limit = limit.min(MAX_LIMIT);
+        let scoring = if by_relevance {
+            EnableScoring::enabled_from_searcher(&searcher)
+        } else {
+            EnableScoring::disabled_from_searcher(&searcher)
+        };
+        let weight = query.weight(scoring)?;
         // Past the last document there is nothing to rank; this also keeps offset + limit
-        // from overflowing inside the collector.
+        // from overflowing below.
         if limit == 0 || offset as u64 >= searcher.num_docs() {
-            let total = searcher.search(&query, &Count)?;
+            let mut total = 0u64;
+            for reader in searcher.segment_readers() {
+                total += u64::from(weight.count(reader)?);
+            }
             return Ok(SearchResult {
-                total: total as u64,
+                total,
                 title_ids: Vec::new(),
             });
         }
-        let page = TopDocs::with_limit(limit).and_offset(offset);
-        let newest_first = (
-            SortByStaticFastValue::<i64>::for_field(field::CREATED_AT),
-            Order::Desc,
-        );
-        let (total, addresses): (usize, Vec<DocAddress>) = if by_relevance {
-            let collector = page.order_by(((SortBySimilarityScore, Order::Desc), newest_first));
-            let (total, hits) = searcher.search(&query, &(Count, collector))?;
-            (
-                total,
-                hits.into_iter().map(|(_, address)| address).collect(),
-            )
-        } else {
-            let collector = page.order_by(newest_first);
-            let (total, hits) = searcher.search(&query, &(Count, collector))?;
-            (
-                total,
-                hits.into_iter().map(|(_, address)| address).collect(),
-            )
-        };
-        let mut title_ids = Vec::with_capacity(addresses.len());
-        for address in addresses {
-            let doc: TantivyDocument = searcher.doc(address)?;
-            if let Some(id) = doc.get_first(self.fields.title_id).and_then(|v| v.as_str()) {
-                title_ids.push(id.to_owned());
+
+        let mut top = TopHits::new(offset + limit);
+        let mut total = 0u64;
+        for (segment, reader) in searcher.segment_readers().iter().enumerate() {
+            let segment = segment as u32;
+            let created_at = reader.fast_fields().i64(field::CREATED_AT)?;
+            let alive = reader.alive_bitset();
+            let mut scorer = weight.scorer(reader, 1.0)?;
+            let mut doc = scorer.doc();
+            while doc != TERMINATED {
+                if alive.is_none_or(|bits| bits.is_alive(doc)) {
+                    total += 1;
+                    let score = if by_relevance { scorer.score() } else { 0.0 };
+                    // Most matches fall below the page on their score alone: read their
+                    // creation time only when it can decide.
+                    if top.may_enter(score) {
+                        top.push(Hit {
+                            score,
+                            created_micros: created_at.first(doc).unwrap_or(i64::MIN),
+                            segment,
+                            doc,
+                        });
+                    }
+                }
+                doc = scorer.advance();
             }
         }
-        Ok(SearchResult {
-            total: total as u64,
-            title_ids,
-        })
+        let hits = top.into_sorted();
+        let title_ids = self.title_ids(&searcher, hits.get(offset..).unwrap_or_default())?;
+        Ok(SearchResult { total, title_ids })
+    }
+
+    /// The ids of hits, in their order, read from the `title_id` column (a fast field):
+    /// no stored document is decompressed.
+    fn title_ids(&self, searcher: &Searcher, hits: &[Hit]) -> Result<Vec<String>, IndexError> {
+        let mut columns: Vec<Option<StrColumn>> = Vec::new();
+        columns.resize_with(searcher.segment_readers().len(), || None);
+        let mut title_ids = Vec::with_capacity(hits.len());
+        let mut id = String::new();
+        for hit in hits {
+            let slot = &mut columns[hit.segment as usize];
+            if slot.is_none() {
+                let reader = searcher.segment_reader(hit.segment);
+                *slot = reader.fast_fields().str(field::TITLE_ID)?;
+            }
+            let Some(column) = slot.as_ref() else {
+                continue;
+            };
+            let Some(ord) = column.term_ords(hit.doc).next() else {
+                continue;
+            };
+            id.clear();
+            if column
+                .ord_to_str(ord, &mut id)
+                .map_err(tantivy::TantivyError::from)?
+            {
+                title_ids.push(id.clone());
+            }
+        }
+        Ok(title_ids)
     }
 
     /// Adds the clauses for the query text; returns whether hits are ranked by relevance.
@@ -499,24 +546,24 @@ impl SearchIndex {
     /// One query term: its bigrams in a row (or the character itself) in any text field.
     fn text_term_query(&self, term: &str) -> Box<dyn Query> {
         let grams = if term.chars().count() == 1 {
-            vec![term.to_owned()]
+            vec![(0, term.to_owned())]
         } else {
-            bigrams(term)
+            covering_bigrams(term)
         };
         let per_field = self
             .fields
             .text_with_boost()
             .map(|(field, boost)| {
-                let mut terms: Vec<Term> = grams
+                let mut terms: Vec<(usize, Term)> = grams
                     .iter()
-                    .map(|gram| Term::from_field_text(field, gram))
+                    .map(|(position, gram)| (*position, Term::from_field_text(field, gram)))
                     .collect();
                 let query: Box<dyn Query> = match terms.len() {
                     1 => Box::new(TermQuery::new(
-                        terms.remove(0),
+                        terms.remove(0).1,
                         IndexRecordOption::WithFreqs,
                     )),
-                    _ => Box::new(PhraseQuery::new(terms)),
+                    _ => Box::new(PhraseQuery::new_with_offset(terms)),
                 };
                 (
                     Occur::Should,
@@ -620,7 +667,8 @@ fn commit_with_payload(writer: &mut IndexWriter, watermark: u64) -> Result<(), I
 }
 
 /// The schema. Text fields hold normalised text tokenised by [`CharGramTokenizer`]; the
-/// others are exact STRING terms, except `created_at` (a fast i64 for sorting).
+/// others are exact STRING terms, except `created_at` (a fast i64 for sorting). `title_id`
+/// is also a fast field (a column), from which the hits' ids are read.
 fn schema() -> Schema {
     let cjk = TextOptions::default().set_indexing_options(
         TextFieldIndexing::default()
@@ -628,7 +676,9 @@ fn schema() -> Schema {
             .set_index_option(IndexRecordOption::WithFreqsAndPositions),
     );
     let mut builder = Schema::builder();
-    builder.add_text_field(field::TITLE_ID, STRING | STORED);
+    // FAST: a page's ids are read from the column, not from stored documents (which would
+    // decompress a block of the document store per hit). Nothing else is stored.
+    builder.add_text_field(field::TITLE_ID, STRING | FAST);
     for name in [
         field::TITLE,
         field::TITLE_READING,
@@ -699,10 +749,98 @@ impl Fields {
     }
 }
 
-/// The overlapping two-character grams of a whitespace-free query term.
-fn bigrams(term: &str) -> Vec<String> {
+/// Enough two-character grams of a whitespace-free query term (two characters or more)
+/// to cover each of its characters, with their positions in the term: the grams at 0, 2,
+/// 4, … and, for an odd length, the last one. A document has these grams at these relative
+/// positions exactly when it has the term (each position fixes its two characters), so the
+/// phrase matches what all the overlapping grams would match, with about half the posting
+/// lists to intersect: `history` is `hi st or ry`, not `hi is st to or ry`.
+fn covering_bigrams(term: &str) -> Vec<(usize, String)> {
     let chars: Vec<char> = term.chars().collect();
-    chars.windows(2).map(|pair| pair.iter().collect()).collect()
+    let last = chars.len().saturating_sub(2);
+    let mut starts: Vec<usize> = (0..=last).step_by(2).collect();
+    if starts.last() != Some(&last) {
+        starts.push(last);
+    }
+    starts
+        .into_iter()
+        .map(|start| (start, chars[start..start + 2].iter().collect()))
+        .collect()
+}
+
+/// One hit while a search ranks: its sort key and where it is.
+#[derive(Debug, Clone, Copy)]
+struct Hit {
+    /// 0 when listing without a query.
+    score: Score,
+    created_micros: i64,
+    segment: SegmentOrdinal,
+    doc: DocId,
+}
+
+impl Hit {
+    /// The page's order: score, then newest first, then index order (so that the same
+    /// search gives the same page every time).
+    fn rank(&self, other: &Hit) -> std::cmp::Ordering {
+        other
+            .score
+            .total_cmp(&self.score)
+            .then(other.created_micros.cmp(&self.created_micros))
+            .then(self.segment.cmp(&other.segment))
+            .then(self.doc.cmp(&other.doc))
+    }
+}
+
+/// The best `k` hits seen so far. Hits are appended to a buffer of `2k`; when it is full
+/// it is cut to the best `k` (a selection, not a sort), and the `k`-th becomes the bar a
+/// later hit must beat. Amortised O(1) per hit, whatever the number of matches.
+struct TopHits {
+    k: usize,
+    hits: Vec<Hit>,
+    bar: Option<Hit>,
+}
+
+impl TopHits {
+    fn new(k: usize) -> Self {
+        TopHits {
+            k,
+            hits: Vec::with_capacity(k.saturating_mul(2).min(4 * MAX_LIMIT)),
+            bar: None,
+        }
+    }
+
+    /// Whether a hit of this score could still enter the page (ties decide on more).
+    fn may_enter(&self, score: Score) -> bool {
+        self.bar.is_none_or(|bar| score >= bar.score)
+    }
+
+    fn push(&mut self, hit: Hit) {
+        if self
+            .bar
+            .is_some_and(|bar| hit.rank(&bar) != std::cmp::Ordering::Less)
+        {
+            return;
+        }
+        self.hits.push(hit);
+        if self.hits.len() >= self.k.saturating_mul(2).max(self.k + 1) {
+            self.cut();
+        }
+    }
+
+    fn cut(&mut self) {
+        if self.hits.len() > self.k && self.k > 0 {
+            self.hits.select_nth_unstable_by(self.k - 1, Hit::rank);
+            self.hits.truncate(self.k);
+            self.bar = self.hits.last().copied();
+        }
+    }
+
+    /// The best `k`, best first.
+    fn into_sorted(mut self) -> Vec<Hit> {
+        self.cut();
+        self.hits.sort_unstable_by(Hit::rank);
+        self.hits
+    }
 }
 
 /// Emits, at the position of each non-space character, that character and the bigram it
@@ -1122,6 +1260,81 @@ mod tests {
         assert_eq!(ids(&index, "978-4-00-310111-7"), vec!["other"]);
         // Not exactly an ISBN: searched as text.
         assert_eq!(ids(&index, "9784101010137 について"), vec!["other"]);
+    }
+
+    #[test]
+    fn covering_bigrams_cover_every_character_once_or_twice() {
+        let g = |term: &str| -> Vec<(usize, String)> { covering_bigrams(term) };
+        let t = |p, s: &str| (p, s.to_owned());
+        assert_eq!(g("ab"), vec![t(0, "ab")]);
+        assert_eq!(g("abc"), vec![t(0, "ab"), t(1, "bc")]);
+        assert_eq!(g("abcd"), vec![t(0, "ab"), t(2, "cd")]);
+        assert_eq!(
+            g("history"),
+            vec![t(0, "hi"), t(2, "st"), t(4, "or"), t(5, "ry")]
+        );
+        assert_eq!(g("猫である"), vec![t(0, "猫で"), t(2, "ある")]);
+    }
+
+    #[test]
+    fn a_long_term_matches_only_where_it_occurs_whole() {
+        // Each of these has the covering grams of "history" somewhere, but not at the
+        // relative positions of the term.
+        let index = index_with(&[
+            doc("yes", "a history of japan", "2024-01-01T00:00:00Z"),
+            doc("prehistory", "prehistory", "2024-01-02T00:00:00Z"),
+            doc("split", "hi story", "2024-01-03T00:00:00Z"),
+            doc("shuffled", "ryorsthi", "2024-01-04T00:00:00Z"),
+            doc("gapped", "hixstxorry", "2024-01-05T00:00:00Z"),
+        ]);
+        assert_eq!(sorted(ids(&index, "history")), vec!["prehistory", "yes"]);
+        assert_eq!(ids(&index, "history japan"), vec!["yes"]);
+    }
+
+    #[test]
+    fn ranking_paging_and_totals_hold_across_segments_and_replacements() {
+        // Each upsert commits a segment of its own; replacements leave deleted documents
+        // behind in older segments, which must not count.
+        let index = SearchIndex::in_memory().unwrap();
+        for batch in 0..3 {
+            let docs: Vec<IndexDoc> = (0..10)
+                .map(|i| {
+                    let n = batch * 10 + i;
+                    doc(
+                        &format!("t{n:02}"),
+                        "海の本",
+                        &format!("2024-01-{:02}T00:00:00Z", n + 1),
+                    )
+                })
+                .collect();
+            index.upsert_many(&docs).unwrap();
+        }
+        index
+            .upsert(&doc("t05", "山の本", "2024-01-06T00:00:00Z"))
+            .unwrap();
+        let all = |q: &str| {
+            let mut ids = Vec::new();
+            for page in 0..4 {
+                let r = index
+                    .search(q, &SearchFilter::default(), page * 8, 8)
+                    .unwrap();
+                assert_eq!(r.total, if q == "海" { 29 } else { 30 }, "query {q:?}");
+                ids.extend(r.title_ids);
+            }
+            ids
+        };
+        let newest_first: Vec<String> = (0..30).rev().map(|n| format!("t{n:02}")).collect();
+        assert_eq!(all(""), newest_first);
+        let sea: Vec<String> = newest_first
+            .iter()
+            .filter(|id| *id != "t05")
+            .cloned()
+            .collect();
+        // Equal scores: newest first, across the segments.
+        assert_eq!(all("海"), sea);
+        assert_eq!(ids(&index, "山"), vec!["t05"]);
+        let count_only = index.search("海", &SearchFilter::default(), 0, 0).unwrap();
+        assert_eq!((count_only.total, count_only.title_ids.len()), (29, 0));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! truth; the search index follows it by the catalogue change sequence each of these
 //! writes takes (`catch_up.rs`).
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -444,6 +445,10 @@ impl Catalog {
     }
 
     /// Searches (or, with an empty query, lists newest first) with filters and paging.
+    ///
+    /// The index is searched on the search pool (a blocking thread, one per core at most,
+    /// [`crate::search_pool`]); the page's titles are then read in one query and their
+    /// items in one more.
     pub async fn search(
         &self,
         q: &str,
@@ -454,28 +459,41 @@ impl Catalog {
         let page = page.max(1);
         let per_page = per_page.clamp(1, MAX_PER_PAGE);
         let offset = ((page - 1) as usize).saturating_mul(per_page as usize);
-        let result = self
-            .search_index()
-            .search(q, filter, offset, per_page as usize)
-            .map_err(|e| internal("searching", e))?;
+        let index = self.search_index();
+        let (q, filter) = (q.to_owned(), filter.clone());
+        let result =
+            crate::search_pool::run(move || index.search(&q, &filter, offset, per_page as usize))
+                .await
+                .map_err(|e| internal("searching", e))?
+                .map_err(|e| internal("searching", e))?;
         let titles = store::get_titles(&self.db.pool, &result.title_ids)
             .await
             .map_err(|e| internal("reading titles", e))?;
         let items = store::items_of(&self.db.pool, &result.title_ids)
             .await
             .map_err(|e| internal("reading items", e))?;
-        // Keep the index's order (relevance, or newest first).
+        // Keep the index's order (relevance, or newest first). A title gone from the
+        // database since it was indexed is left out.
+        let by_id: HashMap<&str, &Title> =
+            titles.iter().map(|t| (t.title_id.as_str(), t)).collect();
+        let mut items_of: HashMap<&str, Vec<Item>> = HashMap::with_capacity(by_id.len());
+        for item in items {
+            if let Some(title) = by_id.get(item.title_id.as_str()) {
+                items_of
+                    .entry(title.title_id.as_str())
+                    .or_default()
+                    .push(item);
+            }
+        }
         let hits = result
             .title_ids
             .iter()
-            .filter_map(|id| titles.iter().find(|t| &t.title_id == id))
+            .filter_map(|id| by_id.get(id.as_str()))
             .map(|t| {
-                let mine: Vec<Item> = items
-                    .iter()
-                    .filter(|i| i.title_id == t.title_id)
-                    .cloned()
-                    .collect();
-                model::summary(t, &mine)
+                let mine = items_of
+                    .get(t.title_id.as_str())
+                    .map_or(&[][..], Vec::as_slice);
+                model::summary(t, mine)
             })
             .collect();
         Ok(pb::SearchTitlesResponse {
