@@ -70,6 +70,8 @@ pub struct Catalog {
     index: Arc<SearchIndex>,
     clock: SharedClock,
     relay_wake: Arc<Notify>,
+    /// Titles changed by item status events, waiting to be re-indexed (`consumer.rs`).
+    index_queue: Arc<crate::consumer::IndexQueue>,
 }
 
 fn internal(context: &str, err: impl std::fmt::Display) -> ServiceError {
@@ -122,6 +124,7 @@ impl Catalog {
             index: Arc::new(index),
             clock,
             relay_wake: Arc::new(Notify::new()),
+            index_queue: Arc::default(),
         })
     }
 
@@ -148,6 +151,10 @@ impl Catalog {
     }
 
     /// Notified after every commit that wrote to the outbox.
+    pub(crate) fn index_queue(&self) -> &crate::consumer::IndexQueue {
+        &self.index_queue
+    }
+
     pub fn relay_wake(&self) -> Arc<Notify> {
         self.relay_wake.clone()
     }
