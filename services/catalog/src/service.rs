@@ -76,6 +76,8 @@ pub struct Catalog {
     index: Arc<IndexSlot>,
     clock: SharedClock,
     relay_wake: Arc<Notify>,
+    /// Titles changed by item status events, waiting to be re-indexed (`consumer.rs`).
+    index_queue: Arc<crate::consumer::IndexQueue>,
 }
 
 fn internal(context: &str, err: impl std::fmt::Display) -> ServiceError {
@@ -141,6 +143,7 @@ impl Catalog {
             index: Arc::new(slot),
             clock,
             relay_wake: Arc::new(Notify::new()),
+            index_queue: Arc::default(),
         };
         if let Some(why) = rebuild {
             catalog.spawn_rebuild(why);
@@ -157,6 +160,10 @@ impl Catalog {
     }
 
     /// Notified after every commit that wrote to the outbox.
+    pub(crate) fn index_queue(&self) -> &crate::consumer::IndexQueue {
+        &self.index_queue
+    }
+
     pub fn relay_wake(&self) -> Arc<Notify> {
         self.relay_wake.clone()
     }

@@ -285,14 +285,32 @@ fn item_status(
     status: kitsuki_proto::catalog::ItemStatus,
     holds: u32,
 ) -> kitsuki_platform::bus::Event {
+    // Events from before versions existed (0, 0).
+    versioned_status(id, barcode, status, (0, holds, 0))
+}
+
+/// An item status event at `(item_version, holds_waiting, holds_version)`.
+fn versioned_status(
+    id: &str,
+    barcode: &str,
+    status: kitsuki_proto::catalog::ItemStatus,
+    (item_version, holds, holds_version): (u64, u32, u64),
+) -> kitsuki_platform::bus::Event {
     use prost::Message;
+    let on_loan = status == kitsuki_proto::catalog::ItemStatus::OnLoan;
     let msg = kitsuki_proto::events::ItemStatusChanged {
         meta: None,
         barcode: barcode.into(),
         title_id: String::new(),
         status: status as i32,
-        due_date: "2026-12-12".into(),
+        due_date: if on_loan || item_version == 0 {
+            "2026-12-12".into()
+        } else {
+            String::new()
+        },
         holds_waiting: holds,
+        item_version,
+        holds_version,
     };
     kitsuki_platform::bus::Event {
         id: id.into(),
@@ -377,6 +395,7 @@ async fn item_status_events_update_availability_once(backend: &str) {
         .unwrap();
     let detail = c.get_title(&id).await.unwrap();
     assert_eq!(detail.items[0].status, ItemStatus::Available as i32);
+    c.index_settled().await;
     assert_eq!(
         c.search("草枕", &available_at_yamaga, 1, 20)
             .await
@@ -388,6 +407,165 @@ async fn item_status_events_update_availability_once(backend: &str) {
     c.record_item_status(&item_status("ev-3", "NOPE", ItemStatus::OnLoan, 0))
         .await
         .unwrap();
+}
+
+/// The catalogue's copy of a title and its items as stored: (barcode, status, due date)
+/// and the holds waiting.
+async fn stored_state(c: &Catalog, title_id: &str) -> (Vec<(String, String, Option<String>)>, i64) {
+    use sqlx::Row;
+    let items = sqlx::query(
+        "SELECT barcode, status, due_date FROM items WHERE title_id = $1 ORDER BY barcode",
+    )
+    .bind(title_id)
+    .fetch_all(&c.db().pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get("barcode"), r.get("status"), r.get("due_date")))
+    .collect();
+    let holds: i64 = sqlx::query_scalar("SELECT holds_waiting FROM titles WHERE title_id = $1")
+        .bind(title_id)
+        .fetch_one(&c.db().pool)
+        .await
+        .unwrap();
+    (items, holds)
+}
+
+async fn title_changed_events(c: &Catalog) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE subject = 'catalog.title.changed'")
+        .fetch_one(&c.db().pool)
+        .await
+        .unwrap()
+}
+
+async fn item_status_versions_keep_the_newest(backend: &str) {
+    use kitsuki_proto::catalog::ItemStatus;
+    let (c, _) = open(backend).await;
+    let (id, _) = c
+        .create_title(book("三四郎", "夏目漱石"), true)
+        .await
+        .unwrap();
+    for barcode in ["YM-1", "YM-2"] {
+        c.create_item(
+            &id,
+            &Barcode::parse(barcode).unwrap(),
+            Branch::Yamaga,
+            "",
+            true,
+        )
+        .await
+        .unwrap();
+    }
+    let on_loan = || {
+        (
+            "YM-1".to_string(),
+            "on_loan".to_string(),
+            Some("2026-12-12".to_string()),
+        )
+    };
+    let shelved = |b: &str| (b.to_string(), "available".to_string(), None::<String>);
+
+    // Newer first: checked out (item 2, holds 1 at 7), then the transit before it (item 1,
+    // no holds at 6) arrives late and changes nothing.
+    c.record_item_status(&versioned_status(
+        "e1",
+        "YM-1",
+        ItemStatus::OnLoan,
+        (2, 1, 7),
+    ))
+    .await
+    .unwrap();
+    let events = title_changed_events(&c).await;
+    c.record_item_status(&versioned_status(
+        "e2",
+        "YM-1",
+        ItemStatus::InTransit,
+        (1, 0, 6),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        stored_state(&c, &id).await,
+        (vec![on_loan(), shelved("YM-2")], 1)
+    );
+    assert_eq!(
+        title_changed_events(&c).await,
+        events,
+        "an ignored event tells no replica to re-index"
+    );
+
+    // An equal version is ignored too (the same state under another event id).
+    c.record_item_status(&versioned_status(
+        "e3",
+        "YM-1",
+        ItemStatus::Available,
+        (2, 0, 7),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        stored_state(&c, &id).await,
+        (vec![on_loan(), shelved("YM-2")], 1)
+    );
+
+    // The parts are versioned apart: a newer item state with an older holds count changes
+    // the item and keeps the count.
+    c.record_item_status(&versioned_status(
+        "e4",
+        "YM-1",
+        ItemStatus::Available,
+        (3, 0, 5),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        stored_state(&c, &id).await,
+        (vec![shelved("YM-1"), shelved("YM-2")], 1)
+    );
+    // Holds waiting are per title: the event of another copy with a newer holds version
+    // carries the count, and its older item state (none applied yet for YM-2 is older than
+    // 1) applies.
+    c.record_item_status(&versioned_status(
+        "e5",
+        "YM-2",
+        ItemStatus::OnLoan,
+        (1, 0, 8),
+    ))
+    .await
+    .unwrap();
+    let lent_2 = (
+        "YM-2".to_string(),
+        "on_loan".to_string(),
+        Some("2026-12-12".to_string()),
+    );
+    assert_eq!(
+        stored_state(&c, &id).await,
+        (vec![shelved("YM-1"), lent_2.clone()], 0)
+    );
+
+    // An event from before versions (0) no longer applies once a versioned one did.
+    c.record_item_status(&item_status("e6", "YM-1", ItemStatus::InTransit, 4))
+        .await
+        .unwrap();
+    assert_eq!(
+        stored_state(&c, &id).await,
+        (vec![shelved("YM-1"), lent_2], 0)
+    );
+
+    // Search follows what was applied.
+    c.index_settled().await;
+    let available_at_yamaga = SearchFilter {
+        branch: Some("yamaga".into()),
+        available_only: true,
+        ..all()
+    };
+    assert_eq!(
+        c.search("三四郎", &available_at_yamaga, 1, 20)
+            .await
+            .unwrap()
+            .total,
+        1
+    );
 }
 
 macro_rules! both_backends {
@@ -407,6 +585,7 @@ both_backends!(
     events_are_written_with_the_change,
     source_ids_make_reimport_idempotent_and_index_rebuilds,
     item_status_events_update_availability_once,
+    item_status_versions_keep_the_newest,
     a_batch_of_titles_is_one_transaction_with_each_outcome,
     titles_another_writer_stored_are_indexed_in_one_go,
 );

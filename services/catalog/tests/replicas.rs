@@ -165,6 +165,11 @@ async fn publish_status(
                 String::new()
             },
             holds_waiting: 0,
+            // Versioned as circulation does: a higher version than any before (the
+            // instant in microseconds is one here).
+            item_version: u64::try_from(SystemClock.now().unix_timestamp_nanos() / 1000)
+                .unwrap_or(u64::MAX),
+            holds_version: 0,
         },
     );
     bus.publish(&event).await.expect("publish");

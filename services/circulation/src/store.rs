@@ -355,6 +355,46 @@ pub async fn update_item(
     Ok(())
 }
 
+/// The next version of an item's state, with that state as it is now (ARCHITECTURE.md
+/// "Versions of a copy's events"). One statement: the increment takes the row's lock
+/// (PostgreSQL waits for any other writer of the row to commit and then reads its row), so
+/// the state returned is the one this version stands for, and versions follow commit order.
+pub async fn next_item_version(
+    conn: &mut AnyConnection,
+    barcode: &Barcode,
+) -> Result<Option<(ItemRow, u64)>, sqlx::Error> {
+    let sql = format!(
+        "UPDATE items SET version = version + 1 WHERE barcode = $1 RETURNING {ITEM_COLUMNS}, version"
+    );
+    let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(barcode.as_str())
+        .fetch_optional(conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let version: i64 = row.try_get("version")?;
+    let version = u64::try_from(version).map_err(|_| corrupt("version"))?;
+    Ok(Some((item_from_row(&row)?, version)))
+}
+
+/// The next version of a title's holds count: the title guard's own counter, incremented
+/// again under its lock (every change of the title's holds or items bumps it first, so the
+/// count read after this in the same transaction is the one this version stands for).
+pub async fn next_holds_version(
+    conn: &mut AnyConnection,
+    title: &TitleId,
+) -> Result<Option<u64>, sqlx::Error> {
+    let v: Option<i64> = sqlx::query_scalar(
+        "UPDATE titles SET version = version + 1 WHERE title_id = $1 RETURNING version",
+    )
+    .bind(title.as_str())
+    .fetch_optional(conn)
+    .await?;
+    v.map(|v| u64::try_from(v).map_err(|_| corrupt("version")))
+        .transpose()
+}
+
 /// Items in transit addressed to `branch` (incoming) or sent from it (outgoing), oldest first.
 pub async fn transits(
     conn: &mut AnyConnection,

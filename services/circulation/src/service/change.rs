@@ -4,7 +4,10 @@
 //!
 //! Events: a hold event for each transition that calls for one (see `events.proto`), and at
 //! commit an `ItemStatusChanged` for every item whose status or due date changed and for
-//! every item of a title whose number of active holds changed.
+//! every item of a title whose number of active holds changed. Each carries the item's next
+//! version and its title's holds version, both incremented here under the rows' locks, so
+//! that a consumer can tell the newer of two events however they arrive (ARCHITECTURE.md
+//! "Versions of a copy's events").
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -298,20 +301,30 @@ impl Circulation {
                 ch.items.entry(item.barcode.clone()).or_insert(item);
             }
         }
-        let items: Vec<ItemRow> = ch.items.values().cloned().collect();
-        let mut waiting: BTreeMap<TitleId, u32> = BTreeMap::new();
-        for item in &items {
-            let n = match waiting.get(&item.title) {
-                Some(n) => *n,
+        let barcodes: Vec<(Barcode, TitleId)> = ch
+            .items
+            .values()
+            .map(|i| (i.barcode.clone(), i.title.clone()))
+            .collect();
+        // Per title: its holds version, then the count it stands for (read after the
+        // version's increment, under the title's lock).
+        let mut waiting: BTreeMap<TitleId, (u32, u64)> = BTreeMap::new();
+        for (barcode, title) in &barcodes {
+            let holds = match waiting.get(title) {
+                Some(h) => *h,
                 None => {
-                    let n = store::holds_waiting(ch.conn(), &item.title)
+                    let version = store::next_holds_version(ch.conn(), title)
+                        .await
+                        .map_err(|e| internal("versioning holds", e))?
+                        .ok_or_else(|| internal("versioning holds", "the title vanished"))?;
+                    let n = store::holds_waiting(ch.conn(), title)
                         .await
                         .map_err(|e| internal("counting holds", e))?;
-                    waiting.insert(item.title.clone(), n);
-                    n
+                    waiting.insert(title.clone(), (n, version));
+                    (n, version)
                 }
             };
-            ch.item_event(item, n).await?;
+            ch.item_event(barcode, holds).await?;
         }
         let staff = std::mem::take(&mut ch.staff);
         for (actor, action, subject) in staff {
@@ -423,8 +436,18 @@ impl Change {
         Ok(id)
     }
 
-    /// Writes `ItemStatusChanged` of an item to the outbox.
-    async fn item_event(&mut self, item: &ItemRow, holds_waiting: u32) -> Result<(), ServiceError> {
+    /// Writes `ItemStatusChanged` of an item to the outbox, with the item's next version
+    /// and the state that version stands for (read by the same statement), and the title's
+    /// `(holds_waiting, holds_version)`.
+    async fn item_event(
+        &mut self,
+        barcode: &Barcode,
+        (holds_waiting, holds_version): (u32, u64),
+    ) -> Result<(), ServiceError> {
+        let (item, item_version) = store::next_item_version(self.conn(), barcode)
+            .await
+            .map_err(|e| internal("versioning an item", e))?
+            .ok_or_else(|| internal("versioning an item", "the item vanished"))?;
         let id = events::new_event_id();
         let msg = ev::ItemStatusChanged {
             meta: Some(ev::EventMeta {
@@ -436,6 +459,8 @@ impl Change {
             status: item.status.to_proto() as i32,
             due_date: item.due_date.map(format_date).unwrap_or_default(),
             holds_waiting,
+            item_version,
+            holds_version,
         };
         let subject = format!("circulation.{}.item.status", self.branch.code());
         self.enqueue(events::build(subject, id, &self.at.clone(), &msg))
