@@ -131,7 +131,7 @@ async fn prepare(file: &str, data: &str, titles: usize) {
                 created_at: format_instant(base + time::Duration::seconds(n)),
                 holds_waiting: 0,
             };
-            if store::insert_title(&mut *tx, &title).await.unwrap() {
+            if store::insert_title(&mut tx, &title).await.unwrap() {
                 inserted += 1;
             }
         }
