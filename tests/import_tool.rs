@@ -222,15 +222,16 @@ async fn with_nats_url_the_events_go_out_under_the_bus_prefix() {
     );
 
     let mut sub = bus
-        .subscribe(&ConsumerSpec::new("import-test", "catalog.title.created"))
+        .subscribe(&ConsumerSpec::new("import-test", "catalog.titles.imported"))
         .await
         .unwrap();
     let delivery = tokio::time::timeout(Duration::from_secs(20), sub.next())
         .await
-        .expect("the title's event under the test prefix")
+        .expect("the batch's event under the test prefix")
         .expect("a delivery")
         .unwrap();
-    assert_eq!(delivery.event.subject, "catalog.title.created");
+    // One event for the import's batch, not one per title.
+    assert_eq!(delivery.event.subject, "catalog.titles.imported");
     delivery.ack().await.unwrap();
     drop(sub);
     let _ = bus.delete_stream().await;

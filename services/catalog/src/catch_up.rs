@@ -317,7 +317,12 @@ async fn catch_up_into(
         tokio::task::spawn_blocking(move || i.commit_up_to(mark)).await??;
     }
     if n > 0 {
-        tracing::debug!(titles = n, from = start, to = mark, "search index caught up");
+        tracing::debug!(
+            titles = n,
+            from = start,
+            to = mark,
+            "search index caught up"
+        );
     }
     Ok(n)
 }

@@ -1365,7 +1365,9 @@ mod tests {
             index.commit_up_to(7).unwrap();
             assert!(index.contains("a"));
             // A plain upsert keeps the watermark (tantivy does not carry a payload over).
-            index.upsert(&doc("b", "山", "2024-01-01T00:00:00Z")).unwrap();
+            index
+                .upsert(&doc("b", "山", "2024-01-01T00:00:00Z"))
+                .unwrap();
             assert_eq!(index.watermark(), Some(7));
         }
         let reopened = SearchIndex::open_or_create(&dir).unwrap();

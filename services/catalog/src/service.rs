@@ -520,7 +520,10 @@ impl Catalog {
 
 /// The `catalog.titles.imported` event of a batch: its first and last change sequence
 /// numbers and how many titles it created.
-fn imported_event((first, last, count): (i64, i64, u32), now: &str) -> kitsuki_platform::bus::Event {
+fn imported_event(
+    (first, last, count): (i64, i64, u32),
+    now: &str,
+) -> kitsuki_platform::bus::Event {
     let event_id = events::new_event_id();
     events::build(
         TITLES_IMPORTED,

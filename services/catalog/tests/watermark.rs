@@ -78,7 +78,11 @@ async fn the_watermark_survives_a_reopen_and_a_current_reopen_indexes_nothing(ba
     drop(c);
 
     let c = open(&db, &dir).await;
-    assert_eq!(c.index_watermark(), Some(seq), "read from the commit payload");
+    assert_eq!(
+        c.index_watermark(),
+        Some(seq),
+        "read from the commit payload"
+    );
     assert_eq!(c.catch_up_index().await.unwrap(), 0, "nothing new");
     assert_eq!(total(&c, "猫").await, 1);
     assert_eq!(total(&c, "草枕").await, 1);
@@ -103,7 +107,13 @@ async fn titles_written_while_the_index_was_closed_are_caught_up_at_open(backend
     let news = (0..7).map(|i| book(&format!("門 第{i}巻"))).collect();
     other.create_titles(news).await.unwrap();
     other
-        .create_item(&id, &Barcode::parse("W-2").unwrap(), Branch::Yamaga, "", false)
+        .create_item(
+            &id,
+            &Barcode::parse("W-2").unwrap(),
+            Branch::Yamaga,
+            "",
+            false,
+        )
         .await
         .unwrap();
 
@@ -160,12 +170,18 @@ async fn concurrent_writers_on_postgres_never_leave_a_title_behind_the_watermark
             let mut ids = Vec::new();
             for i in 0..EACH {
                 let (id, _) = if i % 5 == 0 {
-                    let news = vec![book(&format!("並行 {w} {i} a")), book(&format!("並行 {w} {i} b"))];
+                    let news = vec![
+                        book(&format!("並行 {w} {i} a")),
+                        book(&format!("並行 {w} {i} b")),
+                    ];
                     let out = writer.create_titles(news).await.unwrap();
                     ids.push(out[1].as_ref().unwrap().0.clone());
                     out[0].clone().unwrap()
                 } else {
-                    writer.create_title(book(&format!("並行 {w} {i}")), false).await.unwrap()
+                    writer
+                        .create_title(book(&format!("並行 {w} {i}")), false)
+                        .await
+                        .unwrap()
                 };
                 if i % 3 == 0 {
                     let barcode = Barcode::parse(&format!("C-{w}-{i}")).unwrap();
@@ -276,7 +292,10 @@ async fn an_older_format_is_rebuilt_in_the_background_while_it_serves(backend: &
     assert_eq!(total(&c, "後の本").await, 1);
     drop(c);
     let c = open(&db, &dir).await;
-    assert!(c.index_gate().reason().is_none(), "the rebuilt index is current");
+    assert!(
+        c.index_gate().reason().is_none(),
+        "the rebuilt index is current"
+    );
     assert_eq!(total(&c, "後の本").await, 1);
     assert_eq!(c.catch_up_index().await.unwrap(), 0);
 }
