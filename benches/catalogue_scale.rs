@@ -216,7 +216,10 @@ fn ascii_number(b: &[u8]) -> Option<usize> {
 
 /// Leader and fields (tag, data with its terminator) through the directory; None for a
 /// record whose directory does not add up.
-fn fields(rec: &[u8]) -> Option<(&[u8], Vec<([u8; 3], &[u8])>)> {
+/// A record's leader and its fields (tag, data).
+type Fields<'a> = (&'a [u8], Vec<([u8; 3], &'a [u8])>);
+
+fn fields(rec: &[u8]) -> Option<Fields<'_>> {
     let leader = rec.get(..24)?;
     let base = ascii_number(&leader[12..17])?;
     let dir = rec.get(24..base.checked_sub(1)?)?;

@@ -131,8 +131,8 @@ async fn prepare(file: &str, data: &str, titles: usize) {
                 created_at: format_instant(base + time::Duration::seconds(n)),
                 holds_waiting: 0,
             };
-            let seq = store::take_change_seqs(&mut *tx, 1).await.unwrap();
-            if store::insert_title(&mut *tx, &title, seq).await.unwrap() {
+            let seq = store::take_change_seqs(&mut tx, 1).await.unwrap();
+            if store::insert_title(&mut tx, &title, seq).await.unwrap() {
                 inserted += 1;
             }
         }

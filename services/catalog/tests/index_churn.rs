@@ -109,7 +109,7 @@ fn churn(label: &str, titles: usize, changes: usize, per_commit: usize) {
         state = state
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        batch.push(doc((state >> 33) as usize % titles, i % 2 == 0));
+        batch.push(doc((state >> 33) % titles, i % 2 == 0));
         if batch.len() == per_commit {
             index.upsert_many(&batch).unwrap();
             batch.clear();
