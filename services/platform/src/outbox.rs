@@ -13,7 +13,9 @@
 //! marked all the same and the rest go out in the next round; of those, any the bus had
 //! stored (a lost ack, or a later event of the NATS batch that got through) is found as a
 //! duplicate. Each event keeps its own `outbox.publish` span, in the trace of the request
-//! that wrote it.
+//! that wrote it. At 250,000 rows this took the relay from 116 s to 15 s to the journaled
+//! bus and from 175 s to 8 s to NATS (outbox on SQLite, `examples/relay_scale.rs`, figures
+//! in ARCHITECTURE.md "Events at catalogue scale").
 //!
 //! Order is the order of the `seq` column. On PostgreSQL a sequence number is drawn at
 //! insert, not at commit, so two concurrent transactions may commit out of `seq` order; the
