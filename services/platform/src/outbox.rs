@@ -5,7 +5,7 @@
 //! the same event ids again on restart, which the bus stores once (and the consumers' inbox
 //! skips should they come after the bus's duplicate window).
 //!
-//! The relay works in batches of [`BATCH`] rows (a catalogue import writes hundreds of
+//! The relay works in batches of 500 rows (`BATCH`) (a catalogue import writes hundreds of
 //! thousands): one statement reads a batch, [`crate::bus::EventBus::publish_many`] hands it
 //! to the bus at once (NATS: every publish sent, then the acks awaited in order; the
 //! journaled in-process bus: one transaction of its file), and one statement marks the rows

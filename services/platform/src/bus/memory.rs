@@ -15,7 +15,7 @@
 //!
 //! A journaled bus does not hold its log in memory (a catalogue import publishes hundreds
 //! of thousands of events): it keeps the newest events, at most
-//! [`JournalOptions::memory_window`] (1,024) and [`WINDOW_BYTES`] (4 MiB), which consumers
+//! [`JournalOptions::memory_window`] (1,024) and `WINDOW_BYTES` (4 MiB), which consumers
 //! that keep up are handed from memory, and reads older ones back from the file,
 //! [`JournalOptions::page`] (512) at a time, into a page of the consumer that needs them
 //! (one behind, one new, a redelivery of an old event). The duplicate check is the file's
@@ -91,7 +91,7 @@ struct Turn {
 #[derive(Default)]
 struct State {
     /// The events of sequence `trimmed + behind + 1` on, in order: the whole log for a bus
-    /// in memory, the newest ones (`window`, [`WINDOW_BYTES`]) for a journaled bus.
+    /// in memory, the newest ones (`window`, `WINDOW_BYTES`) for a journaled bus.
     log: VecDeque<Arc<Event>>,
     /// The bytes of the events in `log` (a journaled bus only).
     log_bytes: usize,
