@@ -10,7 +10,8 @@ use std::task::Poll;
 use std::time::Duration;
 
 use kitsuki_platform::bus::{
-    BusError, ConsumerSpec, Delivery, Event, JournalOptions, MemoryBus, SharedBus, Subscription,
+    BusError, ConsumerSpec, Delivery, Event, JournalOptions, MemoryBus, Outgoing, SharedBus,
+    Subscription,
 };
 use kitsuki_platform::clock::{Clock, SystemClock, TestClock, format_instant};
 use kitsuki_platform::db::{self, Db};
@@ -32,6 +33,24 @@ async fn open(path: &Path) -> SharedBus {
             .await
             .expect("open the journal"),
     )
+}
+
+/// A bus keeping only the newest two events in memory, reading back three at a time: most
+/// deliveries come from the file.
+async fn open_small(path: &Path) -> SharedBus {
+    Arc::new(
+        MemoryBus::open_journal_with(path, small_window())
+            .await
+            .expect("open the journal"),
+    )
+}
+
+fn small_window() -> JournalOptions {
+    JournalOptions {
+        memory_window: 2,
+        page: 3,
+        ..JournalOptions::default()
+    }
 }
 
 async fn next(sub: &mut Box<dyn Subscription>) -> Delivery {
@@ -263,6 +282,7 @@ async fn settled_old_events_are_trimmed_and_sequences_go_on() {
     let options = JournalOptions {
         retention: Duration::from_secs(7 * 24 * 60 * 60),
         clock: clock.clone(),
+        ..JournalOptions::default()
     };
     let with_clock = || MemoryBus::open_journal_with(&path, options.clone());
     let old = events("catalog.item.created", 10);
@@ -332,6 +352,7 @@ async fn nothing_is_trimmed_while_a_consumer_is_behind() {
     let options = JournalOptions {
         retention: Duration::from_secs(60),
         clock: clock.clone(),
+        ..JournalOptions::default()
     };
     let bus = MemoryBus::open_journal_with(&path, options)
         .await
@@ -605,6 +626,8 @@ proptest! {
 
     /// Whatever was acknowledged, and wherever the crashes fall, a consumer gets after
     /// each restart exactly the events of its filter it had not acknowledged, in order.
+    /// With a window of two events in memory and pages of three, most come back from the
+    /// file.
     #[test]
     fn after_any_crash_exactly_the_unacked_events_come_again(
         rounds in prop::collection::vec(
@@ -625,7 +648,7 @@ proptest! {
             let mut log: Vec<(String, bool)> = Vec::new();
             let mut acked: HashSet<String> = HashSet::new();
             for (subjects, acks) in &rounds {
-                let bus = open(&path).await;
+                let bus = open_small(&path).await;
                 for &ours in subjects {
                     let subject = if ours { "catalog.item.created" } else { "patron.x" };
                     let e = Event::new(subject, vec![]);
@@ -651,7 +674,7 @@ proptest! {
                 }
                 drop((held, sub, bus));
             }
-            let bus = open(&path).await;
+            let bus = open_small(&path).await;
             let mut sub = subscribe(&bus, "p", "catalog.>").await;
             let expected: Vec<String> = log
                 .iter()
@@ -664,4 +687,140 @@ proptest! {
             );
         });
     }
+}
+
+/// How many events the bus holds in memory, as its `Debug` says.
+fn in_memory(bus: &MemoryBus) -> usize {
+    let debug = format!("{bus:?}");
+    let tail = debug
+        .split("in_memory: ")
+        .nth(1)
+        .expect("the Debug of a MemoryBus says what it holds in memory");
+    tail.split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("a number")
+}
+
+/// Publishes in batches, as the outbox relay does; every event is new.
+async fn publish_all(bus: &SharedBus, events: &[Event]) {
+    for chunk in events.chunks(500) {
+        let batch: Vec<Outgoing> = chunk
+            .iter()
+            .map(|e| Outgoing {
+                event: e.clone(),
+                span: tracing::Span::none(),
+            })
+            .collect();
+        let outcome = bus.publish_many(&batch).await;
+        assert!(outcome.error.is_none(), "{:?}", outcome.error);
+        assert_eq!(outcome.outcomes.len(), chunk.len());
+        assert!(outcome.outcomes.iter().all(|o| !o.duplicate));
+    }
+}
+
+/// Far more events than the window in memory: a consumer that is behind, one that is new,
+/// and redeliveries of old events all come from the file, in order, once each, across a
+/// reopen; the bus holds no more than its window meanwhile.
+#[tokio::test]
+async fn events_older_than_the_window_come_back_from_the_file() {
+    let path = fresh_path();
+    let options = JournalOptions {
+        memory_window: 100,
+        page: 64,
+        ..JournalOptions::default()
+    };
+    // Catalog and patron events interleaved, so that a filter passes over many in the file.
+    let all: Vec<Event> = (0..1500u32)
+        .map(|i| {
+            let subject = if i % 3 == 0 {
+                "patron.account.created"
+            } else {
+                "catalog.item.created"
+            };
+            Event::new(subject, i.to_be_bytes().to_vec())
+        })
+        .collect();
+    let catalog: Vec<&Event> = all
+        .iter()
+        .filter(|e| e.subject.starts_with("catalog."))
+        .collect();
+    {
+        let bus = MemoryBus::open_journal_with(&path, options.clone())
+            .await
+            .expect("open");
+        let shared: SharedBus = Arc::new(bus.clone());
+        let mut behind = subscribe(&shared, "behind", "catalog.>").await;
+        publish_all(&shared, &all[..1200]).await;
+        for e in &all[1200..] {
+            publish(&shared, e).await;
+        }
+        assert!(in_memory(&bus) <= 100, "{bus:?}");
+        // The consumer settles its first ten, then falls away.
+        for e in &catalog[..10] {
+            let d = next(&mut behind).await;
+            assert_eq!(&d.event, *e);
+            d.ack().await.expect("ack");
+        }
+        let spec = ConsumerSpec::new("behind", "catalog.>");
+        assert_eq!(
+            shared.pending(&spec).await.expect("pending"),
+            Some((catalog.len() - 10) as u64),
+            "counted in the file too"
+        );
+        assert!(
+            shared.publish(&all[5]).await.expect("publish").duplicate,
+            "an id behind the window is still a duplicate"
+        );
+    }
+    let bus = MemoryBus::open_journal_with(&path, options)
+        .await
+        .expect("reopen");
+    assert!(in_memory(&bus) <= 100, "{bus:?}");
+    let shared: SharedBus = Arc::new(bus.clone());
+    let spec = ConsumerSpec::new("behind", "catalog.>");
+    let mark = shared.last_sequence().await.expect("last").expect("known");
+    assert_eq!(mark, 1500);
+    assert_eq!(
+        shared.caught_up(&spec, mark).await.expect("caught up"),
+        Some(false)
+    );
+
+    // Behind: the rest of its filter, from the file, in order.
+    let mut behind = subscribe(&shared, "behind", "catalog.>").await;
+    for e in &catalog[10..] {
+        let d = next(&mut behind).await;
+        assert_eq!(&d.event, *e);
+        d.ack().await.expect("ack");
+    }
+    assert_eq!(
+        shared.caught_up(&spec, mark).await.expect("caught up"),
+        Some(true)
+    );
+    assert_eq!(shared.pending(&spec).await.expect("pending"), Some(0));
+
+    // New: everything kept, from the first event on. It holds the first 300 without
+    // acknowledging them and drops its subscription; they come again first, from the file.
+    let mut fresh = subscribe(&shared, "fresh", ">").await;
+    let mut held = Vec::new();
+    for e in &all[..300] {
+        let d = next(&mut fresh).await;
+        assert_eq!(&d.event, e);
+        held.push(d);
+    }
+    drop(held);
+    drop(fresh);
+    let mut fresh = subscribe(&shared, "fresh", ">").await;
+    for (i, e) in all.iter().enumerate() {
+        let d = next(&mut fresh).await;
+        assert_eq!(&d.event, e);
+        assert_eq!(d.delivered, if i < 300 { 2 } else { 1 });
+        d.ack().await.expect("ack");
+    }
+    assert!(in_memory(&bus) <= 100, "{bus:?}");
+    assert_eq!(
+        ids_before_sentinel(&shared, &mut fresh, "catalog.sentinel").await,
+        Vec::<String>::new(),
+        "each once"
+    );
 }

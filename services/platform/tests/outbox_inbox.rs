@@ -5,8 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use kitsuki_platform::bus::{
-    ConsumerSpec, Delivery, Event, MemoryBus, NatsBus, SharedBus, Subscription,
+    BatchOutcome, BusError, ConsumerSpec, Delivery, Event, EventBus, MemoryBus, NatsBus, Outgoing,
+    PublishOutcome, SharedBus, Subscription,
 };
 use kitsuki_platform::clock::{Clock, SystemClock, format_instant};
 use kitsuki_platform::db::{self, Db};
@@ -327,6 +329,155 @@ async fn retention_purges_published_outbox_rows_after_their_week(db: Db) {
     );
 }
 
+/// A bus that fails the batch at its event `fail_at` (counted over every batch it is
+/// given), once. With `stored`, that event is stored all the same, as when the ack is what
+/// got lost.
+#[derive(Debug)]
+struct FailingOnce {
+    inner: SharedBus,
+    fail_at: std::sync::Mutex<Option<usize>>,
+    stored: bool,
+}
+
+#[async_trait]
+impl EventBus for FailingOnce {
+    async fn publish(&self, event: &Event) -> Result<PublishOutcome, BusError> {
+        self.inner.publish(event).await
+    }
+
+    async fn publish_many(&self, batch: &[Outgoing]) -> BatchOutcome {
+        let fail_at = self.fail_at.lock().unwrap().take();
+        let Some(at) = fail_at.filter(|&at| at < batch.len()) else {
+            if let Some(at) = fail_at {
+                *self.fail_at.lock().unwrap() = Some(at - batch.len());
+            }
+            return self.inner.publish_many(batch).await;
+        };
+        let mut outcome = self.inner.publish_many(&batch[..at]).await;
+        assert!(outcome.error.is_none());
+        if self.stored {
+            self.inner
+                .publish(&batch[at].event)
+                .await
+                .expect("store the one whose ack is lost");
+        }
+        outcome.error = Some(BusError::Unavailable {
+            during: "publishing (a test's failure)",
+            source: "ack lost".into(),
+        });
+        outcome
+    }
+
+    async fn subscribe(&self, spec: &ConsumerSpec) -> Result<Box<dyn Subscription>, BusError> {
+        self.inner.subscribe(spec).await
+    }
+}
+
+/// A bus failing in the middle of the second batch: the rows it stored before the failure
+/// are marked (one statement), the rest stay; the next round publishes the rest, the one
+/// stored but not acknowledged found as a duplicate, and the consumer gets each once, in
+/// order.
+async fn a_failure_mid_batch_keeps_the_marks_before_it(db: Db, stored: bool) {
+    let dir = std::env::temp_dir().join(format!("kitsuki-test-{}", testing::unique_id()));
+    let journal: SharedBus = Arc::new(
+        MemoryBus::open_journal(&dir.join("bus.db"))
+            .await
+            .expect("journal"),
+    );
+    let bus: SharedBus = Arc::new(FailingOnce {
+        inner: journal.clone(),
+        fail_at: std::sync::Mutex::new(Some(700)),
+        stored,
+    });
+    let events: Vec<Event> = (0..1200u32)
+        .map(|i| Event::new("circulation.kitsuki.loan.created", i.to_be_bytes().to_vec()))
+        .collect();
+    commit(&db, &events).await;
+    let err = outbox::publish_pending_once(&db, &bus)
+        .await
+        .expect_err("the bus fails mid-batch");
+    let seq: i64 = sqlx::query_scalar("SELECT seq FROM outbox WHERE event_id = $1")
+        .bind(events[700].id.as_str())
+        .fetch_one(&db.pool)
+        .await
+        .expect("the failed row");
+    assert!(
+        matches!(err, outbox::RelayError::Bus { seq: s, .. } if s == seq),
+        "{err:?}"
+    );
+    assert_eq!(
+        outbox::pending_count(&db).await.expect("count"),
+        500,
+        "the 700 stored before the failure are marked, the failed one is not"
+    );
+    let unpublished: Vec<String> =
+        sqlx::query_scalar("SELECT event_id FROM outbox WHERE published = 0 ORDER BY seq")
+            .fetch_all(&db.pool)
+            .await
+            .expect("unpublished");
+    assert_eq!(unpublished, ids(&events[700..]));
+
+    assert_eq!(
+        outbox::publish_pending_once(&db, &bus)
+            .await
+            .expect("relay again"),
+        500
+    );
+    assert_eq!(outbox::pending_count(&db).await.expect("count"), 0);
+    let mut sub = subscribe(&journal).await;
+    for e in &events {
+        let d = next(&mut sub).await;
+        assert_eq!(&d.event.id, &e.id, "each once, in order");
+        d.ack().await.expect("ack");
+    }
+    let sentinel = event(99);
+    journal.publish(&sentinel).await.expect("sentinel");
+    assert_eq!(
+        next(&mut sub).await.event.id,
+        sentinel.id,
+        "nothing doubled"
+    );
+    drop(sub);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+async fn a_failed_publish_keeps_the_marks_before_it(db: Db) {
+    a_failure_mid_batch_keeps_the_marks_before_it(db, false).await;
+}
+
+async fn a_lost_ack_keeps_the_marks_before_it(db: Db) {
+    a_failure_mid_batch_keeps_the_marks_before_it(db, true).await;
+}
+
+fn ids(events: &[Event]) -> Vec<String> {
+    events.iter().map(|e| e.id.clone()).collect()
+}
+
+/// More rows than a batch, to NATS: batches of sends and acks, each event once, in order.
+async fn many_rows_reach_nats_once_in_order(db: Db) {
+    let nats = nats_bus().await;
+    let bus: SharedBus = Arc::new(nats.clone());
+    let events: Vec<Event> = (0..1234u32)
+        .map(|i| Event::new("circulation.kitsuki.loan.created", i.to_be_bytes().to_vec()))
+        .collect();
+    commit(&db, &events).await;
+    assert_eq!(
+        outbox::publish_pending_once(&db, &bus)
+            .await
+            .expect("relay"),
+        1234
+    );
+    assert_eq!(outbox::pending_count(&db).await.expect("count"), 0);
+    let mut sub = subscribe(&bus).await;
+    for e in &events {
+        let d = next(&mut sub).await;
+        assert_eq!(&d.event.id, &e.id, "each once, in order");
+        d.ack().await.expect("ack");
+    }
+    drop(sub);
+    nats.delete_stream().await.expect("delete the test stream");
+}
+
 macro_rules! on_both_databases {
     ($($property:ident),* $(,)?) => {
         mod postgres {
@@ -359,6 +510,9 @@ on_both_databases!(
     inbox_first_time_is_true_once_per_consumer,
     published_rows_can_be_purged,
     retention_purges_published_outbox_rows_after_their_week,
+    a_failed_publish_keeps_the_marks_before_it,
+    a_lost_ack_keeps_the_marks_before_it,
+    many_rows_reach_nats_once_in_order,
 );
 
 /// Two relays on one PostgreSQL database (the circulation instances share theirs) take

@@ -1,8 +1,9 @@
 //! The file under a journaled [`super::MemoryBus`]: a SQLite database that keeps the log
 //! and what each durable consumer has acknowledged, so that the embedded run loses nothing
 //! and doubles nothing across a crash (ARCHITECTURE.md "Nothing lost"). This module is the
-//! storage only; `memory.rs` decides what to write and when, and keeps every delivery in
-//! memory.
+//! storage only; `memory.rs` decides what to write and when, keeps the deliveries and the
+//! newest events in memory, and reads older events back from here (a consumer behind or
+//! new, a redelivery of an old event).
 //!
 //! Tables (SQLite, portable SQL as in [`crate::db`]):
 //! - `bus_event`: the log, `seq` the stream sequence (1, 2, …, never reused), the event id
@@ -36,7 +37,9 @@ use std::time::Duration;
 use crate::clock::{SharedClock, SystemClock, format_instant};
 use crate::db::{self, Db};
 
-use super::{BusError, Event};
+use tracing::Instrument;
+
+use super::{BusError, Event, Outgoing, subject_matches};
 
 /// The version of the tables above; a file of another version is refused.
 const FORMAT_VERSION: i64 = 1;
@@ -73,14 +76,23 @@ pub struct JournalOptions {
     pub retention: Duration,
     /// The clock that stamps stored events and measures the retention.
     pub clock: SharedClock,
+    /// How many of the newest events the bus keeps in memory, at most (also at most 4 MiB
+    /// of them); older ones are read back from the file when a consumer needs them.
+    pub memory_window: usize,
+    /// How many events are read back from the file at once for a consumer behind the
+    /// window.
+    pub page: u64,
 }
 
 impl Default for JournalOptions {
-    /// Seven days (the consumers' inbox keeps days too), on the system clock.
+    /// Seven days (the consumers' inbox keeps days too), on the system clock; 1,024 events
+    /// in memory, pages of 512.
     fn default() -> JournalOptions {
         JournalOptions {
             retention: Duration::from_secs(7 * 24 * 60 * 60),
             clock: Arc::new(SystemClock),
+            memory_window: 1024,
+            page: 512,
         }
     }
 }
@@ -93,12 +105,15 @@ pub(crate) struct Position {
     pub acked: BTreeSet<u64>,
 }
 
-/// Everything the journal held when opened.
+/// What a bus needs of the journal when it opens it.
 pub(crate) struct Loaded {
     /// The last sequence trimmed away; the log goes on from the next one.
     pub trimmed_through: u64,
-    /// In sequence order, without gaps, starting at `trimmed_through + 1`.
-    pub events: Vec<Event>,
+    /// The last sequence stored (`trimmed_through` when the log is empty).
+    pub last: u64,
+    /// The newest events, in sequence order, without gaps, ending at `last`; the ones
+    /// before them stay in the file.
+    pub tail: Vec<(u64, Event)>,
     pub positions: HashMap<String, Position>,
 }
 
@@ -158,8 +173,11 @@ impl Journal {
         let db = db::connect(&format!("sqlite://{text}"))
             .await
             .map_err(|e| BusError::unavailable("opening the bus journal", e))?;
-        // WAL: a commit is one append and one fsync (synchronous stays FULL, SQLite's
-        // default), so a publish is on disk when it returns. The mode stays with the file.
+        // WAL: a commit is one append to the log. `db::connect` sets `synchronous=NORMAL`
+        // on every connection, so the log is synced at checkpoints, not at each commit: a
+        // commit that returned survives the process being killed (the OS has it), a power
+        // cut may lose the last ones, as JetStream's file store (synced every two minutes
+        // by default) may. The mode stays with the file.
         sqlx::query("PRAGMA journal_mode = WAL")
             .execute(&db.pool)
             .await
@@ -204,6 +222,10 @@ impl Journal {
         &self.path
     }
 
+    pub(crate) fn options(&self) -> &JournalOptions {
+        &self.options
+    }
+
     /// The stamp of an event stored now.
     pub(crate) fn now(&self) -> String {
         format_instant(self.options.clock.now())
@@ -214,8 +236,9 @@ impl Journal {
         format_instant(self.options.clock.now() - self.options.retention)
     }
 
-    /// Reads the whole journal.
-    pub(crate) async fn load(&self) -> Result<Loaded, BusError> {
+    /// Checks that the log has no gap and reads its newest `tail` events and every
+    /// consumer's position; the older events stay in the file.
+    pub(crate) async fn load(&self, tail: u64) -> Result<Loaded, BusError> {
         let pool = &self.db.pool;
         let trimmed: Option<i64> =
             sqlx::query_scalar("SELECT value FROM bus_meta WHERE name = 'trimmed_through'")
@@ -223,30 +246,37 @@ impl Journal {
                 .await
                 .map_err(reading)?;
         let trimmed_through = trimmed.map(from_db).unwrap_or(0);
-        let events = self.events_from(trimmed_through + 1).await?;
-        let events = match events.first() {
-            Some((first, _)) if *first != trimmed_through + 1 => {
+        let (first, last, count): (Option<i64>, Option<i64>, i64) =
+            sqlx::query_as("SELECT MIN(seq), MAX(seq), COUNT(*) FROM bus_event")
+                .fetch_one(pool)
+                .await
+                .map_err(reading)?;
+        let last = match (first.map(from_db), last.map(from_db)) {
+            (Some(first), _) if first != trimmed_through + 1 => {
                 return Err(BusError::Conflict(format!(
                     "bus journal {} starts at sequence {first}, after {trimmed_through} was \
                      trimmed: events are missing",
                     self.path.display()
                 )));
             }
-            _ => events,
-        };
-        let mut expected = trimmed_through + 1;
-        let mut log = Vec::with_capacity(events.len());
-        for (seq, event) in events {
-            if seq != expected {
+            // Sequences are unique, so as many rows as the span from first to last means
+            // none is missing between.
+            (Some(first), Some(last)) if last - first + 1 != from_db(count) => {
                 return Err(BusError::Conflict(format!(
-                    "bus journal {} has no event of sequence {expected}: events are missing",
+                    "bus journal {} has {count} events from sequence {first} to {last}: \
+                     events are missing",
                     self.path.display()
                 )));
             }
-            expected += 1;
-            log.push(event);
-        }
-        let last = expected - 1;
+            (_, Some(last)) => last,
+            _ => trimmed_through,
+        };
+        let tail = self
+            .events_between(
+                (last + 1).saturating_sub(tail).max(trimmed_through + 1),
+                last + 1,
+            )
+            .await?;
         let mut positions: HashMap<String, Position> = HashMap::new();
         let floors: Vec<(String, i64)> = sqlx::query_as("SELECT name, floor FROM bus_consumer")
             .fetch_all(pool)
@@ -274,19 +304,25 @@ impl Journal {
         }
         Ok(Loaded {
             trimmed_through,
-            events: log,
+            last,
+            tail,
             positions,
         })
     }
 
-    /// The events from sequence `from` on, in order.
-    pub(crate) async fn events_from(&self, from: u64) -> Result<Vec<(u64, Event)>, BusError> {
+    /// The events of sequences `from..to`, in order.
+    pub(crate) async fn events_between(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(u64, Event)>, BusError> {
         type Row = (i64, String, String, Vec<u8>, String);
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT seq, event_id, subject, payload, headers FROM bus_event
-             WHERE seq >= $1 ORDER BY seq",
+             WHERE seq >= $1 AND seq < $2 ORDER BY seq",
         )
         .bind(to_db(from))
+        .bind(to_db(to))
         .fetch_all(&self.db.pool)
         .await
         .map_err(reading)?;
@@ -308,23 +344,82 @@ impl Journal {
             .collect()
     }
 
-    /// Stores an event under `seq`; it is on disk when this returns `Ok`.
-    pub(crate) async fn insert(&self, seq: u64, event: &Event) -> Result<(), BusError> {
-        let headers = serde_json::to_string(&event.headers).map_err(writing)?;
-        sqlx::query(
-            "INSERT INTO bus_event (seq, event_id, subject, payload, headers, stored_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+    /// How many events of sequences `from..=to` match `filter`, leaving out the sequences
+    /// of `skip`. Reads subjects only.
+    pub(crate) async fn count_matching(
+        &self,
+        from: u64,
+        to: u64,
+        filter: &str,
+        skip: &[u64],
+    ) -> Result<u64, BusError> {
+        let pool = &self.db.pool;
+        let subjects: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT subject, COUNT(*) FROM bus_event WHERE seq >= $1 AND seq <= $2
+             GROUP BY subject",
         )
-        .bind(to_db(seq))
-        .bind(event.id.as_str())
-        .bind(event.subject.as_str())
-        .bind(event.payload.clone())
-        .bind(headers)
-        .bind(self.now())
-        .execute(&self.db.pool)
+        .bind(to_db(from))
+        .bind(to_db(to))
+        .fetch_all(pool)
         .await
-        .map_err(writing)?;
-        Ok(())
+        .map_err(reading)?;
+        let mut count: u64 = subjects
+            .iter()
+            .filter(|(subject, _)| subject_matches(filter, subject))
+            .map(|(_, n)| from_db(*n))
+            .sum();
+        for &seq in skip {
+            let subject: Option<String> =
+                sqlx::query_scalar("SELECT subject FROM bus_event WHERE seq = $1")
+                    .bind(to_db(seq))
+                    .fetch_optional(pool)
+                    .await
+                    .map_err(reading)?;
+            if subject.is_some_and(|s| subject_matches(filter, &s)) {
+                count = count.saturating_sub(1);
+            }
+        }
+        Ok(count)
+    }
+
+    /// Stores the batch in one transaction, the events whose id is new under `first`,
+    /// `first + 1`, …; returns for each event whether it was stored (false: its id is in
+    /// the file already). All are on disk, or none, when this returns.
+    pub(crate) async fn insert_batch(
+        &self,
+        first: u64,
+        batch: &[Outgoing],
+    ) -> Result<Vec<bool>, BusError> {
+        let stored_at = self.now();
+        let mut tx = self.db.pool.begin().await.map_err(writing)?;
+        let mut seq = first;
+        let mut stored = Vec::with_capacity(batch.len());
+        for item in batch {
+            let event = &item.event;
+            let headers = serde_json::to_string(&event.headers).map_err(writing)?;
+            // The id's unique index is the duplicate check; a taken `seq` stays an error.
+            let done = sqlx::query(
+                "INSERT INTO bus_event (seq, event_id, subject, payload, headers, stored_at)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING",
+            )
+            .bind(to_db(seq))
+            .bind(event.id.as_str())
+            .bind(event.subject.as_str())
+            .bind(event.payload.clone())
+            .bind(headers)
+            .bind(stored_at.as_str())
+            .execute(&mut *tx)
+            .instrument(item.span.clone())
+            .await
+            .map_err(writing)?;
+            let new = done.rows_affected() > 0;
+            if new {
+                seq += 1;
+            }
+            stored.push(new);
+        }
+        tx.commit().await.map_err(writing)?;
+        Ok(stored)
     }
 
     /// Makes sure a consumer has a row, so that trimming waits for it from now on.

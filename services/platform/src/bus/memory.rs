@@ -1,17 +1,27 @@
-//! The in-process event bus of the embedded one-process run: an append-only log in memory
-//! with durable consumers by name, behaving like the JetStream setup of [`super::NatsBus`]
-//! (the same contract tests run against both).
+//! The in-process event bus of the embedded one-process run: an append-only log with
+//! durable consumers by name, behaving like the JetStream setup of [`super::NatsBus`] (the
+//! same contract tests run against both).
 //!
-//! Two kinds: [`MemoryBus::new`] lives as long as the process (tests, tools);
-//! [`MemoryBus::open_journal`] also keeps the log and the consumers' acknowledgements in a
-//! SQLite file (`journal.rs` says how), so that a restart, or a crash at any point, loses
-//! nothing and doubles nothing: `publish` returns once the event is in the file (and only
-//! then can a consumer see it), an `ack` once it is recorded there, and a durable consumer
-//! subscribing again after a restart gets, in order, every event of its filter it had not
-//! acknowledged, as a JetStream durable consumer would. Deliveries, nacks and redeliveries
-//! stay in memory: the journal is written on publish, ack and give-up only. So delivery
-//! counts start again after a restart (an event that was out comes with `delivered` 1, and
-//! `max_deliver` counts from there), where JetStream would remember them.
+//! Two kinds: [`MemoryBus::new`] lives as long as the process (tests, tools) and keeps its
+//! whole log in memory; [`MemoryBus::open_journal`] keeps the log and the consumers'
+//! acknowledgements in a SQLite file (`journal.rs` says how), so that a restart, or a crash
+//! at any point, loses nothing and doubles nothing: `publish` returns once the event is in
+//! the file (and only then can a consumer see it), an `ack` once it is recorded there, and
+//! a durable consumer subscribing again after a restart gets, in order, every event of its
+//! filter it had not acknowledged, as a JetStream durable consumer would. Deliveries, nacks
+//! and redeliveries stay in memory: the journal is written on publish, ack and give-up
+//! only. So delivery counts start again after a restart (an event that was out comes with
+//! `delivered` 1, and `max_deliver` counts from there), where JetStream would remember them.
+//!
+//! A journaled bus does not hold its log in memory (a catalogue import publishes hundreds
+//! of thousands of events): it keeps the newest events, at most
+//! [`JournalOptions::memory_window`] (1,024) and `WINDOW_BYTES` (4 MiB), which consumers
+//! that keep up are handed from memory, and reads older ones back from the file,
+//! [`JournalOptions::page`] (512) at a time, into a page of the consumer that needs them
+//! (one behind, one new, a redelivery of an old event). The duplicate check is the file's
+//! unique index on the event id, not a set of ids in memory. What memory holds per consumer
+//! is its deliveries out, those given back, and one page. A batch
+//! ([`EventBus::publish_many`], the outbox relay's) is stored in one transaction.
 //!
 //! Consumers are woken by a [`Notify`] when something changes for them (a publish, a nack,
 //! a dropped subscription) and by a timer only for the earliest `ack_wait` that runs out.
@@ -36,13 +46,19 @@ use tokio::time::Instant;
 pub use super::journal::JournalOptions;
 use super::journal::{Journal, Position};
 use super::{
-    Acker, BusError, ConsumerSpec, Delivery, Event, EventBus, PublishOutcome, Subscription,
-    sanitise_name, sorted_headers, subject_matches,
+    Acker, BatchOutcome, BusError, ConsumerSpec, Delivery, Event, EventBus, Outgoing,
+    PublishOutcome, Subscription, sanitise_name, sorted_headers, subject_matches,
 };
 
 /// Publishes between two compactions of the journal (floors saved, old events trimmed),
 /// besides the one at open.
 const COMPACT_EVERY: u64 = 1024;
+
+/// The bytes of the newest events (payload, headers, id and subject) a journaled bus keeps
+/// in memory, at most, besides their number ([`JournalOptions::memory_window`]).
+/// Consumers that keep up are handed them from memory; older ones are read back from the
+/// file.
+const WINDOW_BYTES: usize = 4 << 20;
 
 /// The in-process bus. Clones share one log (and one journal file).
 #[derive(Clone, Default)]
@@ -74,12 +90,20 @@ struct Turn {
 
 #[derive(Default)]
 struct State {
-    /// The events of sequence `trimmed + 1` on, in order.
+    /// The events of sequence `trimmed + behind + 1` on, in order: the whole log for a bus
+    /// in memory, the newest ones (`window`, `WINDOW_BYTES`) for a journaled bus.
     log: VecDeque<Arc<Event>>,
+    /// The bytes of the events in `log` (a journaled bus only).
+    log_bytes: usize,
+    /// How many events `log` holds at most (a journaled bus only).
+    window: usize,
     /// The last sequence trimmed from the log (a journaled bus only; else 0).
     trimmed: u64,
-    /// The ids of the events in the log: the duplicate window is the life of the process,
-    /// or for a journaled bus the life of the event in the journal.
+    /// How many events after `trimmed` are only in the file (a journaled bus only; else 0).
+    behind: u64,
+    /// The ids of the events in the log, for a bus in memory: its duplicate window is the
+    /// life of the process. A journaled bus asks the file (the id is unique there), so its
+    /// window is the life of the event in the journal.
     ids: HashSet<String>,
     consumers: HashMap<String, Consumer>,
     /// Positions read from the journal, of consumers not subscribed since it was opened.
@@ -105,6 +129,58 @@ struct Consumer {
     saved_floor: u64,
     /// A consumer of this process only: kept out of the journal.
     per_process: bool,
+    /// Events read back from the file for this consumer, behind the window in memory.
+    page: Page,
+}
+
+/// Events of sequences `from..to` read from the journal file (without those trimmed since).
+#[derive(Default)]
+struct Page {
+    from: u64,
+    to: u64,
+    events: Vec<(u64, Arc<Event>)>,
+}
+
+/// Where the event of a sequence is.
+enum Found {
+    Here(Arc<Event>),
+    /// Trimmed, or never stored.
+    Missing,
+    /// In the file only: to be read back.
+    InFile,
+}
+
+/// Looks an event up in memory: the window, then the consumer's page.
+fn find(log: &VecDeque<Arc<Event>>, trimmed: u64, behind: u64, page: &Page, seq: u64) -> Found {
+    if seq <= trimmed {
+        return Found::Missing;
+    }
+    let first_in_memory = trimmed + behind + 1;
+    if seq >= first_in_memory {
+        return usize::try_from(seq - first_in_memory)
+            .ok()
+            .and_then(|i| log.get(i))
+            .map_or(Found::Missing, |e| Found::Here(e.clone()));
+    }
+    if (page.from..page.to).contains(&seq) {
+        return page
+            .events
+            .binary_search_by_key(&seq, |(s, _)| *s)
+            .map_or(Found::Missing, |i| Found::Here(page.events[i].1.clone()));
+    }
+    Found::InFile
+}
+
+/// What an event weighs in the window.
+fn weight(event: &Event) -> usize {
+    event.payload.len()
+        + event.id.len()
+        + event.subject.len()
+        + event
+            .headers
+            .iter()
+            .map(|(n, v)| n.len() + v.len())
+            .sum::<usize>()
 }
 
 struct InFlight {
@@ -117,7 +193,8 @@ impl fmt::Debug for MemoryBus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = self.shared.lock();
         let mut d = f.debug_struct("MemoryBus");
-        d.field("events", &state.log.len())
+        d.field("events", &(state.next_seq() - 1 - state.trimmed))
+            .field("in_memory", &state.log.len())
             .field("consumers", &state.consumers.len());
         if let Some(journal) = &self.shared.journal {
             d.field("journal", &journal.file.path());
@@ -141,34 +218,39 @@ impl MemoryBus {
     }
 
     /// A bus whose log and acknowledgements are kept in the SQLite file at `path` (created
-    /// with its folder if missing), with the default [`JournalOptions`]. What the file holds
-    /// is loaded; each durable consumer gets what it had not acknowledged when it subscribes
-    /// again. One process at a time: a file already open (here or elsewhere) is refused
-    /// with [`BusError::Conflict`] until every clone, subscription and delivery of the bus
-    /// that opened it is dropped.
+    /// with its folder if missing), with the default [`JournalOptions`]. The file's newest
+    /// events (its memory window) and the consumers' positions are loaded, the rest is read
+    /// when needed; each durable consumer gets what it had not acknowledged when it
+    /// subscribes again. One process at a time: a file already open (here or elsewhere) is
+    /// refused with [`BusError::Conflict`] until every clone, subscription and delivery of
+    /// the bus that opened it is dropped.
     pub async fn open_journal(path: &Path) -> Result<MemoryBus, BusError> {
         MemoryBus::open_journal_with(path, JournalOptions::default()).await
     }
 
-    /// As [`MemoryBus::open_journal`], with a retention and a clock of your choice.
+    /// As [`MemoryBus::open_journal`], with a retention, a clock and a memory window of your
+    /// choice.
     #[tracing::instrument(skip(options))]
     pub async fn open_journal_with(
         path: &Path,
         options: JournalOptions,
     ) -> Result<MemoryBus, BusError> {
+        let window = options.memory_window.max(1);
         let file = Journal::open(path, options).await?;
-        let loaded = file.load().await?;
+        let loaded = file.load(window as u64).await?;
         let mut state = State {
+            window,
             trimmed: loaded.trimmed_through,
             restored: loaded.positions,
             journaled: true,
             ..State::default()
         };
-        for event in loaded.events {
-            state.ids.insert(event.id.clone());
-            state.log.push_back(Arc::new(event));
+        state.behind =
+            loaded.tail.first().map_or(loaded.last, |(seq, _)| seq - 1) - loaded.trimmed_through;
+        for (_, event) in loaded.tail {
+            state.push(event);
         }
-        let (events, consumers) = (state.log.len(), state.restored.len());
+        let (events, consumers) = (loaded.last - loaded.trimmed_through, state.restored.len());
         let bus = MemoryBus {
             shared: Arc::new(Shared {
                 state: Mutex::new(state),
@@ -205,6 +287,16 @@ impl MemoryBus {
 
 /// Runs a journal write as a task of its own, so that a write whose caller stops waiting
 /// (a cancelled relay round, a shutdown) still ends with memory matching the file.
+async fn detached_batch(
+    write: impl Future<Output = BatchOutcome> + Send + 'static,
+) -> BatchOutcome {
+    tokio::spawn(write).await.unwrap_or_else(|e| BatchOutcome {
+        outcomes: Vec::new(),
+        error: Some(BusError::unavailable("writing the bus journal", e)),
+    })
+}
+
+/// As [`detached_batch`], for a write that either happens or fails.
 async fn detached<T: Send + 'static>(
     write: impl Future<Output = Result<T, BusError>> + Send + 'static,
 ) -> Result<T, BusError> {
@@ -220,73 +312,128 @@ impl Shared {
             if !state.ids.insert(event.id.clone()) {
                 return PublishOutcome { duplicate: true };
             }
-            state.log.push_back(Arc::new(event));
+            state.push(event);
         }
         self.changed.notify_waiters();
         PublishOutcome { duplicate: false }
     }
 
-    /// Stores the event in the file under the next sequence, then shows it to consumers.
-    async fn publish_journaled(self: Arc<Self>, event: Event) -> Result<PublishOutcome, BusError> {
+    /// Stores the batch in the file in one transaction, the new events under the next
+    /// sequences (an id the file holds already is a duplicate), then shows them to
+    /// consumers. All or nothing: on an error no event of the batch is stored.
+    async fn publish_journaled(self: Arc<Self>, batch: Vec<Outgoing>) -> BatchOutcome {
         let Some(journal) = &self.journal else {
-            return Ok(self.publish_in_memory(event));
+            let outcomes = batch
+                .into_iter()
+                .map(|item| self.publish_in_memory(item.event))
+                .collect();
+            return BatchOutcome {
+                outcomes,
+                error: None,
+            };
         };
         let mut turn = journal.turn.lock().await;
-        let seq = {
-            let state = self.lock();
-            if state.ids.contains(&event.id) {
-                return Ok(PublishOutcome { duplicate: true });
+        let first = self.lock().next_seq();
+        let stored = match journal.file.insert_batch(first, &batch).await {
+            Ok(stored) => stored,
+            Err(err) => {
+                // The batch may be in the file all the same (an error on the way back): take
+                // in what the file holds beyond memory, so that sequences go on from there.
+                match self.catch_up(journal).await {
+                    Ok(found) if !found.is_empty() => {
+                        // The transaction did commit: what it added is found, the rest of
+                        // the batch was there before.
+                        let outcomes = batch
+                            .iter()
+                            .map(|item| PublishOutcome {
+                                duplicate: !found.contains(&item.event.id),
+                            })
+                            .collect();
+                        return BatchOutcome {
+                            outcomes,
+                            error: None,
+                        };
+                    }
+                    Ok(_) => {}
+                    Err(again) => {
+                        tracing::warn!(error = %again, "bus journal unreadable after a failed write")
+                    }
+                }
+                return BatchOutcome {
+                    outcomes: Vec::new(),
+                    error: Some(err),
+                };
             }
-            state.next_seq()
         };
-        if let Err(err) = journal.file.insert(seq, &event).await {
-            // The row may be in the file all the same (an error on the way back): take in
-            // what the file holds beyond memory, so that sequences go on from there.
-            match self.catch_up(journal).await {
-                Ok(()) if self.lock().ids.contains(&event.id) => {
-                    return Ok(PublishOutcome { duplicate: false });
-                }
-                Ok(()) => {}
-                Err(again) => {
-                    tracing::warn!(error = %again, "bus journal unreadable after a failed write")
-                }
-            }
-            return Err(err);
-        }
+        let outcomes = stored
+            .iter()
+            .map(|&new| PublishOutcome { duplicate: !new })
+            .collect();
+        let added = stored.iter().filter(|&&new| new).count() as u64;
         {
             let mut state = self.lock();
-            state.ids.insert(event.id.clone());
-            state.log.push_back(Arc::new(event));
+            for (item, new) in batch.into_iter().zip(stored) {
+                if new {
+                    state.push(item.event);
+                }
+            }
         }
-        self.changed.notify_waiters();
-        turn.publishes_since_compact += 1;
+        if added > 0 {
+            self.changed.notify_waiters();
+        }
+        turn.publishes_since_compact += added;
         if turn.publishes_since_compact >= COMPACT_EVERY {
             turn.publishes_since_compact = 0;
-            // The event is stored; a compaction that fails is tried again later.
+            // The events are stored; a compaction that fails is tried again later.
             if let Err(err) = self.compact_in_turn(journal).await {
                 tracing::warn!(error = %err, "bus journal compaction failed");
             }
         }
-        Ok(PublishOutcome { duplicate: false })
+        BatchOutcome {
+            outcomes,
+            error: None,
+        }
     }
 
-    /// Appends to memory the events the file holds beyond it.
-    async fn catch_up(&self, journal: &JournalWriter) -> Result<(), BusError> {
+    /// Appends to memory the events the file holds beyond it; returns their ids.
+    async fn catch_up(&self, journal: &JournalWriter) -> Result<HashSet<String>, BusError> {
         let from = self.lock().next_seq();
-        let rows = journal.file.events_from(from).await?;
-        let found = !rows.is_empty();
+        let rows = journal.file.events_between(from, u64::MAX).await?;
+        let mut found = HashSet::new();
         {
             let mut state = self.lock();
             for (seq, event) in rows {
                 if seq != state.next_seq() {
                     break;
                 }
-                state.ids.insert(event.id.clone());
-                state.log.push_back(Arc::new(event));
+                found.insert(event.id.clone());
+                state.push(event);
             }
         }
-        if found {
+        if !found.is_empty() {
             self.changed.notify_waiters();
+        }
+        Ok(found)
+    }
+
+    /// Reads back from the file, for a consumer behind the window, the page of events from
+    /// sequence `from` on.
+    async fn load_page(&self, durable: &str, from: u64) -> Result<(), BusError> {
+        let Some(journal) = &self.journal else {
+            return Ok(());
+        };
+        let to = {
+            let state = self.lock();
+            let page = journal.file.options().page.max(1);
+            (state.trimmed + state.behind + 1).min(from.saturating_add(page))
+        };
+        let rows = journal.file.events_between(from, to).await?;
+        if let Some(c) = self.lock().consumers.get_mut(durable) {
+            c.page = Page {
+                from,
+                to,
+                events: rows.into_iter().map(|(s, e)| (s, Arc::new(e))).collect(),
+            };
         }
         Ok(())
     }
@@ -414,15 +561,18 @@ impl Shared {
             return Ok(0);
         };
         let mut state = self.lock();
-        let mut trimmed = 0;
-        while state.trimmed < through {
+        let trimmed = through.saturating_sub(state.trimmed);
+        // The oldest go first: those in the file only, then those still in the window.
+        let from_file = trimmed.min(state.behind);
+        state.behind -= from_file;
+        for _ in from_file..trimmed {
             let Some(event) = state.log.pop_front() else {
                 break;
             };
+            state.log_bytes = state.log_bytes.saturating_sub(weight(&event));
             state.ids.remove(&event.id);
-            state.trimmed += 1;
-            trimmed += 1;
         }
+        state.trimmed = state.trimmed.max(through);
         Ok(trimmed)
     }
 }
@@ -434,10 +584,57 @@ impl EventBus for MemoryBus {
         let mut stored = event.clone();
         stored.headers = sorted_headers(stored.headers);
         if self.shared.journal.is_some() {
-            detached(self.shared.clone().publish_journaled(stored)).await
+            let batch = vec![Outgoing {
+                event: stored,
+                span: tracing::Span::current(),
+            }];
+            let mut outcome = detached_batch(self.shared.clone().publish_journaled(batch)).await;
+            match (outcome.error.take(), outcome.outcomes.first()) {
+                (_, Some(&first)) => Ok(first),
+                (Some(err), None) => Err(err),
+                (None, None) => Err(BusError::Invalid("nothing was published".into())),
+            }
         } else {
             Ok(self.shared.publish_in_memory(stored))
         }
+    }
+
+    /// A journaled bus stores the batch in one transaction of its file (one sync instead
+    /// of one per event).
+    async fn publish_many(&self, batch: &[Outgoing]) -> BatchOutcome {
+        // Checked before anything is stored: the events before a refused one go, as they
+        // would one at a time.
+        let mut ready = Vec::with_capacity(batch.len());
+        let mut refused = None;
+        for item in batch {
+            if let Err(err) = item.event.validate() {
+                refused = Some(err);
+                break;
+            }
+            let mut event = item.event.clone();
+            event.headers = sorted_headers(event.headers);
+            ready.push(Outgoing {
+                event,
+                span: item.span.clone(),
+            });
+        }
+        let mut outcome = if ready.is_empty() {
+            BatchOutcome::default()
+        } else if self.shared.journal.is_some() {
+            detached_batch(self.shared.clone().publish_journaled(ready)).await
+        } else {
+            BatchOutcome {
+                outcomes: ready
+                    .into_iter()
+                    .map(|item| self.shared.publish_in_memory(item.event))
+                    .collect(),
+                error: None,
+            }
+        };
+        if outcome.error.is_none() {
+            outcome.error = refused;
+        }
+        outcome
     }
 
     async fn subscribe(&self, spec: &ConsumerSpec) -> Result<Box<dyn Subscription>, BusError> {
@@ -483,68 +680,94 @@ impl EventBus for MemoryBus {
         Ok(())
     }
 
-    /// Counted in memory: deliveries out or given back, and the events of the consumer's
-    /// filter it has not looked at yet (only those past its position are scanned).
+    /// Deliveries out or given back, and the events of the consumer's filter it has not
+    /// looked at yet (only those past its position are scanned: in memory, and for a
+    /// journaled bus those behind the window in the file).
     async fn pending(&self, spec: &ConsumerSpec) -> Result<Option<u64>, BusError> {
-        Ok(self.shared.lock().pending(&sanitise_name(&spec.durable)))
+        let durable = sanitise_name(&spec.durable);
+        let Some(count) = self.shared.lock().unseen(&durable, u64::MAX) else {
+            return Ok(None);
+        };
+        let in_file = self.shared.count_in_file(&count).await?;
+        Ok(Some(count.out + count.in_memory + in_file))
     }
 
     async fn last_sequence(&self) -> Result<Option<u64>, BusError> {
         Ok(Some(self.shared.lock().next_seq() - 1))
     }
 
+    /// Nothing of sequence `mark` or lower is out or given back, and every event of its
+    /// filter up to `mark` past its position was acknowledged.
     async fn caught_up(&self, spec: &ConsumerSpec, mark: u64) -> Result<Option<bool>, BusError> {
-        Ok(Some(
-            self.shared
-                .lock()
-                .caught_up(&sanitise_name(&spec.durable), mark),
-        ))
+        let durable = sanitise_name(&spec.durable);
+        let Some(count) = self.shared.lock().unseen(&durable, mark) else {
+            return Ok(Some(false));
+        };
+        if count.out > 0 || count.in_memory > 0 {
+            return Ok(Some(false));
+        }
+        Ok(Some(self.shared.count_in_file(&count).await? == 0))
     }
 }
 
-impl State {
-    /// See [`EventBus::pending`].
-    fn pending(&self, durable: &str) -> Option<u64> {
-        let c = self.consumers.get(durable)?;
-        let first = c.next_new.max(self.trimmed + 1);
-        let skip = usize::try_from(first - self.trimmed - 1).unwrap_or(usize::MAX);
-        let unseen = self
-            .log
-            .iter()
-            .skip(skip)
-            .zip(first..)
-            .filter(|(event, seq)| {
-                !c.acked_ahead.contains(seq) && subject_matches(&c.filter, &event.subject)
-            })
-            .count();
-        Some((c.in_flight.len() + c.returned.len() + unseen) as u64)
-    }
+/// What a consumer has not settled, up to a sequence: counted in memory, and what remains
+/// to count in the file.
+struct Unseen {
+    /// Deliveries out or given back.
+    out: u64,
+    /// Events of its filter in the window it has not looked at.
+    in_memory: u64,
+    /// Sequences behind the window to count in the file (inclusive), its filter, and the
+    /// sequences there it acknowledged ahead (passed over).
+    in_file: Option<(u64, u64, String, Vec<u64>)>,
+}
 
-    /// See [`EventBus::caught_up`]: nothing of sequence `mark` or lower is out or given
-    /// back, and every event of its filter up to `mark` past its position was acknowledged.
-    fn caught_up(&self, durable: &str, mark: u64) -> bool {
-        let Some(c) = self.consumers.get(durable) else {
-            return false;
-        };
-        if c.in_flight.range(..=mark).next().is_some() || c.returned.range(..=mark).next().is_some()
-        {
-            return false;
-        }
+impl State {
+    /// See [`Unseen`]; `None` when there is no such consumer.
+    fn unseen(&self, durable: &str, upto: u64) -> Option<Unseen> {
+        let c = self.consumers.get(durable)?;
+        let out = (c.in_flight.range(..=upto).count() + c.returned.range(..=upto).count()) as u64;
         let first = c.next_new.max(self.trimmed + 1);
-        if first > mark {
-            return true;
+        let first_in_memory = self.trimmed + self.behind + 1;
+        let in_file = (first < first_in_memory && first <= upto).then(|| {
+            let to = upto.min(first_in_memory - 1);
+            let ahead = c.acked_ahead.range(first..=to).copied().collect();
+            (first, to, c.filter.clone(), ahead)
+        });
+        let from = first.max(first_in_memory);
+        let skip = usize::try_from(from - first_in_memory).unwrap_or(usize::MAX);
+        let take =
+            usize::try_from(upto.saturating_sub(from).saturating_add(1)).unwrap_or(usize::MAX);
+        let in_memory = if from > upto {
+            0
+        } else {
+            self.log
+                .iter()
+                .skip(skip)
+                .take(take)
+                .zip(from..)
+                .filter(|(event, seq)| {
+                    !c.acked_ahead.contains(seq) && subject_matches(&c.filter, &event.subject)
+                })
+                .count() as u64
+        };
+        Some(Unseen {
+            out,
+            in_memory,
+            in_file,
+        })
+    }
+}
+
+impl Shared {
+    /// The events of [`Unseen::in_file`], counted in the file.
+    async fn count_in_file(&self, count: &Unseen) -> Result<u64, BusError> {
+        match (&self.journal, &count.in_file) {
+            (Some(journal), Some((from, to, filter, ahead))) => {
+                journal.file.count_matching(*from, *to, filter, ahead).await
+            }
+            _ => Ok(0),
         }
-        let skip = usize::try_from(first - self.trimmed - 1).unwrap_or(usize::MAX);
-        let upto = usize::try_from(mark - first + 1).unwrap_or(usize::MAX);
-        !self
-            .log
-            .iter()
-            .skip(skip)
-            .take(upto)
-            .zip(first..)
-            .any(|(event, seq)| {
-                !c.acked_ahead.contains(&seq) && subject_matches(&c.filter, &event.subject)
-            })
     }
 }
 
@@ -558,12 +781,33 @@ enum Step {
     Wait(Option<Instant>),
     /// The consumer is gone (a per-process one, removed).
     End,
+    /// The next event to look at is behind the window: read back the page from this
+    /// sequence, then look again.
+    Load(u64),
 }
 
 impl State {
     /// The sequence the next stored event gets.
     fn next_seq(&self) -> u64 {
-        self.trimmed + self.log.len() as u64 + 1
+        self.trimmed + self.behind + self.log.len() as u64 + 1
+    }
+
+    /// Appends the event of [`State::next_seq`] to memory; a journaled bus lets the oldest
+    /// of its window go to the file only.
+    fn push(&mut self, event: Event) {
+        if self.journaled {
+            self.log_bytes += weight(&event);
+        }
+        self.log.push_back(Arc::new(event));
+        while self.journaled
+            && self.log.len() > 1
+            && (self.log.len() > self.window || self.log_bytes > WINDOW_BYTES)
+        {
+            if let Some(old) = self.log.pop_front() {
+                self.log_bytes = self.log_bytes.saturating_sub(weight(&old));
+                self.behind += 1;
+            }
+        }
     }
 
     fn configure(&mut self, durable: &str, spec: &ConsumerSpec) {
@@ -582,6 +826,7 @@ impl State {
                     acked_ahead: BTreeSet::new(),
                     saved_floor: next_new - 1,
                     per_process: true,
+                    page: Page::default(),
                 },
             );
             return;
@@ -612,6 +857,7 @@ impl State {
                         acked_ahead: position.acked,
                         saved_floor: position.floor,
                         per_process: false,
+                        page: Page::default(),
                     },
                 );
             }
@@ -623,15 +869,12 @@ impl State {
         let State {
             log,
             trimmed,
+            behind,
             consumers,
             journaled,
             ..
         } = self;
-        let event_at = |seq: u64| {
-            seq.checked_sub(*trimmed + 1)
-                .and_then(|i| usize::try_from(i).ok())
-                .and_then(|i| log.get(i))
-        };
+        let (trimmed, behind) = (*trimmed, *behind);
         let Some(c) = consumers.get_mut(durable) else {
             return Step::End;
         };
@@ -662,26 +905,37 @@ impl State {
             if !gave_up.is_empty() {
                 break;
             }
-            c.returned.remove(&seq);
             // Only settled events are trimmed, so a returned one is always there.
-            if let Some(event) = event_at(seq) {
-                return c.deliver(event.clone(), seq, delivered + 1, subscription, now);
+            match find(log, trimmed, behind, &c.page, seq) {
+                Found::Here(event) => {
+                    c.returned.remove(&seq);
+                    return c.deliver(event, seq, delivered + 1, subscription, now);
+                }
+                Found::Missing => {
+                    c.returned.remove(&seq);
+                }
+                Found::InFile => return Step::Load(seq),
             }
         }
         if !gave_up.is_empty() {
             return Step::GaveUp(gave_up);
         }
-        c.next_new = c.next_new.max(*trimmed + 1);
+        c.next_new = c.next_new.max(trimmed + 1);
         while c.next_new < next_seq {
             let seq = c.next_new;
-            c.next_new += 1;
             if c.acked_ahead.remove(&seq) {
+                c.next_new += 1;
                 continue;
             }
-            if let Some(event) = event_at(seq)
-                && subject_matches(&c.filter, &event.subject)
-            {
-                return c.deliver(event.clone(), seq, 1, subscription, now);
+            match find(log, trimmed, behind, &c.page, seq) {
+                Found::Here(event) => {
+                    c.next_new += 1;
+                    if subject_matches(&c.filter, &event.subject) {
+                        return c.deliver(event, seq, 1, subscription, now);
+                    }
+                }
+                Found::Missing => c.next_new += 1,
+                Found::InFile => return Step::Load(seq),
             }
         }
         Step::Wait(c.in_flight.values().map(|f| f.deadline).min())
@@ -774,6 +1028,12 @@ impl Subscription for MemorySubscription {
                     }
                 }
                 Step::End => return None,
+                Step::Load(from) => {
+                    // Read while the lock is free: publishers and other consumers go on.
+                    if let Err(err) = self.shared.load_page(&self.durable, from).await {
+                        return Some(Err(err));
+                    }
+                }
                 Step::Wait(Some(deadline)) => {
                     tokio::select! {
                         _ = &mut changed => {}
@@ -864,6 +1124,7 @@ mod tests {
             acked_ahead: BTreeSet::new(),
             saved_floor: 0,
             per_process: false,
+            page: Page::default(),
         }
     }
 

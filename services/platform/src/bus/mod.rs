@@ -6,18 +6,21 @@
 //!
 //! [`MemoryBus::open_journal`] keeps the in-process log and the consumers' acknowledgements
 //! in a SQLite file (`journal.rs`), so that the embedded run, too, keeps events and
-//! positions across a crash; it passes the contract suite as a third implementation, and
+//! positions across a crash, holding only its newest events in memory; it passes the contract suite as a third implementation, and
 //! `tests/bus_journal.rs` restarts it.
 //!
 //! Guarantees both give ("Nothing lost"):
 //! - `publish` returns only once the bus has stored the event; an event id published again
 //!   is stored once and reported as a duplicate (the outbox relay relies on this after a
-//!   crash between publishing and marking).
+//!   crash between publishing and marking). [`EventBus::publish_many`] does the same for a
+//!   batch, its round trips overlapped, and says how many of its first events are stored.
 //! - Consumers are durable and named: a consumer acknowledges after its own commit; what it
 //!   did not acknowledge comes again (after `ack_wait`, after `nack`, or to the next
 //!   `subscribe` of the same durable name). Delivery is at least once: consumers skip ids
 //!   they have already handled (see [`crate::inbox`]).
-//! - Order within one subject is kept for one consumer, redeliveries aside.
+//! - Order within one subject is kept for one consumer, redeliveries aside (and on NATS a
+//!   batch that failed part way, whose later events may be stored before the failed one
+//!   is published again: see [`crate::outbox`]).
 //!
 //! Subjects are relative (`catalog.item.created`); each bus puts them under the prefix it
 //! was built with (`library` in a deployment, a unique one per test), so that deployments
@@ -32,6 +35,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tracing::Instrument;
 
 pub use journal::JournalOptions;
 pub use memory::MemoryBus;
@@ -122,6 +126,25 @@ impl Event {
 pub struct PublishOutcome {
     /// True when an event of this id was already stored; nothing new was stored.
     pub duplicate: bool,
+}
+
+/// One event of a batch for [`EventBus::publish_many`], with the span its publishing is
+/// recorded under (the relay's `outbox.publish`, joined to the trace of the request that
+/// wrote the event).
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub event: Event,
+    pub span: tracing::Span,
+}
+
+/// What [`EventBus::publish_many`] learnt: `outcomes[i]` for the batch's event `i`, for the
+/// first `outcomes.len()` events, each stored; `error`, if any, is the failure of the next
+/// one. Of the events after it nothing is known: they may have been stored (publishing
+/// them again is safe, the bus reports them as duplicates).
+#[derive(Debug, Default)]
+pub struct BatchOutcome {
+    pub outcomes: Vec<PublishOutcome>,
+    pub error: Option<BusError>,
 }
 
 /// A durable consumer: its name, what it listens to, and how redelivery behaves.
@@ -236,6 +259,34 @@ impl BusError {
 pub trait EventBus: Send + Sync + fmt::Debug {
     /// Stores the event and returns once the bus has it (a JetStream ack for NATS).
     async fn publish(&self, event: &Event) -> Result<PublishOutcome, BusError>;
+
+    /// Publishes a batch in order, so that the bus's round trips overlap (NATS sends the
+    /// whole batch, then waits for the acks) or the batch is stored at once (a journaled
+    /// [`MemoryBus`]: one transaction); returns once every event reported in the outcome is
+    /// stored. The default publishes one at a time and stops at the first failure. Each
+    /// event's work is done inside its [`Outgoing::span`].
+    async fn publish_many(&self, batch: &[Outgoing]) -> BatchOutcome {
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for item in batch {
+            match self
+                .publish(&item.event)
+                .instrument(item.span.clone())
+                .await
+            {
+                Ok(outcome) => outcomes.push(outcome),
+                Err(error) => {
+                    return BatchOutcome {
+                        outcomes,
+                        error: Some(error),
+                    };
+                }
+            }
+        }
+        BatchOutcome {
+            outcomes,
+            error: None,
+        }
+    }
 
     /// Creates the durable consumer or binds to it again, and starts receiving.
     async fn subscribe(&self, spec: &ConsumerSpec) -> Result<Box<dyn Subscription>, BusError>;

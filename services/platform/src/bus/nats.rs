@@ -8,21 +8,25 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::future::IntoFuture;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
-use async_nats::jetstream::context::{CreateStreamErrorKind, GetStreamErrorKind, PublishErrorKind};
+use async_nats::jetstream::context::{
+    CreateStreamErrorKind, GetStreamErrorKind, PublishAckFuture, PublishErrorKind,
+};
 use async_nats::jetstream::message::{Acker as NatsAcker, PublishMessage};
 use async_nats::jetstream::{self, AckKind, ErrorCode, stream};
 use async_nats::{HeaderMap, HeaderName, HeaderValue};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
+use tracing::Instrument;
 
 use super::{
-    Acker, BusError, ConsumerSpec, Delivery, Event, EventBus, PublishOutcome, Subscription,
-    sanitise_name, sorted_headers, validate_subject,
+    Acker, BatchOutcome, BusError, ConsumerSpec, Delivery, Event, EventBus, Outgoing,
+    PublishOutcome, Subscription, sanitise_name, sorted_headers, validate_subject,
 };
 
 /// How long JetStream remembers event ids for de-duplication. The relay republishes an
@@ -69,6 +73,31 @@ enum Attempt {
 }
 
 impl NatsBus {
+    /// Hands the event to the client for the server; the returned future is its ack.
+    async fn send(&self, event: &Event) -> Result<PublishAckFuture, BusError> {
+        event.validate()?;
+        let mut headers = HeaderMap::new();
+        for (name, value) in &event.headers {
+            // Validated above, so these conversions do not fail; checking keeps a panic of
+            // the client's infallible constructors out of reach.
+            let name: HeaderName = name
+                .parse()
+                .map_err(|_| BusError::Invalid(format!("header name {name:?}")))?;
+            let value: HeaderValue = value
+                .parse()
+                .map_err(|_| BusError::Invalid("header value".into()))?;
+            headers.append(name, value);
+        }
+        let message = PublishMessage::build()
+            .payload(Bytes::copy_from_slice(&event.payload))
+            .headers(headers)
+            .message_id(&event.id);
+        self.js
+            .send_publish(self.wire_subject(&event.subject), message)
+            .await
+            .map_err(publish_error)
+    }
+
     /// Connects (retrying for up to 30 s while the server is not up yet) and creates or
     /// updates the stream of `prefix`.
     pub async fn connect(url: &str, prefix: &str) -> Result<NatsBus, BusError> {
@@ -343,33 +372,44 @@ fn stream_attempt(e: jetstream::context::CreateStreamError) -> Attempt {
 impl EventBus for NatsBus {
     #[tracing::instrument(skip(self, event), fields(event_id = %event.id, subject = %event.subject))]
     async fn publish(&self, event: &Event) -> Result<PublishOutcome, BusError> {
-        event.validate()?;
-        let mut headers = HeaderMap::new();
-        for (name, value) in &event.headers {
-            // Validated above, so these conversions do not fail; checking keeps a panic of
-            // the client's infallible constructors out of reach.
-            let name: HeaderName = name
-                .parse()
-                .map_err(|_| BusError::Invalid(format!("header name {name:?}")))?;
-            let value: HeaderValue = value
-                .parse()
-                .map_err(|_| BusError::Invalid("header value".into()))?;
-            headers.append(name, value);
-        }
-        let message = PublishMessage::build()
-            .payload(Bytes::copy_from_slice(&event.payload))
-            .headers(headers)
-            .message_id(&event.id);
-        let ack = self
-            .js
-            .send_publish(self.wire_subject(&event.subject), message)
-            .await
-            .map_err(publish_error)?
-            .await
-            .map_err(publish_error)?;
+        let ack = self.send(event).await?.await.map_err(publish_error)?;
         Ok(PublishOutcome {
             duplicate: ack.duplicate,
         })
+    }
+
+    /// Sends the whole batch, then waits for the acks in order: one round trip for the
+    /// batch instead of one per event. The acks are the server's word that an event is
+    /// stored; a failure ends the outcome there (the events sent after it may be stored
+    /// all the same, which a later publish of them finds as duplicates).
+    async fn publish_many(&self, batch: &[Outgoing]) -> BatchOutcome {
+        let mut acks = Vec::with_capacity(batch.len());
+        let mut error = None;
+        for item in batch {
+            match self.send(&item.event).instrument(item.span.clone()).await {
+                Ok(ack) => acks.push(ack),
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            }
+        }
+        let mut outcomes = Vec::with_capacity(acks.len());
+        for (ack, item) in acks.into_iter().zip(batch) {
+            match ack.into_future().instrument(item.span.clone()).await {
+                Ok(ack) => outcomes.push(PublishOutcome {
+                    duplicate: ack.duplicate,
+                }),
+                Err(e) => {
+                    // The later acks are dropped unread; their events are published again.
+                    return BatchOutcome {
+                        outcomes,
+                        error: Some(publish_error(e)),
+                    };
+                }
+            }
+        }
+        BatchOutcome { outcomes, error }
     }
 
     #[tracing::instrument(skip(self, spec), fields(durable = %spec.durable, filter = %spec.filter))]
