@@ -14,8 +14,7 @@ use crate::error::{ErrorCode, ServiceError};
 /// The longest value of each text field, in characters (Unicode scalar values, so a
 /// Japanese character counts one). API.md "Text fields" lists the same numbers.
 pub mod limits {
-    /// 書名 and its reading (ヨミ). A few MARC titles run past it (with their contents
-    /// notes): `kitsuki import` cuts those to it rather than refusing the record.
+    /// 書名 and its reading (ヨミ); MARC titles with their subtitles stay well under it.
     pub const TITLE: usize = 1_000;
     pub const AUTHOR: usize = 1_000;
     pub const PUBLISHER: usize = 500;
