@@ -636,12 +636,15 @@ fn ms(d: Duration) -> f64 {
 struct Latencies {
     median: Duration,
     p99: Duration,
+    mean: Duration,
 }
 
 impl Latencies {
     fn of(mut v: Vec<Duration>) -> Latencies {
         v.sort();
+        let mean = v.iter().sum::<Duration>() / v.len().max(1) as u32;
         Latencies {
+            mean,
             median: percentile(&v, 0.5),
             p99: percentile(&v, 0.99),
         }
@@ -796,7 +799,7 @@ fn import_figure(r: &ImportRun, records: usize) -> String {
     let failed = if r.status.success() {
         String::new()
     } else {
-        format!(" (exit {})", r.status)
+        format!(" ({})", r.status)
     };
     format!(
         "{:.1} s, {:.0} records/s{failed}",
@@ -1023,6 +1026,18 @@ async fn main() {
         "same first page through both",
         format!("{same} of {} queries", qs.len()),
         "all",
+    );
+    // What the cores could do on tantivy alone: every search costs at least its raw time
+    // of CPU, so no number of connections gets more than cores ÷ mean raw time.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    table.row(
+        "tantivy alone: mean / ceiling on these cores",
+        format!(
+            "{:.2} ms / {:.0} searches/s ({cores} ÷ mean)",
+            ms(raw.mean),
+            cores as f64 / raw.mean.as_secs_f64()
+        ),
+        "bounds the throughput below",
     );
     for (connections, rate, failed) in rates {
         table.row(

@@ -10,6 +10,8 @@
 
 use unicode_normalization::UnicodeNormalization;
 
+use kitsuki_proto::text::limits;
+
 use super::record::{DataField, MarcRecord};
 use super::{ImportRecord, MaterialKind};
 
@@ -97,6 +99,20 @@ pub fn to_import_record(record: &MarcRecord) -> Option<ImportRecord> {
         true
     });
 
+    // A record longer than a field may be (a few Library of Congress titles with their
+    // contents run past 1,000 characters) is stored cut to the limit rather than refused:
+    // the title stays in the catalogue and findable by its beginning.
+    aliases.truncate(limits::SEARCH_ALIASES);
+    for a in &mut aliases {
+        fit(a, limits::SEARCH_ALIAS);
+    }
+    let (mut title, mut title_reading, mut author, mut publisher) =
+        (title, title_reading, author, publisher);
+    fit(&mut title, limits::TITLE);
+    fit(&mut title_reading, limits::TITLE);
+    fit(&mut author, limits::AUTHOR);
+    fit(&mut publisher, limits::PUBLISHER);
+
     Some(ImportRecord {
         source_id: source_id(record),
         title,
@@ -115,10 +131,24 @@ pub fn to_import_record(record: &MarcRecord) -> Option<ImportRecord> {
     })
 }
 
+/// Cuts `text` to at most `max` characters, the last one an ellipsis, when it is longer.
+fn fit(text: &mut String, max: usize) {
+    if let Some((at, _)) = text.char_indices().nth(max) {
+        let keep = text[..at]
+            .char_indices()
+            .nth(max.saturating_sub(1))
+            .map_or(at, |(i, _)| i);
+        text.truncate(keep);
+        text.push('…');
+    }
+}
+
 fn source_id(record: &MarcRecord) -> String {
+    // Control characters too: some Library of Congress records end their 001 with a stray
+    // subfield delimiter (0x1F), which no text field may hold.
     match record
         .control("001")
-        .map(str::trim)
+        .map(|s| s.trim_matches(|c: char| c.is_whitespace() || c.is_control()))
         .filter(|s| !s.is_empty())
     {
         Some(id) => format!("marc:{id}"),
@@ -373,5 +403,33 @@ mod tests {
             fields: vec![field("100", &[('a', "Someone")])],
         };
         assert!(to_import_record(&record).is_none());
+    }
+
+    /// Both seen in the Library of Congress file of issue 9: an 001 ending with a stray
+    /// subfield delimiter, and a 245 of more than 1,000 characters. Neither may fail the
+    /// import of the record.
+    #[test]
+    fn a_stray_delimiter_in_001_and_an_overlong_title_are_cleaned_up() {
+        let long = "Word ".repeat(400);
+        let record = MarcRecord {
+            leader: "00000nam a2200000 a 4500".into(),
+            fields: vec![
+                Field::Control(ControlField {
+                    tag: "001".into(),
+                    value: "00038361\u{1F}".into(),
+                }),
+                field("245", &[('a', &long)]),
+            ],
+        };
+        let r = to_import_record(&record).unwrap();
+        assert_eq!(r.source_id, "marc:00038361");
+        assert_eq!(r.title.chars().count(), limits::TITLE);
+        assert!(r.title.starts_with("Word Word") && r.title.ends_with('…'));
+
+        let mut short = "漱石".to_string();
+        fit(&mut short, 2);
+        assert_eq!(short, "漱石");
+        fit(&mut short, 1);
+        assert_eq!(short, "…");
     }
 }
