@@ -33,6 +33,10 @@ use std::time::{Duration, Instant};
 
 use kitsuki_catalog::index::{SearchFilter, SearchIndex};
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::status_kib;
+
 /// The file of the issue, and the sdist that ships it.
 const LOC_FILE: &str = "BooksAll.2016.part01.utf8";
 const PYMARC: &str = "pymarc==5.4.0";
@@ -417,18 +421,6 @@ fn two_title_words(rec: &[u8]) -> Option<String> {
 
 fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_kitsuki")
-}
-
-/// A field of /proc/PID/status in KiB (`VmRSS`, `VmHWM`).
-fn status_kib(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with(field))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
 }
 
 fn dir_size(p: &Path) -> u64 {

@@ -13,19 +13,8 @@ mod common;
 
 use std::time::Duration;
 
+use common::status_kib;
 use common::system::{System, counter_patron};
-
-/// A field of /proc/PID/status in KiB (`VmRSS`, `VmHWM`).
-fn status_kib(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with(field))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
 
 fn print_memory(sys: &System, when: &str) {
     println!("\nmemory {when}:");

@@ -33,17 +33,6 @@ const QUERIES: &[&str] = &[
     "江戸",
 ];
 
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[idx]
@@ -78,7 +67,7 @@ async fn run(label: &str, otlp: Option<&str>) {
         "first start with seed import: {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    let rss_idle = rss_kib(proc.pid());
+    let rss_idle = common::status_kib(proc.pid(), "VmRSS:");
 
     let mut latencies = Vec::with_capacity(1000);
     for i in 0..1000 {
@@ -95,7 +84,7 @@ async fn run(label: &str, otlp: Option<&str>) {
         latencies.push(t.elapsed());
     }
     latencies.sort();
-    let rss_after = rss_kib(proc.pid());
+    let rss_after = common::status_kib(proc.pid(), "VmRSS:");
     println!("searches: 1000 sequential through the gateway (JSON API)");
     println!(
         "  median {:.2} ms, p99 {:.2} ms, max {:.2} ms",

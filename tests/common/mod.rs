@@ -14,6 +14,18 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+/// A field of /proc/PID/status in KiB (`VmRSS`, `VmHWM`), for the benches' memory figures.
+pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with(field))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
 /// A running `kitsuki` process, stopped (SIGTERM, then SIGKILL) when dropped.
 pub struct Proc {
     pub name: String,
