@@ -17,7 +17,7 @@
 //!
 //! Run: `cargo bench --bench catalogue_scale [-- --titles 1000000] [--seconds 10]
 //! [--no-pg] [--drain-timeout 900] [--keep] [--file-only]` (`--file-only`: write the file
-//! to import and stop). PostgreSQL is the test server
+//! to import and the queries (`queries.txt` in the cache) and stop). PostgreSQL is the test server
 //! (`KITSUKI_TEST_PG_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`);
 //! `KITSUKI_BENCH_CACHE` moves the cache, `KITSUKI_BENCH_MARC` names another file.
 //! It is slow (minutes). `cargo test --all-targets` runs bench binaries too, without the
@@ -816,8 +816,12 @@ async fn main() {
     };
     drop(base);
     drop(bytes);
+    // The queries beside the file, one per line: `examples/search_profile.rs` (catalog)
+    // replays them on an index under a profiler.
+    let queries_file = cache.join("queries.txt");
+    std::fs::write(&queries_file, qs.join("\n") + "\n").expect("write the queries");
     if args.file_only {
-        println!("{}", file.display());
+        println!("{}\n{}", file.display(), queries_file.display());
         return;
     }
     let big = records > 500_000;

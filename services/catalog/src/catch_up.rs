@@ -178,6 +178,19 @@ impl Catalog {
         catch_up_into(&self.db().pool, &index, &mut |_| {}).await
     }
 
+    /// Folds the serving index into one segment ([`SearchIndex::merge_segments`]), after
+    /// a bulk write (an import): answers how many segments there were. Nothing during a
+    /// background rebuild, which merges its own index before the swap.
+    pub async fn merge_index_segments(&self) -> anyhow::Result<usize> {
+        let slot = self.index_slot();
+        let _writing = slot.writing.lock().await;
+        if *slot.rebuilding.borrow() {
+            return Ok(0);
+        }
+        let index = slot.serving();
+        Ok(tokio::task::spawn_blocking(move || index.merge_segments()).await??)
+    }
+
     /// Waits until no background rebuild runs (tools that need the whole index).
     pub async fn index_rebuilt(&self) {
         let mut rebuilding = self.index_slot().rebuilding.subscribe();
@@ -248,6 +261,12 @@ impl Catalog {
             ));
         })
         .await?;
+        // One segment, before it serves (the old index serves meanwhile).
+        gate.close(format!(
+            "rebuilding the search index: merging its segments ({why})"
+        ));
+        let i = fresh.clone();
+        tokio::task::spawn_blocking(move || i.merge_segments()).await??;
         // The swap: nothing else writes meanwhile, and what was committed since is in.
         let _writing = slot.writing.lock().await;
         n += catch_up_into(&self.db().pool, &fresh, &mut |_| {}).await?;

@@ -36,6 +36,9 @@ pub struct ImportOptions {
     /// New titles between two commits of the index (each commit writes a segment and
     /// syncs: one per batch would be hundreds for a real catalogue).
     pub index_every: usize,
+    /// An import that indexed at least this many titles merges the index into one segment
+    /// at its end ([`MERGE_AFTER_TITLES`]).
+    pub merge_after: usize,
 }
 
 impl Default for ImportOptions {
@@ -44,6 +47,7 @@ impl Default for ImportOptions {
             batch: BATCH,
             index: true,
             index_every: INDEX_EVERY,
+            merge_after: MERGE_AFTER_TITLES,
         }
     }
 }
@@ -212,7 +216,14 @@ struct Importer<'c> {
     to_index: Vec<String>,
     /// Every new title's id, kept only for [`import_report`] (a small file in memory).
     created_ids: Option<Vec<String>>,
+    /// Titles this import indexed (to decide whether to merge the index's segments).
+    indexed: usize,
 }
+
+/// An import that indexed at least this many titles merges the index into one segment at
+/// its end: it left a segment per commit. A small one (the admin API's file of a few
+/// titles) does not make a running catalog merge its whole index.
+pub const MERGE_AFTER_TITLES: usize = 20_000;
 
 impl<'c> Importer<'c> {
     fn new(catalog: &'c Catalog, options: ImportOptions, keep_ids: bool) -> Self {
@@ -222,6 +233,7 @@ impl<'c> Importer<'c> {
             summary: ImportSummary::default(),
             to_index: Vec::new(),
             created_ids: keep_ids.then(Vec::new),
+            indexed: 0,
         }
     }
 
@@ -287,6 +299,7 @@ impl<'c> Importer<'c> {
         if ids.is_empty() || self.summary.index_error.is_some() {
             return;
         }
+        self.indexed += ids.len();
         if let Err(e) = index_batch(self.catalog, &ids).await {
             tracing::error!(error = %e, "search index not written; the import goes on storing");
             self.summary.index_error = Some(format!("{e:#}"));
@@ -295,6 +308,16 @@ impl<'c> Importer<'c> {
 
     async fn finish(mut self) -> (ImportSummary, Vec<String>) {
         self.index().await;
+        // A bulk import leaves a segment per commit; searches walk each one.
+        if self.indexed >= self.options.merge_after.max(1) && self.summary.index_error.is_none() {
+            match self.catalog.merge_index_segments().await {
+                Ok(n) => tracing::info!(segments = n, "search index merged into one segment"),
+                Err(e) => {
+                    tracing::error!(error = %e, "search index not merged");
+                    self.summary.index_error = Some(format!("{e:#}"));
+                }
+            }
+        }
         (self.summary, self.created_ids.unwrap_or_default())
     }
 }

@@ -34,6 +34,7 @@ fn small_batches() -> ImportOptions {
         batch: 7,
         index: true,
         index_every: 20,
+        merge_after: 30,
     }
 }
 
@@ -56,6 +57,10 @@ async fn every_file_imports_with_counts_and_reimport_creates_nothing() {
             "{file}: {s:?}"
         );
         total += s.created;
+        // A file that indexed 30 titles or more (in commits of 20) leaves one segment.
+        if *created >= 30 {
+            assert_eq!(catalog.search_index().segments(), 1, "{file}");
+        }
     }
     assert_eq!(catalog.counts().await.unwrap().0 as usize, total);
 
