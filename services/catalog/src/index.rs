@@ -17,7 +17,8 @@
 //! position of its first character, which makes "bigrams in a row" a phrase query.
 //!
 //! Words of scripts that put spaces between words (Latin, Cyrillic, digits …) are also
-//! indexed whole, marked ([`WORD_MARK`]), and a query term written only in such letters
+//! indexed whole, in a words field beside each text field ([`WordTokenizer`], no
+//! positions), and a query term written only in such letters
 //! matches the words that **start** with it (`materia` finds `materials`, `histor` finds
 //! `history`), ranked by BM25 where the word is the term itself and a little lower where it
 //! only starts with it; a word's first 2 to 8 characters are indexed as terms of their own
@@ -69,16 +70,19 @@ const WRITER_MEMORY_BYTES: usize = 64_000_000;
 /// at its next start, in the background (`Catalog::open`).
 pub const FORMAT: u32 = 2;
 
-/// Marks a whole word among the character grams of a text field (format 2): no text
-/// reaches the tokenizer with this control character in a word, so a word token never
-/// equals a gram.
-const WORD_MARK: char = '\u{1}';
+/// Name under which [`WordTokenizer`] is registered with each index.
+const WORDS_TOKENIZER: &str = "kitsuki_words";
 
-/// Marks the first 2 to [`PREFIX_MAX_CHARS`] characters of a word (format 2): `\u{2}hi`,
-/// `\u{2}his`, … `\u{2}historie` for `histories`. A query term of up to that length finds
+/// Marks the first 2 to [`PREFIX_MAX_CHARS`] characters of a word in a words field:
+/// `\u{2}hi`, `\u{2}his`, … `\u{2}historie` for `histories` (a word never holds a control
+/// character, so a prefix never equals a word). A query term of up to that length finds
 /// the words it starts with one posting list; a longer one walks the term dictionary
 /// ([`WordPrefix`]), which for a long prefix holds few words.
 const PREFIX_MARK: char = '\u{2}';
+
+/// Segments left after the merges of a bulk write that [`SearchIndex::merge_segments`]
+/// accepts without folding them into one.
+pub const MAX_SEGMENTS: usize = 4;
 
 /// The longest word prefix indexed as a term of its own. Short prefixes are the ones that
 /// expand to thousands of words (`the` → `theatre`, `theology`, …).
@@ -104,6 +108,12 @@ mod field {
     pub const AUTHOR: &str = "author";
     pub const PUBLISHER: &str = "publisher";
     pub const ALIASES: &str = "aliases";
+    /// The words (and word prefixes) of each text field, without positions.
+    pub const TITLE_WORDS: &str = "title_words";
+    pub const TITLE_READING_WORDS: &str = "title_reading_words";
+    pub const AUTHOR_WORDS: &str = "author_words";
+    pub const PUBLISHER_WORDS: &str = "publisher_words";
+    pub const ALIASES_WORDS: &str = "aliases_words";
     pub const ISBN: &str = "isbn";
     pub const MATERIAL_TYPE: &str = "material_type";
     pub const BRANCHES: &str = "branches";
@@ -282,6 +292,9 @@ impl SearchIndex {
         index
             .tokenizers()
             .register(CJK_TOKENIZER, TextAnalyzer::from(CharGramTokenizer));
+        index
+            .tokenizers()
+            .register(WORDS_TOKENIZER, TextAnalyzer::from(WordTokenizer));
         let fields = Fields::new(&index.schema())?;
         let payload = index
             .load_metas()?
@@ -289,7 +302,7 @@ impl SearchIndex {
             .and_then(|p| serde_json::from_str::<Payload>(&p).ok())
             .filter(|p| p.format == FORMAT);
         let writer = if writable {
-            Some(index.writer_with_num_threads(1, WRITER_MEMORY_BYTES)?)
+            Some(new_writer(&index)?)
         } else {
             None
         };
@@ -346,11 +359,11 @@ impl SearchIndex {
         Ok(n)
     }
 
-    /// Folds every segment into one and waits until it is done; answers how many segments
-    /// there were. For after a bulk write (an import, a rebuild): a search walks each
-    /// segment, and an import leaves one per commit (11 at 250,000 titles, which made a
-    /// search twice as slow as on one). What was staged and not committed is dropped;
-    /// the watermark is kept (tantivy carries the last commit's payload over a merge).
+    /// Lets the merges of [`merge_policy`] end, then folds what is left into one segment
+    /// if more than [`MAX_SEGMENTS`] are; answers how many segments there were once the
+    /// merges ended. For after a bulk write (an import, a rebuild): a search walks each
+    /// segment. What was staged and not committed is dropped; the watermark is kept
+    /// (tantivy carries the last commit's payload over a merge).
     pub fn merge_segments(&self) -> Result<usize, IndexError> {
         let mut guard = self.writer.lock().map_err(|_| IndexError::WriterPoisoned)?;
         let writer = guard.inner.take().ok_or(IndexError::ReadOnly)?;
@@ -358,9 +371,9 @@ impl SearchIndex {
         // The merges the merge policy started end first: a segment merged twice is thrown
         // away by one of the two ("couldn't find segment in SegmentManager").
         writer.wait_merging_threads()?;
-        let mut writer = index.writer_with_num_threads(1, WRITER_MEMORY_BYTES)?;
+        let mut writer = new_writer(&index)?;
         let ids = index.searchable_segment_ids()?;
-        let merged = if ids.len() > 1 {
+        let merged = if ids.len() > MAX_SEGMENTS {
             writer.merge(&ids).wait().map(drop)
         } else {
             Ok(())
@@ -615,7 +628,7 @@ impl SearchIndex {
         let per_field = self
             .fields
             .text_with_boost()
-            .map(|(field, boost)| {
+            .map(|(field, _, boost)| {
                 let mut terms: Vec<(usize, Term)> = grams
                     .iter()
                     .map(|(position, gram)| (*position, Term::from_field_text(field, gram)))
@@ -639,16 +652,15 @@ impl SearchIndex {
     /// A word-script term: in each field, the word itself (BM25, boosted) or a word that
     /// starts with it (a constant below that).
     fn word_prefix_query(&self, term: &str) -> Box<dyn Query> {
-        let word = format!("{WORD_MARK}{term}");
         let short = term.chars().count() <= PREFIX_MAX_CHARS;
-        let prefix = Arc::new(WordPrefix(word.clone().into_bytes()));
+        let prefix = Arc::new(WordPrefix(term.as_bytes().to_vec()));
         let prefix_term = format!("{PREFIX_MARK}{term}");
         let clauses = self
             .fields
             .text_with_boost()
-            .flat_map(|(field, boost)| {
+            .flat_map(|(_, field, boost)| {
                 let exact = TermQuery::new(
-                    Term::from_field_text(field, &word),
+                    Term::from_field_text(field, term),
                     IndexRecordOption::WithFreqs,
                 );
                 let starts: Box<dyn Query> = if short {
@@ -722,17 +734,20 @@ impl SearchIndex {
         let mut out = TantivyDocument::default();
         out.add_text(f.title_id, &doc.title_id);
         let texts = [
-            (f.title, &doc.title),
-            (f.title_reading, &doc.title_reading),
-            (f.author, &doc.author),
-            (f.publisher, &doc.publisher),
+            (f.title, f.title_words, &doc.title),
+            (f.title_reading, f.title_reading_words, &doc.title_reading),
+            (f.author, f.author_words, &doc.author),
+            (f.publisher, f.publisher_words, &doc.publisher),
         ];
-        for (field, text) in texts
+        for (field, words, text) in texts
             .into_iter()
-            .chain(doc.aliases.iter().map(|a| (f.aliases, a)))
+            .chain(doc.aliases.iter().map(|a| (f.aliases, f.aliases_words, a)))
         {
             let normalized = normalize(text);
             if !normalized.is_empty() {
+                if normalized.chars().any(is_word_char) {
+                    out.add_text(words, &normalized);
+                }
                 out.add_text(field, normalized);
             }
         }
@@ -754,6 +769,25 @@ impl SearchIndex {
         out.add_i64(f.created_at, created_micros);
         Ok((doc.title_id.clone(), out))
     }
+}
+
+/// The writer of an index, with [`merge_policy`].
+fn new_writer(index: &Index) -> tantivy::Result<IndexWriter> {
+    let writer = index.writer_with_num_threads(1, WRITER_MEMORY_BYTES)?;
+    writer.set_merge_policy(Box::new(merge_policy()));
+    Ok(writer)
+}
+
+/// Segments of a similar size are merged four at a time (tantivy's default waits for
+/// eight): a bulk import that commits every 10,000 titles leaves a few segments, not a
+/// dozen, and each segment costs every search a walk of its own. Measured on the 250,000
+/// LoC titles (docs/ARCHITECTURE.md "Search"): eight left 11 segments and a mean search of
+/// 1.08 ms; four leave 4 in 41 s of import and 285 MB, 0.55 ms; three leave 1 but the
+/// import peaks at 306 MB.
+fn merge_policy() -> tantivy::indexer::LogMergePolicy {
+    let mut policy = tantivy::indexer::LogMergePolicy::default();
+    policy.set_min_num_segments(4);
+    policy
 }
 
 /// Commits with the payload that says the index holds every change up to `watermark`.
@@ -791,6 +825,21 @@ fn schema() -> Schema {
     ] {
         builder.add_text_field(name, cjk.clone());
     }
+    // Words are matched as terms, never as phrases: no positions (a third of the size).
+    let words = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(WORDS_TOKENIZER)
+            .set_index_option(IndexRecordOption::WithFreqs),
+    );
+    for name in [
+        field::TITLE_WORDS,
+        field::TITLE_READING_WORDS,
+        field::AUTHOR_WORDS,
+        field::PUBLISHER_WORDS,
+        field::ALIASES_WORDS,
+    ] {
+        builder.add_text_field(name, words.clone());
+    }
     for name in [
         field::ISBN,
         field::MATERIAL_TYPE,
@@ -812,6 +861,11 @@ struct Fields {
     author: Field,
     publisher: Field,
     aliases: Field,
+    title_words: Field,
+    title_reading_words: Field,
+    author_words: Field,
+    publisher_words: Field,
+    aliases_words: Field,
     isbn: Field,
     material_type: Field,
     branches: Field,
@@ -830,6 +884,11 @@ impl Fields {
             author: get(field::AUTHOR)?,
             publisher: get(field::PUBLISHER)?,
             aliases: get(field::ALIASES)?,
+            title_words: get(field::TITLE_WORDS)?,
+            title_reading_words: get(field::TITLE_READING_WORDS)?,
+            author_words: get(field::AUTHOR_WORDS)?,
+            publisher_words: get(field::PUBLISHER_WORDS)?,
+            aliases_words: get(field::ALIASES_WORDS)?,
             isbn: get(field::ISBN)?,
             material_type: get(field::MATERIAL_TYPE)?,
             branches: get(field::BRANCHES)?,
@@ -839,14 +898,15 @@ impl Fields {
         })
     }
 
-    /// Text fields and how much a match in each counts: a hit in the title matters most.
-    fn text_with_boost(&self) -> impl Iterator<Item = (Field, f32)> {
+    /// Text fields, their words fields, and how much a match in each counts: a hit in the
+    /// title matters most.
+    fn text_with_boost(&self) -> impl Iterator<Item = (Field, Field, f32)> {
         [
-            (self.title, 2.0),
-            (self.title_reading, 1.5),
-            (self.aliases, 1.5),
-            (self.author, 1.0),
-            (self.publisher, 0.5),
+            (self.title, self.title_words, 2.0),
+            (self.title_reading, self.title_reading_words, 1.5),
+            (self.aliases, self.aliases_words, 1.5),
+            (self.author, self.author_words, 1.0),
+            (self.publisher, self.publisher_words, 0.5),
         ]
         .into_iter()
     }
@@ -875,7 +935,7 @@ fn is_word(term: &str) -> bool {
     term.chars().nth(1).is_some() && term.chars().all(is_word_char)
 }
 
-/// The automaton of the terms that start with a marked word (bytes), for tantivy's
+/// The automaton of the words that start with a prefix (bytes), for tantivy's
 /// [`AutomatonWeight`]: the state is how many bytes matched so far, `None` once one differs.
 #[derive(Debug)]
 struct WordPrefix(Vec<u8>);
@@ -1020,12 +1080,8 @@ impl TopHits {
 }
 
 /// Emits, at the position of each non-space character, that character and the bigram it
-/// starts (unless the next character is a space or the end), and where a word of a spaced
-/// script ([`is_word_char`], two characters or more) starts, the whole word after
-/// [`WORD_MARK`], then its prefixes of 2 to [`PREFIX_MAX_CHARS`] characters after
-/// [`PREFIX_MARK`]. Unigrams let a one-character query match; bigrams at consecutive
-/// positions let a longer one be a phrase query; words and prefixes let a Latin term be
-/// one or two terms.
+/// starts (unless the next character is a space or the end). Unigrams let a one-character
+/// query match; bigrams at consecutive positions let a longer one be a phrase query.
 #[derive(Clone, Copy, Debug)]
 struct CharGramTokenizer;
 
@@ -1038,8 +1094,6 @@ impl Tokenizer for CharGramTokenizer {
             chars: text.char_indices().collect(),
             next: 0,
             pending_bigram: false,
-            pending_word: None,
-            pending_prefix: None,
             token: Token::default(),
         }
     }
@@ -1052,10 +1106,6 @@ struct CharGramStream<'a> {
     next: usize,
     /// Whether the bigram starting at `next - 1` is still to be emitted.
     pending_bigram: bool,
-    /// The last character of the word starting at `next - 1`, still to be emitted.
-    pending_word: Option<usize>,
-    /// The last character of the next prefix of that word to emit, and of the word.
-    pending_prefix: Option<(usize, usize)>,
     token: Token,
 }
 
@@ -1076,20 +1126,6 @@ impl CharGramStream<'_> {
         self.token.text.clear();
         self.token.text.push_str(&self.text[from..to]);
     }
-
-    /// The last character of the word that starts at `index`, if one (of two characters or
-    /// more) does.
-    fn word_from(&self, index: usize) -> Option<usize> {
-        let is_word_at = |i: usize| self.chars.get(i).is_some_and(|&(_, c)| is_word_char(c));
-        if !is_word_at(index) || (index > 0 && is_word_at(index - 1)) {
-            return None;
-        }
-        let mut last = index;
-        while is_word_at(last + 1) {
-            last += 1;
-        }
-        (last > index).then_some(last)
-    }
 }
 
 impl TokenStream for CharGramStream<'_> {
@@ -1098,22 +1134,6 @@ impl TokenStream for CharGramStream<'_> {
             self.pending_bigram = false;
             let start = self.next - 1;
             self.emit(start, start + 1);
-            return true;
-        }
-        if let Some(last) = self.pending_word.take() {
-            let start = self.next - 1;
-            self.emit(start, last);
-            self.token.text.insert(0, WORD_MARK);
-            self.pending_prefix = Some((start + 1, last.min(start + PREFIX_MAX_CHARS - 1)));
-            return true;
-        }
-        if let Some((end, last)) = self.pending_prefix.take() {
-            let start = self.next - 1;
-            self.emit(start, end);
-            self.token.text.insert(0, PREFIX_MARK);
-            if end < last {
-                self.pending_prefix = Some((end + 1, last));
-            }
             return true;
         }
         while let Some(&(_, c)) = self.chars.get(self.next) {
@@ -1126,11 +1146,70 @@ impl TokenStream for CharGramStream<'_> {
                 .chars
                 .get(index + 1)
                 .is_some_and(|&(_, next)| !next.is_whitespace());
-            self.pending_word = self.word_from(index);
             self.emit(index, index);
             return true;
         }
         false
+    }
+
+    fn token(&self) -> &Token {
+        &self.token
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        &mut self.token
+    }
+}
+
+/// Emits each word of a spaced script ([`is_word_char`], two characters or more) whole,
+/// then its prefixes of 2 to [`PREFIX_MAX_CHARS`] characters after [`PREFIX_MARK`]: a
+/// Latin query term is then one or two terms, not a phrase of bigrams.
+#[derive(Clone, Copy, Debug)]
+struct WordTokenizer;
+
+impl Tokenizer for WordTokenizer {
+    type TokenStream<'a> = WordStream;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> Self::TokenStream<'a> {
+        let mut tokens = Vec::new();
+        let mut position = 0;
+        let mut words = text
+            .split(|c: char| !is_word_char(c))
+            .filter(|w| w.chars().nth(1).is_some())
+            .peekable();
+        while let Some(word) = words.next() {
+            tokens.push((position, word.to_owned()));
+            for (n, (end, c)) in word.char_indices().enumerate().skip(1) {
+                if n >= PREFIX_MAX_CHARS {
+                    break;
+                }
+                let mut prefix = String::with_capacity(end + c.len_utf8() + 1);
+                prefix.push(PREFIX_MARK);
+                prefix.push_str(&word[..end + c.len_utf8()]);
+                tokens.push((position, prefix));
+            }
+            position += 1;
+        }
+        WordStream {
+            tokens: tokens.into_iter(),
+            token: Token::default(),
+        }
+    }
+}
+
+struct WordStream {
+    tokens: std::vec::IntoIter<(usize, String)>,
+    token: Token,
+}
+
+impl TokenStream for WordStream {
+    fn advance(&mut self) -> bool {
+        let Some((position, text)) = self.tokens.next() else {
+            return false;
+        };
+        self.token.position = position;
+        self.token.text = text;
+        true
     }
 
     fn token(&self) -> &Token {
@@ -1220,30 +1299,52 @@ mod tests {
         );
         assert_eq!(tokens("a b"), vec![t("a", 0), t("b", 2)]);
         assert_eq!(tokens(""), vec![]);
-        // A word of two letters or more is also one token, marked, at its first letter.
+        assert_eq!(tokens("ab 1q84年"), {
+            let mut v = vec![t("a", 0), t("ab", 0), t("b", 1), t("1", 3), t("1q", 3)];
+            v.extend([t("q", 4), t("q8", 4), t("8", 5), t("84", 5), t("4", 6)]);
+            v.extend([t("4年", 6), t("年", 7)]);
+            v
+        });
+    }
+
+    #[test]
+    fn words_are_emitted_whole_then_their_prefixes_up_to_the_longest() {
+        let mut tokenizer = WordTokenizer;
+        let mut stream = tokenizer.token_stream("a history, 1q84年 東京 école");
+        let mut out = Vec::new();
+        while let Some(token) = stream.next() {
+            out.push((token.text.clone(), token.position));
+        }
+        let p = |s: &str, n| (format!("{PREFIX_MARK}{s}"), n);
+        let w = |s: &str, n| (s.to_owned(), n);
         assert_eq!(
-            tokens("ab 1q84年"),
+            out,
             vec![
-                t("a", 0),
-                t("ab", 0),
-                t("\u{1}ab", 0),
-                t("\u{2}ab", 0),
-                t("b", 1),
-                t("1", 3),
-                t("1q", 3),
-                t("\u{1}1q84", 3),
-                t("\u{2}1q", 3),
-                t("\u{2}1q8", 3),
-                t("\u{2}1q84", 3),
-                t("q", 4),
-                t("q8", 4),
-                t("8", 5),
-                t("84", 5),
-                t("4", 6),
-                t("4年", 6),
-                t("年", 7),
+                w("history", 0),
+                p("hi", 0),
+                p("his", 0),
+                p("hist", 0),
+                p("histo", 0),
+                p("histor", 0),
+                p("history", 0),
+                w("1q84", 1),
+                p("1q", 1),
+                p("1q8", 1),
+                p("1q84", 1),
+                w("école", 2),
+                p("éc", 2),
+                p("éco", 2),
+                p("écol", 2),
+                p("école", 2),
             ]
         );
+        let mut long = tokenizer.token_stream("internationalization");
+        let mut prefixes = Vec::new();
+        while let Some(token) = long.next() {
+            prefixes.push(token.text.clone());
+        }
+        assert_eq!(prefixes.len(), 1 + PREFIX_MAX_CHARS - 1);
+        assert_eq!(prefixes.last().unwrap(), &format!("{PREFIX_MARK}internat"));
     }
 
     #[test]
@@ -1656,34 +1757,63 @@ mod tests {
     fn merging_segments_keeps_documents_ranking_and_watermark() {
         let dir = std::env::temp_dir().join(format!("kitsuki-merge-{}", uuid::Uuid::new_v4()));
         let index = SearchIndex::open_or_create(&dir).unwrap();
-        for i in 0..5 {
-            index
-                .stage(&[doc(
-                    &format!("t{i}"),
-                    &format!("history {i} 図書館"),
-                    &format!("2024-01-0{}T00:00:00Z", i + 1),
-                )])
-                .unwrap();
+        // Two at a time: the merge policy's merges of four leave some segments apart.
+        let mut n = 0;
+        for i in 0..7u64 {
+            let d = |k: u64| {
+                doc(
+                    &format!("t{k}"),
+                    &format!("history {k} 図書館"),
+                    &format!("2024-01-{:02}T00:00:00Z", k + 1),
+                )
+            };
+            index.stage(&[d(2 * i), d(2 * i + 1)]).unwrap();
             index.commit_up_to(10 + i).unwrap();
+            n += 2;
         }
         let before = ids(&index, "history 図書館");
-        assert_eq!(before.len(), 5);
-        assert_eq!(index.merge_segments().unwrap(), 5);
+        assert_eq!(before.len(), n);
+        let segments = index.merge_segments().unwrap();
+        assert!(segments >= 1, "{segments}");
+        assert!(index.segments() <= MAX_SEGMENTS, "{}", index.segments());
         assert_eq!(ids(&index, "history 図書館"), before);
-        assert_eq!(index.watermark(), Some(14));
-        assert_eq!(index.reader.searcher().segment_readers().len(), 1);
+        assert_eq!(index.watermark(), Some(16));
         // The writer works on after the merge, and the merge is on disk with its payload.
         index
-            .upsert(&doc("t9", "history", "2024-02-01T00:00:00Z"))
+            .upsert(&doc("t99", "history", "2024-02-01T00:00:00Z"))
             .unwrap();
-        assert_eq!(index.merge_segments().unwrap(), 2);
+        index.merge_segments().unwrap();
         drop(index);
         let reopened = SearchIndex::open_or_create(&dir).unwrap();
-        assert_eq!(reopened.num_docs(), 6);
-        assert_eq!(reopened.reader.searcher().segment_readers().len(), 1);
+        assert_eq!(reopened.num_docs(), n as u64 + 1);
+        assert!(reopened.segments() <= MAX_SEGMENTS);
         assert!(reopened.watermark().is_some());
         drop(reopened);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn more_segments_than_the_limit_are_folded_into_one() {
+        let index = SearchIndex::in_memory().unwrap();
+        {
+            // Without merges of its own: one segment per commit.
+            let guard = index.writer.lock().unwrap();
+            guard
+                .inner
+                .as_ref()
+                .unwrap()
+                .set_merge_policy(Box::new(tantivy::indexer::NoMergePolicy));
+        }
+        for i in 0..(MAX_SEGMENTS as u64 + 2) {
+            index
+                .stage(&[doc(&format!("t{i}"), "history", "2024-01-01T00:00:00Z")])
+                .unwrap();
+            index.commit_up_to(i + 1).unwrap();
+        }
+        assert_eq!(index.segments(), MAX_SEGMENTS + 2);
+        assert_eq!(index.merge_segments().unwrap(), MAX_SEGMENTS + 2);
+        assert_eq!(index.segments(), 1);
+        assert_eq!(ids(&index, "history").len(), MAX_SEGMENTS + 2);
     }
 
     #[test]
