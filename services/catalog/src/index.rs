@@ -1173,11 +1173,10 @@ impl Tokenizer for WordTokenizer {
     fn token_stream<'a>(&'a mut self, text: &'a str) -> Self::TokenStream<'a> {
         let mut tokens = Vec::new();
         let mut position = 0;
-        let mut words = text
+        let words = text
             .split(|c: char| !is_word_char(c))
-            .filter(|w| w.chars().nth(1).is_some())
-            .peekable();
-        while let Some(word) = words.next() {
+            .filter(|w| w.chars().nth(1).is_some());
+        for word in words {
             tokens.push((position, word.to_owned()));
             for (n, (end, c)) in word.char_indices().enumerate().skip(1) {
                 if n >= PREFIX_MAX_CHARS {
