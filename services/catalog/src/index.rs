@@ -1172,11 +1172,10 @@ impl Tokenizer for WordTokenizer {
 
     fn token_stream<'a>(&'a mut self, text: &'a str) -> Self::TokenStream<'a> {
         let mut tokens = Vec::new();
-        let mut position = 0;
         let words = text
             .split(|c: char| !is_word_char(c))
             .filter(|w| w.chars().nth(1).is_some());
-        for word in words {
+        for (position, word) in words.enumerate() {
             tokens.push((position, word.to_owned()));
             for (n, (end, c)) in word.char_indices().enumerate().skip(1) {
                 if n >= PREFIX_MAX_CHARS {
@@ -1187,7 +1186,6 @@ impl Tokenizer for WordTokenizer {
                 prefix.push_str(&word[..end + c.len_utf8()]);
                 tokens.push((position, prefix));
             }
-            position += 1;
         }
         WordStream {
             tokens: tokens.into_iter(),
