@@ -303,26 +303,29 @@ impl Catalog {
         let mut numbers = (0i64, 0i64, 0u32);
         if valid > 0 {
             // Numbers for every valid title; those already present leave gaps.
-            let mut seq = store::take_change_seqs(&mut tx, valid as i64)
+            let first = store::take_change_seqs(&mut tx, valid as i64)
                 .await
                 .map_err(|e| internal("numbering changes", e))?;
-            for p in &prepared {
-                let Ok((title, _)) = p else {
-                    created.push(false);
-                    continue;
-                };
-                let c = store::insert_title(&mut tx, title, seq)
-                    .await
-                    .map_err(|e| internal("inserting a title", e))?;
-                if c {
+            let numbered: Vec<(&Title, i64)> = prepared
+                .iter()
+                .filter_map(|p| p.as_ref().ok().map(|(title, _)| title))
+                .zip(first..)
+                .collect();
+            let inserted = store::insert_titles(&mut tx, &numbered)
+                .await
+                .map_err(|e| internal("inserting titles", e))?;
+            for (title, seq) in &numbered {
+                if inserted.contains(&title.title_id) {
                     if numbers.2 == 0 {
-                        numbers.0 = seq;
+                        numbers.0 = *seq;
                     }
-                    numbers = (numbers.0, seq, numbers.2 + 1);
+                    numbers = (numbers.0, *seq, numbers.2 + 1);
                 }
-                seq += 1;
-                created.push(c);
             }
+            created.extend(prepared.iter().map(|p| {
+                p.as_ref()
+                    .is_ok_and(|(title, _)| inserted.contains(&title.title_id))
+            }));
         } else {
             created.resize(prepared.len(), false);
         }

@@ -108,6 +108,56 @@ pub async fn insert_title(
     Ok(res.rows_affected() == 1)
 }
 
+/// Rows of one multi-row `INSERT` of [`insert_titles`]: 12 values each, far below what
+/// SQLite (32,766) and PostgreSQL (65,535) accept in one statement.
+const INSERT_ROWS: usize = 200;
+
+/// Inserts titles, each with its change sequence number, [`INSERT_ROWS`] to a statement;
+/// answers the ids of those created (a title whose `source_id` exists is not: re-import).
+/// One statement per title made a PostgreSQL import a round trip per record (2,955
+/// records/s at 250,000 titles, against 7,060 on SQLite).
+pub async fn insert_titles(
+    conn: &mut AnyConnection,
+    titles: &[(&Title, i64)],
+) -> Result<std::collections::HashSet<String>, sqlx::Error> {
+    let mut created = std::collections::HashSet::with_capacity(titles.len());
+    for chunk in titles.chunks(INSERT_ROWS) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|r| {
+                let first = r * 12;
+                let params: Vec<String> = (1..=12).map(|c| format!("${}", first + c)).collect();
+                format!("({})", params.join(", "))
+            })
+            .collect();
+        // Built from counts only; every value is bound.
+        let sql = format!(
+            "INSERT INTO titles (title_id, title, title_reading, author, publisher, year, isbn, material_type, aliases, source_id, created_at, change_seq) \
+             VALUES {} ON CONFLICT DO NOTHING RETURNING title_id",
+            rows.join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (t, change_seq) in chunk {
+            query = query
+                .bind(&t.title_id)
+                .bind(&t.title)
+                .bind(&t.title_reading)
+                .bind(&t.author)
+                .bind(&t.publisher)
+                .bind(t.year)
+                .bind(&t.isbn)
+                .bind(t.material_type.code())
+                .bind(t.aliases.join("\n"))
+                .bind(&t.source_id)
+                .bind(&t.created_at)
+                .bind(*change_seq);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            created.insert(row.try_get::<String, _>("title_id")?);
+        }
+    }
+    Ok(created)
+}
+
 pub async fn title_id_by_source(
     pool: &AnyPool,
     source_id: &str,

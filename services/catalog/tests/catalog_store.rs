@@ -257,6 +257,28 @@ async fn a_batch_of_titles_is_one_transaction_with_each_outcome(backend: &str) {
     // The single title's `catalog.title.created`, and one `catalog.titles.imported` for
     // the batch (not one per title), written with them.
     assert_eq!(outbox::pending_count(c.db()).await.unwrap(), 2);
+
+    // A batch longer than one INSERT statement's rows, half of it already stored: each
+    // outcome is its own title's, in order.
+    let many = |range: std::ops::Range<usize>| -> Vec<NewTitle> {
+        range
+            .map(|i| sourced(&format!("題 {i}"), &format!("bulk:{i}")))
+            .collect()
+    };
+    let first = c.create_titles(many(0..250)).await.unwrap();
+    assert!(first.iter().all(|o| matches!(o, Ok((_, true)))));
+    let again = c.create_titles(many(125..575)).await.unwrap();
+    assert_eq!(again.len(), 450);
+    for (i, outcome) in again.iter().enumerate() {
+        let (id, created) = outcome.as_ref().unwrap();
+        if i + 125 < 250 {
+            assert!(!created, "bulk:{}", i + 125);
+            assert_eq!(Some(id), first[i + 125].as_ref().ok().map(|(id, _)| id));
+        } else {
+            assert!(created, "bulk:{}", i + 125);
+        }
+    }
+    assert_eq!(c.counts().await.unwrap().0, 3 + 575);
 }
 
 async fn titles_another_writer_stored_are_indexed_in_one_go(backend: &str) {
