@@ -277,7 +277,11 @@ fn renumbered(rec: &[u8], index: usize, copy: usize) -> Option<Vec<u8>> {
         if &tag == b"001" {
             has_001 = true;
             let id = String::from_utf8_lossy(data);
-            let id = id.trim_end_matches(FIELD_TERMINATOR as char).trim();
+            // Eight of the 250,000 end their 001 in a stray subfield delimiter, which the
+            // import drops at the end of an id but refuses inside one.
+            let id = id
+                .trim_end_matches([FIELD_TERMINATOR as char, SUBFIELD_DELIMITER as char])
+                .trim();
             out.push((tag, format!("{id}-x{copy}\u{1E}").into_bytes()));
         } else {
             out.push((tag, data.to_vec()));
@@ -330,7 +334,8 @@ fn file_for(cache: &Path, source: &Path, records: &[&[u8]], titles: Option<usize
     };
     let derived = cache.join("derived");
     std::fs::create_dir_all(&derived).unwrap();
-    let path = derived.join(format!("BooksAll-{n}.mrc"));
+    // v2: 001s without the stray delimiter (an older file kept 24 refused records at 1M).
+    let path = derived.join(format!("BooksAll-{n}.v2.mrc"));
     if path.exists() {
         println!("file: {} (derived, cached: {n} records)", path.display());
         return path;
