@@ -821,7 +821,7 @@ async fn main() {
     };
     drop(base);
     drop(bytes);
-    // The queries beside the file, one per line: `examples/search_profile.rs` (catalog)
+    // The queries beside the file, one per line: `examples/search_floor.rs raw`
     // replays them on an index under a profiler.
     let queries_file = cache.join("queries.txt");
     std::fs::write(&queries_file, qs.join("\n") + "\n").expect("write the queries");

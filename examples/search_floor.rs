@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release --example search_floor -- prepare <MARC file> <data dir> [titles]
-//! cargo run --release --example search_floor -- raw <index dir> [rounds]
+//! cargo run --release --example search_floor -- raw <index dir> [rounds] [queries file]
 //! cargo run --release --example search_floor -- http <base url> [connections] [seconds]
 //! ```
 //!
@@ -11,8 +11,10 @@
 //! `catalog.db`, one transaction per 10,000, without events: no consumer needs them for a
 //! search measurement) and builds `catalog-index` as the catalog does at its start. `raw`
 //! opens the index with [`SearchIndex`] (the server must be stopped: the index has
-//! one writer) and runs the 200 two-word queries `rounds` times, printing median and p99 of
-//! the last round. `http` runs the same queries one after another through
+//! one writer) and runs the 200 two-word queries `rounds` times (or those of a file, one per
+//! line: `cargo bench --bench catalogue_scale -- --file-only` writes the benchmark's to
+//! `queries.txt` in its cache), printing median and p99 of the last round and the slowest
+//! queries; under `perf record -g` it shows where a search spends its time. `http` runs the same queries one after another through
 //! `GET /api/v1/titles`, then keeps `connections` clients busy for `seconds` and prints
 //! searches/s. The queries are English title words: the test file is the Library of
 //! Congress' `BooksAll.2016.part01.utf8` (issue 9).
@@ -132,7 +134,10 @@ async fn prepare(file: &str, data: &str, titles: usize) {
                 holds_waiting: 0,
             };
             let seq = store::take_change_seqs(&mut tx, 1).await.unwrap();
-            if store::insert_title(&mut tx, &title, seq).await.unwrap() {
+            let created = store::insert_titles(&mut tx, &[(&title, seq)])
+                .await
+                .unwrap();
+            if created.contains(&title.title_id) {
                 inserted += 1;
             }
         }
@@ -154,21 +159,41 @@ async fn prepare(file: &str, data: &str, titles: usize) {
     );
 }
 
-fn raw(dir: &str, rounds: usize) {
+fn raw(dir: &str, rounds: usize, file: Option<&str>) {
     let index = SearchIndex::open_or_create(std::path::Path::new(dir)).unwrap();
     println!("index: {} documents", index.num_docs());
-    let queries = queries();
+    let queries = match file {
+        Some(f) => std::fs::read_to_string(f)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_owned)
+            .collect(),
+        None => queries(),
+    };
     let filter = SearchFilter::default();
     let mut totals = 0u64;
     for round in 0..rounds {
         let mut latencies = Vec::with_capacity(queries.len());
+        let mut hits = Vec::with_capacity(queries.len());
         for q in &queries {
             let t = Instant::now();
             let result = index.search(q, &filter, 0, 20).unwrap();
             latencies.push(t.elapsed());
             totals += result.total;
+            hits.push(result.total);
         }
         if round + 1 == rounds {
+            let mut slowest: Vec<usize> = (0..queries.len()).collect();
+            slowest.sort_by_key(|&i| std::cmp::Reverse(latencies[i]));
+            for &i in slowest.iter().take(10) {
+                println!(
+                    "  {:8.3} ms  {:>7} hits  {:?}",
+                    latencies[i].as_secs_f64() * 1e3,
+                    hits[i],
+                    queries[i]
+                );
+            }
             print_latencies("raw SearchIndex::search, top 20", latencies);
         }
     }
@@ -239,7 +264,11 @@ async fn main() {
             )
             .await
         }
-        Some("raw") => raw(&args[1], args.get(2).map_or(3, |r| r.parse().unwrap())),
+        Some("raw") => raw(
+            &args[1],
+            args.get(2).map_or(3, |r| r.parse().unwrap()),
+            args.get(3).map(String::as_str),
+        ),
         Some("http") => {
             http(
                 &args[1],
@@ -249,7 +278,7 @@ async fn main() {
             .await
         }
         _ => eprintln!(
-            "usage: search_floor prepare <MARC file> <data dir> [titles] | raw <index dir> [rounds] | http <url> [connections] [seconds]"
+            "usage: search_floor prepare <MARC file> <data dir> [titles] | raw <index dir> [rounds] [queries file] | http <url> [connections] [seconds]"
         ),
     }
 }

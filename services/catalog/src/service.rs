@@ -254,9 +254,10 @@ impl Catalog {
         let seq = store::take_change_seqs(&mut tx, 1)
             .await
             .map_err(|e| internal("numbering a change", e))?;
-        let created = store::insert_title(&mut tx, &title, seq)
+        let created = store::insert_titles(&mut tx, &[(&title, seq)])
             .await
-            .map_err(|e| internal("inserting a title", e))?;
+            .map_err(|e| internal("inserting a title", e))?
+            .contains(&title.title_id);
         if !created {
             drop(tx);
             return self.existing_title(&title).await;
