@@ -436,7 +436,18 @@ async fn prometheus_answers_every_dashboard_panel_and_alert_rule_of_a_running_sy
         )
         .await;
         assert!(!shown.is_empty());
-        let quiet = prom.vector(&substitute(&panel(title), Some(QUIET))).await;
+        // The quiet branch's series exist once its instance has been scraped: wait for
+        // them (a scrape can lag the busy one's), then every value must be 0.
+        let quiet_query = substitute(&panel(title), Some(QUIET));
+        let quiet = eventually(
+            &format!("{title} of {QUIET} to have its series"),
+            Duration::from_secs(30),
+            || async {
+                let v = prom.vector(&quiet_query).await;
+                (!v.is_empty()).then_some(v)
+            },
+        )
+        .await;
         assert!(
             !quiet.is_empty() && quiet.iter().all(|(_, x)| *x == 0.0),
             "{title} of {QUIET}, where nothing happened: {quiet:?}"

@@ -262,8 +262,24 @@ pub struct Sink {
 }
 
 impl Sink {
-    /// Starts the sink on `port`, writing into `dir`, and waits for its "ready".
+    /// Starts the sink on `port`, writing into `dir`, and waits for its "ready". When the
+    /// port was taken meanwhile (a free port is only free when probed; tests run in
+    /// parallel), the sink exits at once and another free port is tried.
     pub async fn start(port: u16, dir: &Path) -> Sink {
+        let mut port = port;
+        for _ in 0..4 {
+            match Self::try_start(port, dir).await {
+                Ok(sink) => return sink,
+                Err(()) => port = free_port(),
+            }
+        }
+        Self::try_start(port, dir)
+            .await
+            .unwrap_or_else(|()| panic!("the SMTP sink exited before it got ready"))
+    }
+
+    /// One start; `Err` when the sink exited without "ready" (its port in use).
+    async fn try_start(port: u16, dir: &Path) -> Result<Sink, ()> {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp_sink.py");
         let mut child = Command::new("python3")
             .arg(script)
@@ -286,12 +302,15 @@ impl Sink {
             false
         })
         .await;
-        assert_eq!(ready, Ok(true), "the SMTP sink did not get ready");
-        Sink {
-            port,
-            dir: dir.to_path_buf(),
-            _child: child,
-            _stdin: stdin,
+        match ready {
+            Ok(true) => Ok(Sink {
+                port,
+                dir: dir.to_path_buf(),
+                _child: child,
+                _stdin: stdin,
+            }),
+            Ok(false) => Err(()),
+            Err(_) => panic!("the SMTP sink did not get ready within {DEADLINE:?}"),
         }
     }
 
