@@ -12,11 +12,13 @@
 //!    figure: time to `/readyz` 200), sends the same 200 two-word queries (two words of the
 //!    title of every n-th record) through the gateway's JSON API one after another, then
 //!    the same queries to tantivy alone ([`SearchIndex`] opened on the same index once the
-//!    server is stopped), then a load of 16 and of 64 connections for `--seconds` each;
+//!    server is stopped), then a load of 16 and of 64 connections for `--seconds` each,
+//!    then a desk load ([`desk_load`]: how long the catalogue's view of a copy trails
+//!    circulation, and the resident memory over the load);
 //! 4. prints every figure beside the issue's target.
 //!
 //! Run: `cargo bench --bench catalogue_scale [-- --titles 1000000] [--seconds 10]
-//! [--no-pg] [--drain-timeout 900] [--keep] [--file-only]` (`--file-only`: write the file
+//! [--no-pg] [--drain-timeout 900] [--desk-rate 20] [--desk-seconds 60] [--keep] [--file-only]` (`--file-only`: write the file
 //! to import and the queries (`queries.txt` in the cache) and stop). PostgreSQL is the test server
 //! (`KITSUKI_TEST_PG_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`);
 //! `KITSUKI_BENCH_CACHE` moves the cache, `KITSUKI_BENCH_MARC` names another file.
@@ -32,6 +34,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use kitsuki_catalog::index::{SearchFilter, SearchIndex};
+
+#[path = "catalogue_scale/desk_load.rs"]
+mod desk_load;
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -61,12 +66,15 @@ struct Args {
     pg: bool,
     keep: bool,
     file_only: bool,
+    desk_rate: f64,
+    desk_seconds: u64,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: cargo bench --bench catalogue_scale -- [--titles N] [--seconds S] \
-         [--drain-timeout S] [--no-pg] [--keep] [--file-only]"
+         [--drain-timeout S] [--desk-rate N] [--desk-seconds S] [--no-pg] [--keep] \
+         [--file-only]"
     );
     std::process::exit(2)
 }
@@ -79,6 +87,8 @@ fn parse_args() -> Args {
         pg: true,
         keep: false,
         file_only: false,
+        desk_rate: 20.0,
+        desk_seconds: 60,
     };
     // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary without
     // it, and a test run must not spend minutes importing: nothing to do then.
@@ -101,6 +111,8 @@ fn parse_args() -> Args {
             "--titles" => a.titles = Some(number("--titles") as usize),
             "--seconds" => a.seconds = number("--seconds").max(1),
             "--drain-timeout" => a.drain_timeout = number("--drain-timeout"),
+            "--desk-rate" => a.desk_rate = number("--desk-rate").max(1) as f64,
+            "--desk-seconds" => a.desk_seconds = number("--desk-seconds").max(1),
             "--no-pg" => a.pg = false,
             "--keep" => a.keep = true,
             "--file-only" => a.file_only = true,
@@ -423,6 +435,18 @@ fn two_title_words(rec: &[u8]) -> Option<String> {
 
 // ---------------------------------------------------------------------------------------
 // Processes
+
+/// Copies the desk load sends round (the issue's soak had 120).
+const DESK_COPIES: usize = 120;
+/// What tantivy logged ~800 times in the issue's soak.
+const SEGMENT_WARNING: &str = "couldn't find segment";
+
+/// Lines of `log` that contain `needle` (0 when it cannot be read).
+fn log_count(log: &Path, needle: &str) -> usize {
+    std::fs::read_to_string(log)
+        .map(|s| s.lines().filter(|l| l.contains(needle)).count())
+        .unwrap_or(0)
+}
 
 fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_kitsuki")
@@ -983,7 +1007,68 @@ async fn main() {
     }
     let rss = status_kib(server.pid(), "VmRSS:").unwrap_or(0);
     let hwm = status_kib(server.pid(), "VmHWM:").unwrap_or(0);
+
+    println!(
+        "\n== desk load: {DESK_COPIES} copies, {} transactions/s for {} s",
+        args.desk_rate, args.desk_seconds
+    );
+    let mut titles: Vec<String> = Vec::new();
+    for id in gw_pages.iter().flatten() {
+        if !titles.contains(id) {
+            titles.push(id.clone());
+        }
+    }
+    let warnings_before = log_count(&log, SEGMENT_WARNING);
+    // Resident memory every tenth of the load (anonymous + file-backed, MB): growth that
+    // levels off is the allocator's high-water mark, growth that does not is a leak.
+    let pid = server.pid();
+    let sample_every = Duration::from_secs(args.desk_seconds.div_ceil(10).max(1));
+    let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sampler = tokio::spawn({
+        let samples = samples.clone();
+        async move {
+            loop {
+                let anon = status_kib(pid, "RssAnon:").unwrap_or(0) / 1024;
+                let file = status_kib(pid, "RssFile:").unwrap_or(0) / 1024;
+                samples.lock().unwrap().push(format!("{anon}+{file}"));
+                tokio::time::sleep(sample_every).await;
+            }
+        }
+    });
+    let desk = desk_load::run(
+        &server.url,
+        ADMIN_PASSWORD,
+        &titles,
+        DESK_COPIES,
+        args.desk_rate,
+        args.desk_seconds,
+    )
+    .await;
+    sampler.abort();
+    let rss_desk = status_kib(server.pid(), "VmRSS:").unwrap_or(0);
+    let rss_samples = samples.lock().unwrap().join(", ");
+    println!("RSS during the load (anonymous+file MB): {rss_samples}");
+    let segment_warnings = log_count(&log, SEGMENT_WARNING) - warnings_before;
     server.stop();
+    let lag = (!desk.lags.is_empty()).then(|| Latencies::of(desk.lags.clone()));
+    let max_lag = desk.lags.last().copied().unwrap_or_default();
+    let over = desk
+        .lags
+        .iter()
+        .filter(|l| **l > Duration::from_secs(1))
+        .count();
+    println!(
+        "{} transactions ({:.1}/s), {} failed; lag {}",
+        desk.transactions,
+        desk.rate,
+        desk.failed,
+        lag.as_ref().map_or("not measured".to_string(), |l| format!(
+            "median {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+            ms(l.median),
+            ms(l.p99),
+            ms(max_lag)
+        ))
+    );
 
     println!("\n== the same queries on tantivy alone, same index (server stopped)");
     let raw_qs = qs.clone();
@@ -1061,6 +1146,42 @@ async fn main() {
         },
     );
 
+    table.row(
+        "desk load: transactions (failed)",
+        format!(
+            "{} at {:.1}/s on {} copies ({} failed)",
+            desk.transactions, desk.rate, desk.copies, desk.failed
+        ),
+        "—",
+    );
+    table.row(
+        "catalogue behind the desk: lag median / p99 / max",
+        lag.as_ref().map_or("not measured".to_string(), |l| {
+            format!(
+                "{:.0} / {:.0} / {:.0} ms ({over} over 1 s, {} never, {} waited for the previous)",
+                ms(l.median),
+                ms(l.p99),
+                ms(max_lag),
+                desk.never,
+                desk.waited
+            )
+        }),
+        "≤ 1 s",
+    );
+    table.row(
+        "desk load: all-in-one RSS before → after, tantivy segment warnings",
+        format!(
+            "{} → {} ({segment_warnings} warnings)",
+            mib(rss),
+            mib(rss_desk)
+        ),
+        "levels off; warnings explained (ARCHITECTURE.md)",
+    );
+    table.row(
+        "desk load: RSS anonymous+file MB, every tenth",
+        rss_samples,
+        "levels off",
+    );
     println!(
         "\n== catalogue_scale: {records} titles, {} cores, load client in this process",
         std::thread::available_parallelism().map_or(0, |n| n.get())
