@@ -68,7 +68,7 @@ const WRITER_MEMORY_BYTES: usize = 64_000_000;
 /// raise it when [`SearchIndex`] indexes a title differently (the tokenizer, the
 /// normalisation, what goes into a field), and every index of an older format is rebuilt
 /// at its next start, in the background (`Catalog::open`).
-pub const FORMAT: u32 = 2;
+pub const FORMAT: u32 = 3;
 
 /// Name under which [`WordTokenizer`] is registered with each index.
 const WORDS_TOKENIZER: &str = "kitsuki_words";
@@ -1406,6 +1406,21 @@ mod tests {
         a.author = "山\u{FA11}豊子".to_owned();
         let index = index_with(&[a]);
         assert_eq!(ids(&index, "山崎"), vec!["a"]);
+    }
+
+    #[test]
+    fn old_and_new_kanji_find_each_other() {
+        let old = doc("old", "國語學序說", "2024-01-01T00:00:00Z");
+        let new = doc("new", "国語学序説", "2024-01-02T00:00:00Z");
+        let mut other = doc("other", "埼玉の歴史", "2024-01-03T00:00:00Z");
+        other.author = "髙橋 澤子".to_owned();
+        let index = index_with(&[old, new, other]);
+        for q in ["序説", "序說", "国語", "國語学"] {
+            assert_eq!(ids(&index, q), vec!["new", "old"], "{q}");
+        }
+        assert_eq!(ids(&index, "高橋 沢子"), vec!["other"]);
+        // A Jōyō kanji is its own: 崎 does not find 埼.
+        assert!(ids(&index, "崎玉").is_empty());
     }
 
     #[test]

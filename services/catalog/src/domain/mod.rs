@@ -3,3 +3,4 @@
 
 pub mod isbn;
 pub mod text;
+mod variants_table;

@@ -26,8 +26,8 @@ pub fn nfkc(s: &str) -> String {
 /// 1. drop invisible format characters (soft hyphen, zero-width space, word joiner, BOM) and
 ///    turn the spacing sound marks ゛゜ into their combining forms, so that `う゛` composes to `ゔ`;
 /// 2. NFKC: folds full-width and half-width forms (`Ａ`→`A`, `ｺｺﾛ`→`ココロ`, `ﾊﾟ`→`パ`);
-/// 3. lowercase, Unihan semantic variants common in names (﨑→崎, 髙→高, 嶋→島, 邊/邉→辺, 澤→沢,
-///    齋/齊→斎, 濱/濵→浜), katakana→hiragana (ヴ→ゔ, small kana stay small except ヵ/ヶ→か/け),
+/// 3. lowercase, old and variant kanji to their Jōyō form ([`fold_variant`]: 國→国, 﨑→崎, 髙→高,
+///    嶋→島, 邊/邉→辺, 澤→沢, 齋→斎, 齊→斉, 濱/濵→浜), katakana→hiragana (ヴ→ゔ, small kana stay small except ヵ/ヶ→か/け),
 ///    wave dashes (〜, 〰, ∼, ～) → `~`; then NFKC again so that the result stays composed;
 /// 4. dashes: a short hyphen after kana stands for the prolonged sound mark and becomes `ー`
 ///    (`デ－タ` is a common mistyping of `データ`), elsewhere each run of hyphens becomes one
@@ -130,18 +130,18 @@ fn lowercase(c: char) -> char {
     }
 }
 
-/// Variant forms of one character (Unihan lists them as variants) that NFKC leaves alone but
-/// that patrons do not distinguish when searching for a name: 山﨑 and 山崎 are one family.
-fn fold_variant(c: char) -> char {
-    match c {
-        '\u{FA11}' | '嵜' => '崎',
-        '髙' => '高',
-        '嶋' | '嶌' => '島',
-        '邊' | '邉' => '辺',
-        '澤' => '沢',
-        '齋' | '齊' => '斎',
-        '濱' | '濵' => '浜',
-        other => other,
+/// A kanji's old or variant form that NFKC leaves alone folds to its Jōyō form (國→国,
+/// 澤→沢, 說→説, 﨑→崎, 髙→高): patrons do not distinguish them when searching, and records
+/// write either. The table is generated from Unihan's variant fields and KANJIDIC2
+/// (`scripts/gen-variants.py`, which holds the rule); a Jōyō kanji never folds, so this is
+/// one step and idempotent.
+pub fn fold_variant(c: char) -> char {
+    if (c as u32) < 0x3400 {
+        return c;
+    }
+    match super::variants_table::FOLD.binary_search_by_key(&c, |&(from, _)| from) {
+        Ok(i) => super::variants_table::FOLD[i].1,
+        Err(_) => c,
     }
 }
 
@@ -280,15 +280,41 @@ mod tests {
     }
 
     #[test]
-    fn semantic_variants_in_names_fold() {
+    fn old_and_variant_kanji_fold_to_the_joyo_form() {
         assert_eq!(normalize("山\u{FA11}"), "山崎");
+        assert_eq!(normalize("山嵜"), "山崎");
         assert_eq!(normalize("髙橋"), "高橋");
         assert_eq!(normalize("小嶋"), "小島");
         assert_eq!(normalize("渡邊"), "渡辺");
         assert_eq!(normalize("渡邉"), "渡辺");
         assert_eq!(normalize("澤田"), "沢田");
         assert_eq!(normalize("齋藤"), "斎藤");
-        assert_eq!(normalize("齊藤"), "斎藤");
+        // 齊 is the old form of 斉, not of 斎 (斉藤 and 斎藤 are two spellings of the name).
+        assert_eq!(normalize("齊藤"), "斉藤");
+        assert_eq!(normalize("國學院"), "国学院");
+        assert_eq!(normalize("序說"), "序説");
+        assert_eq!(normalize("櫻の園"), "桜の園");
+        assert_eq!(normalize("舊字體"), "旧字体");
+    }
+
+    #[test]
+    fn joyo_kanji_never_fold() {
+        // Unihan calls 埼 a semantic variant of 崎, and 寡 one of 關: both are Jōyō kanji of
+        // their own.
+        assert_eq!(normalize("埼玉"), "埼玉");
+        assert_eq!(normalize("寡黙"), "寡黙");
+        assert_eq!(normalize("関西"), "関西");
+        for &(from, to) in super::super::variants_table::FOLD {
+            assert_eq!(fold_variant(to), to, "{from} → {to} folds again");
+            assert_ne!(from, to);
+        }
+    }
+
+    #[test]
+    fn the_fold_table_is_sorted_for_its_binary_search() {
+        let table = super::super::variants_table::FOLD;
+        assert!(table.windows(2).all(|w| w[0].0 < w[1].0));
+        assert!(table.iter().all(|&(from, _)| fold_variant(from) != from));
     }
 
     #[test]
