@@ -49,6 +49,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::domain::isbn::Isbn;
+use crate::domain::reading::{is_kana_text, reading_key, romaji_to_kana, romanised_reading};
 use crate::domain::text::normalize;
 
 /// Name under which [`CharGramTokenizer`] is registered with each index.
@@ -92,6 +93,9 @@ const PREFIX_MAX_CHARS: usize = 8;
 /// the BM25 of the word itself in nearly every case, so exact words rank first.
 const PREFIX_SCORE: f32 = 0.5;
 
+/// How much a match in the readings counts: as one in the title's reading.
+const READING_BOOST: f32 = 1.5;
+
 /// The commit payload: which catalogue state the index holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Payload {
@@ -114,6 +118,9 @@ mod field {
     pub const AUTHOR_WORDS: &str = "author_words";
     pub const PUBLISHER_WORDS: &str = "publisher_words";
     pub const ALIASES_WORDS: &str = "aliases_words";
+    /// The readings of the title and its aliases as [`reading_key`]s (bigrams): what a kana
+    /// or romaji query term is also compared with.
+    pub const READINGS: &str = "readings";
     pub const ISBN: &str = "isbn";
     pub const MATERIAL_TYPE: &str = "material_type";
     pub const BRANCHES: &str = "branches";
@@ -608,7 +615,8 @@ impl SearchIndex {
         if normalized.is_empty() {
             return false;
         }
-        for term in normalized.split(' ') {
+        // Commas separate terms as spaces do: 夏目,漱石 is two names' parts, as 夏目 漱石.
+        for term in normalized.split([' ', ',', '、']).filter(|t| !t.is_empty()) {
             clauses.push((Occur::Must, self.text_term_query(term)));
         }
         true
@@ -618,35 +626,43 @@ impl SearchIndex {
     /// in a row (or the character itself), in any text field.
     fn text_term_query(&self, term: &str) -> Box<dyn Query> {
         if is_word(term) {
-            return self.word_prefix_query(term);
+            let words = self.word_prefix_query(term);
+            // A term that spells Japanese in romaji also matches the readings.
+            return match romaji_to_kana(term) {
+                Some(kana) => Box::new(BooleanQuery::new(vec![
+                    (Occur::Should, words),
+                    (Occur::Should, self.reading_query(&kana)),
+                ])),
+                None => words,
+            };
         }
-        let grams = if term.chars().count() == 1 {
-            vec![(0, term.to_owned())]
-        } else {
-            covering_bigrams(term)
-        };
-        let per_field = self
+        let mut per_field: Vec<(Occur, Box<dyn Query>)> = self
             .fields
             .text_with_boost()
             .map(|(field, _, boost)| {
-                let mut terms: Vec<(usize, Term)> = grams
-                    .iter()
-                    .map(|(position, gram)| (*position, Term::from_field_text(field, gram)))
-                    .collect();
-                let query: Box<dyn Query> = match terms.len() {
-                    1 => Box::new(TermQuery::new(
-                        terms.remove(0).1,
-                        IndexRecordOption::WithFreqs,
-                    )),
-                    _ => Box::new(PhraseQuery::new_with_offset(terms)),
-                };
                 (
                     Occur::Should,
-                    Box::new(BoostQuery::new(query, boost)) as Box<dyn Query>,
+                    Box::new(BoostQuery::new(grams_query(field, term), boost)) as Box<dyn Query>,
                 )
             })
             .collect();
+        if is_kana_text(term) {
+            per_field.push((Occur::Should, self.reading_query(term)));
+        }
         Box::new(BooleanQuery::new(per_field))
+    }
+
+    /// A kana term (or romaji made kana) against the readings, compared as
+    /// [`reading_key`]s, so long vowels and kana spelling do not matter.
+    fn reading_query(&self, kana: &str) -> Box<dyn Query> {
+        let key = reading_key(kana);
+        if key.is_empty() {
+            return Box::new(tantivy::query::EmptyQuery);
+        }
+        Box::new(BoostQuery::new(
+            grams_query(self.fields.readings, &key),
+            READING_BOOST,
+        ))
     }
 
     /// A word-script term: in each field, the word itself (BM25, boosted) or a word that
@@ -743,13 +759,19 @@ impl SearchIndex {
             .into_iter()
             .chain(doc.aliases.iter().map(|a| (f.aliases, f.aliases_words, a)))
         {
-            let normalized = normalize(text);
+            let mut normalized = normalize(text);
+            if field == f.author {
+                normalized = join_name_parts(&normalized);
+            }
             if !normalized.is_empty() {
                 if normalized.chars().any(is_word_char) {
                     out.add_text(words, &normalized);
                 }
                 out.add_text(field, normalized);
             }
+        }
+        for key in reading_keys(doc) {
+            out.add_text(f.readings, key);
         }
         if !doc.isbn.trim().is_empty() {
             match Isbn::parse(&doc.isbn) {
@@ -769,6 +791,78 @@ impl SearchIndex {
         out.add_i64(f.created_at, created_micros);
         Ok((doc.title_id.clone(), out))
     }
+}
+
+/// A term's bigrams in a row in one field (the character itself for one character).
+fn grams_query(field: Field, term: &str) -> Box<dyn Query> {
+    let grams = if term.chars().count() == 1 {
+        vec![(0, term.to_owned())]
+    } else {
+        covering_bigrams(term)
+    };
+    let mut terms: Vec<(usize, Term)> = grams
+        .iter()
+        .map(|(position, gram)| (*position, Term::from_field_text(field, gram)))
+        .collect();
+    match terms.len() {
+        1 => Box::new(TermQuery::new(
+            terms.remove(0).1,
+            IndexRecordOption::WithFreqs,
+        )),
+        _ => Box::new(PhraseQuery::new_with_offset(terms)),
+    }
+}
+
+/// Parts of a name written apart (`夏目, 漱石`, `夏目 漱石`) are one name to a searcher: the
+/// spaces and commas between two kanji or kana are dropped from the indexed author, so that
+/// `夏目漱石` finds it as a whole, and each part still finds it.
+fn join_name_parts(normalized: &str) -> String {
+    let chars: Vec<char> = normalized.chars().collect();
+    let mut out = String::with_capacity(normalized.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if matches!(c, ' ' | ',' | '、') {
+            let mut j = i;
+            while j < chars.len() && matches!(chars[j], ' ' | ',' | '、') {
+                j += 1;
+            }
+            let before = out.chars().last().is_some_and(is_cjk_letter);
+            let after = chars.get(j).copied().is_some_and(is_cjk_letter);
+            if before && after {
+                i = j;
+                continue;
+            }
+        }
+        out.push(c);
+        i += 1;
+    }
+    out
+}
+
+/// Kanji or kana (a letter of a script written without spaces).
+fn is_cjk_letter(c: char) -> bool {
+    c.is_alphanumeric() && !is_word_char(c)
+}
+
+/// The readings a title's document carries: its reading and every alias that is one (kana,
+/// or a romanisation that spells Japanese), each as a [`reading_key`].
+fn reading_keys(doc: &IndexDoc) -> Vec<String> {
+    let mut keys: Vec<String> = Vec::new();
+    for text in std::iter::once(&doc.title_reading).chain(&doc.aliases) {
+        let normalized = normalize(text);
+        let reading = if is_kana_text(&normalized) {
+            Some(normalized)
+        } else {
+            romanised_reading(text)
+        };
+        if let Some(key) = reading.map(|r| reading_key(&r)).filter(|k| !k.is_empty())
+            && !keys.contains(&key)
+        {
+            keys.push(key);
+        }
+    }
+    keys
 }
 
 /// The writer of an index, with [`merge_policy`].
@@ -822,6 +916,7 @@ fn schema() -> Schema {
         field::AUTHOR,
         field::PUBLISHER,
         field::ALIASES,
+        field::READINGS,
     ] {
         builder.add_text_field(name, cjk.clone());
     }
@@ -866,6 +961,7 @@ struct Fields {
     author_words: Field,
     publisher_words: Field,
     aliases_words: Field,
+    readings: Field,
     isbn: Field,
     material_type: Field,
     branches: Field,
@@ -889,6 +985,7 @@ impl Fields {
             author_words: get(field::AUTHOR_WORDS)?,
             publisher_words: get(field::PUBLISHER_WORDS)?,
             aliases_words: get(field::ALIASES_WORDS)?,
+            readings: get(field::READINGS)?,
             isbn: get(field::ISBN)?,
             material_type: get(field::MATERIAL_TYPE)?,
             branches: get(field::BRANCHES)?,
@@ -1421,6 +1518,62 @@ mod tests {
         assert_eq!(ids(&index, "高橋 沢子"), vec!["other"]);
         // A Jōyō kanji is its own: 崎 does not find 埼.
         assert!(ids(&index, "崎玉").is_empty());
+    }
+
+    #[test]
+    fn kana_and_romaji_find_a_title_by_its_reading() {
+        let mut anne = doc("anne", "アンの愛情", "2024-01-01T00:00:00Z");
+        anne.title_reading = "アンノアイジョウ".to_owned();
+        let mut soseki = doc("soseki", "漱石全集", "2024-01-02T00:00:00Z");
+        soseki.aliases = vec!["Natsume Sōseki zenshū".to_owned()];
+        soseki.author = "夏目, 漱石".to_owned();
+        let index = index_with(&[anne, soseki]);
+        for q in [
+            "あんのあいじょう",
+            "アンノアイジョー",
+            "annoaijou",
+            "annoaijo",
+            "ｱﾝﾉｱｲｼﾞｮｳ",
+        ] {
+            assert_eq!(ids(&index, q), vec!["anne"], "{q}");
+        }
+        for q in [
+            "なつめそうせき",
+            "natsume soseki",
+            "natsume souseki",
+            "natume soseki",
+            "soseki natsume",
+            "そうせき",
+        ] {
+            assert_eq!(ids(&index, q), vec!["soseki"], "{q}");
+        }
+        // A Latin word that is no romaji is only a word.
+        assert!(ids(&index, "annotated").is_empty());
+    }
+
+    #[test]
+    fn a_name_is_found_however_its_parts_are_written() {
+        let mut a = doc("a", "こころ", "2024-01-01T00:00:00Z");
+        a.author = "夏目, 漱石".to_owned();
+        let mut b = doc("b", "坊っちゃん", "2024-01-02T00:00:00Z");
+        b.author = "夏目 漱石".to_owned();
+        let mut c = doc("c", "三四郎", "2024-01-03T00:00:00Z");
+        c.author = "夏目漱石".to_owned();
+        let mut other = doc("other", "雑記", "2024-01-04T00:00:00Z");
+        other.author = "夏目 花子 ; 漱石 研究会".to_owned();
+        let index = index_with(&[a, b, c, other]);
+        for q in [
+            "夏目漱石",
+            "夏目 漱石",
+            "夏目,漱石",
+            "夏目、漱石",
+            "漱石 夏目",
+        ] {
+            let mut got = ids(&index, q);
+            got.retain(|id| id != "other");
+            assert_eq!(sorted(got), vec!["a", "b", "c"], "{q}");
+        }
+        assert_eq!(sorted(ids(&index, "夏目漱石")), vec!["a", "b", "c"]);
     }
 
     #[test]

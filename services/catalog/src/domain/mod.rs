@@ -2,5 +2,6 @@
 //! no I/O, so they can be tested exhaustively and quickly.
 
 pub mod isbn;
+pub mod reading;
 pub mod text;
 mod variants_table;

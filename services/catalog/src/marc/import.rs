@@ -6,7 +6,8 @@
 //! display. At the NDL (JAPAN/MARC, 003 `JTNDL`) the regular fields already hold the
 //! original script and the 880 holds the kana reading. A record whose 245 is already
 //! in CJK script is read the NDL way whoever made it, since romanisation never
-//! produces kanji.
+//! produces kanji. The romanised 245 of a Library of Congress record in Japanese (008
+//! language `jpn`) is the title's reading, spelt in kana (`domain::reading`).
 
 use unicode_normalization::UnicodeNormalization;
 
@@ -14,6 +15,12 @@ use kitsuki_proto::text::limits;
 
 use super::record::{DataField, MarcRecord};
 use super::{ImportRecord, MaterialKind};
+use crate::domain::reading::romanised_reading;
+
+/// The language of the item (008/35-37), when the record has a fixed field long enough.
+fn language(record: &MarcRecord) -> Option<&str> {
+    record.control("008").and_then(|f| f.get(35..38))
+}
 
 /// Maps a record, or `None` when it has no title (no 245, nor an 880 standing for one).
 pub fn to_import_record(record: &MarcRecord) -> Option<ImportRecord> {
@@ -31,6 +38,13 @@ pub fn to_import_record(record: &MarcRecord) -> Option<ImportRecord> {
     let regular_title = title_field.map(title_text).unwrap_or_default();
     let other_title = title_880.map(title_text).unwrap_or_default();
     let (title, display_title_field) = if original_in_880 && !other_title.is_empty() {
+        // The romanised 245 of a Japanese record spells the title's reading (ALA-LC:
+        // `Natsume Sōseki shū` → なつめ そうせき しゅう).
+        if language(record) == Some("jpn")
+            && let Some(reading) = romanised_reading(&regular_title)
+        {
+            title_reading = reading;
+        }
         aliases.push(regular_title);
         (other_title, title_880)
     } else {
