@@ -124,6 +124,8 @@ async fn prepare(file: &str, data: &str, titles: usize) {
                 title: new.title.trim().to_string(),
                 title_reading: new.title_reading,
                 author: new.author,
+                author_reading: String::new(),
+                reading_source: String::new(),
                 publisher: new.publisher,
                 year: new.year,
                 isbn: new.isbn.map(|i| i.as_str().to_string()).unwrap_or_default(),

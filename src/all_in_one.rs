@@ -137,6 +137,8 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
         clock.clone(),
     )
     .await?;
+    kitsuki_catalog::readings::load_into(&catalog, kitsuki_catalog::readings::default_cache())
+        .await;
     first_start_seed(&catalog).await?;
     let index_gate = catalog.index_gate();
     let mut consumer_specs = vec![catalog.consumer_spec()];

@@ -158,6 +158,8 @@ pub async fn catalog(args: CatalogArgs, shutdown: Shutdown) -> anyhow::Result<()
         kitsuki_catalog::ReplicaOptions::new(),
     )
     .await?;
+    kitsuki_catalog::readings::load_into(&catalog, kitsuki_catalog::readings::default_cache())
+        .await;
     spawn_relay(db.clone(), bus.clone(), catalog.relay_wake(), &shutdown);
     // Live availability from circulation's item status events.
     shutdown.track([catalog.spawn_consumer(bus.clone(), &shutdown)]);

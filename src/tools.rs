@@ -89,6 +89,9 @@ pub async fn import(a: ImportArgs) -> anyhow::Result<()> {
             )));
         }
     };
+    // Records without a reading get a generated one, when the dictionary is there.
+    kitsuki_catalog::readings::load_into(&catalog, kitsuki_catalog::readings::default_cache())
+        .await;
     let options = ImportOptions {
         batch: a.batch_size,
         index: indexed_here,

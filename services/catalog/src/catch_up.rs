@@ -375,6 +375,7 @@ pub(crate) async fn docs_for(
                 title: t.title.clone(),
                 title_reading: t.title_reading.clone(),
                 author: t.author.clone(),
+                author_reading: t.author_reading.clone(),
                 publisher: t.publisher.clone(),
                 isbn: t.isbn.clone(),
                 aliases: t.aliases.clone(),

@@ -136,6 +136,8 @@ pub struct IndexDoc {
     pub title: String,
     pub title_reading: String,
     pub author: String,
+    /// The author's reading (kana), matched as a reading only.
+    pub author_reading: String,
     pub publisher: String,
     /// As found in the record; anything [`Isbn::parse`] accepts (a trailing price is fine).
     pub isbn: String,
@@ -849,7 +851,10 @@ fn is_cjk_letter(c: char) -> bool {
 /// or a romanisation that spells Japanese), each as a [`reading_key`].
 fn reading_keys(doc: &IndexDoc) -> Vec<String> {
     let mut keys: Vec<String> = Vec::new();
-    for text in std::iter::once(&doc.title_reading).chain(&doc.aliases) {
+    for text in [&doc.title_reading, &doc.author_reading]
+        .into_iter()
+        .chain(&doc.aliases)
+    {
         let normalized = normalize(text);
         let reading = if is_kana_text(&normalized) {
             Some(normalized)

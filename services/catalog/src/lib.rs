@@ -9,6 +9,7 @@ pub mod import;
 pub mod index;
 pub mod marc;
 pub mod model;
+pub mod readings;
 pub mod replica;
 pub mod search_pool;
 pub mod service;

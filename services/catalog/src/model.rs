@@ -64,6 +64,10 @@ pub struct Title {
     pub title: String,
     pub title_reading: String,
     pub author: String,
+    /// The author's reading (generated; empty where none could be).
+    pub author_reading: String,
+    /// Where the readings came from: [`READING_GIVEN`], [`READING_GENERATED`] or empty.
+    pub reading_source: String,
     pub publisher: String,
     pub year: Option<i64>,
     pub isbn: String,
@@ -74,6 +78,12 @@ pub struct Title {
     /// Holds waiting on the title, as circulation last reported (0 until it does).
     pub holds_waiting: u64,
 }
+
+/// `reading_source` of a title whose reading the record or the admin API gave.
+pub const READING_GIVEN: &str = "given";
+/// `reading_source` of a title whose readings were generated (`crate::readings`): a tool
+/// may regenerate them after a dictionary change.
+pub const READING_GENERATED: &str = "generated";
 
 /// An item (copy) as stored.
 #[derive(Debug, Clone, PartialEq)]

@@ -78,6 +78,9 @@ pub struct Catalog {
     relay_wake: Arc<Notify>,
     /// Titles changed by item status events, waiting to be re-indexed (`consumer.rs`).
     index_queue: Arc<crate::consumer::IndexQueue>,
+    /// Generates the readings a new title lacks, once a dictionary is loaded
+    /// ([`Catalog::use_readings`]); without one, titles keep the readings they were given.
+    readings: Arc<std::sync::OnceLock<Arc<crate::readings::ReadingGenerator>>>,
 }
 
 fn internal(context: &str, err: impl std::fmt::Display) -> ServiceError {
@@ -144,6 +147,7 @@ impl Catalog {
             clock,
             relay_wake: Arc::new(Notify::new()),
             index_queue: Arc::default(),
+            readings: Arc::default(),
         };
         if let Some(why) = rebuild {
             catalog.spawn_rebuild(why);
@@ -153,6 +157,17 @@ impl Catalog {
 
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    /// Generates with `generator` the readings of the titles created from now on that lack
+    /// them. Set once; a second call is ignored.
+    pub fn use_readings(&self, generator: Arc<crate::readings::ReadingGenerator>) {
+        let _ = self.readings.set(generator);
+    }
+
+    /// The reading generator in use, if a dictionary was loaded (status page, tools).
+    pub fn reading_generator(&self) -> Option<&crate::readings::ReadingGenerator> {
+        self.readings.get().map(Arc::as_ref)
     }
 
     pub fn clock(&self) -> &SharedClock {
@@ -187,11 +202,33 @@ impl Catalog {
         if new.title.trim().is_empty() {
             return Err(ServiceError::with_detail(ErrorCode::InvalidInput, "title"));
         }
+        let title_text = new.title.trim().to_string();
+        let author = new.author.trim().to_string();
+        let given = new.title_reading.trim().to_string();
+        let generator = self.readings.get();
+        let (title_reading, author_reading, reading_source) = match (given.is_empty(), generator) {
+            (false, g) => (
+                given,
+                g.and_then(|g| g.name_reading(&author)).unwrap_or_default(),
+                crate::model::READING_GIVEN,
+            ),
+            (true, Some(g)) => match (g.reading(&title_text), g.name_reading(&author)) {
+                (None, None) => (String::new(), String::new(), ""),
+                (t, a) => (
+                    t.unwrap_or_default(),
+                    a.unwrap_or_default(),
+                    crate::model::READING_GENERATED,
+                ),
+            },
+            (true, None) => (String::new(), String::new(), ""),
+        };
         let title = Title {
             title_id: uuid::Uuid::now_v7().to_string(),
-            title: new.title.trim().to_string(),
-            title_reading: new.title_reading.trim().to_string(),
-            author: new.author.trim().to_string(),
+            title: title_text,
+            title_reading,
+            author,
+            author_reading,
+            reading_source: reading_source.to_string(),
             publisher: new.publisher.trim().to_string(),
             year: new.year,
             isbn: new.isbn.map(|i| i.as_str().to_string()).unwrap_or_default(),

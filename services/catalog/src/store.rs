@@ -5,7 +5,7 @@ use sqlx::{AnyConnection, AnyPool, Row};
 
 use crate::model::{Item, MaterialType, Title};
 
-const TITLE_COLUMNS: &str = "title_id, title, title_reading, author, publisher, year, isbn, material_type, aliases, source_id, created_at, holds_waiting";
+const TITLE_COLUMNS: &str = "title_id, title, title_reading, author, author_reading, reading_source, publisher, year, isbn, material_type, aliases, source_id, created_at, holds_waiting";
 
 fn title_from_row(r: &AnyRow) -> Result<Title, sqlx::Error> {
     let kind: String = r.try_get("material_type")?;
@@ -15,6 +15,8 @@ fn title_from_row(r: &AnyRow) -> Result<Title, sqlx::Error> {
         title: r.try_get("title")?,
         title_reading: r.try_get("title_reading")?,
         author: r.try_get("author")?,
+        author_reading: r.try_get("author_reading")?,
+        reading_source: r.try_get("reading_source")?,
         publisher: r.try_get("publisher")?,
         year: r.try_get("year")?,
         isbn: r.try_get("isbn")?,
@@ -80,7 +82,7 @@ pub async fn last_change_seq(pool: &AnyPool) -> Result<i64, sqlx::Error> {
         .try_get("change_seq")
 }
 
-/// Rows of one multi-row `INSERT` of [`insert_titles`]: 12 values each, far below what
+/// Rows of one multi-row `INSERT` of [`insert_titles`]: 14 values each, far below what
 /// SQLite (32,766) and PostgreSQL (65,535) accept in one statement.
 const INSERT_ROWS: usize = 200;
 
@@ -93,18 +95,20 @@ pub async fn insert_titles(
     conn: &mut AnyConnection,
     titles: &[(&Title, i64)],
 ) -> Result<std::collections::HashSet<String>, sqlx::Error> {
+    const COLUMNS: usize = 14;
     let mut created = std::collections::HashSet::with_capacity(titles.len());
     for chunk in titles.chunks(INSERT_ROWS) {
         let rows: Vec<String> = (0..chunk.len())
             .map(|r| {
-                let first = r * 12;
-                let params: Vec<String> = (1..=12).map(|c| format!("${}", first + c)).collect();
+                let first = r * COLUMNS;
+                let params: Vec<String> =
+                    (1..=COLUMNS).map(|c| format!("${}", first + c)).collect();
                 format!("({})", params.join(", "))
             })
             .collect();
         // Built from counts only; every value is bound.
         let sql = format!(
-            "INSERT INTO titles (title_id, title, title_reading, author, publisher, year, isbn, material_type, aliases, source_id, created_at, change_seq) \
+            "INSERT INTO titles (title_id, title, title_reading, author, author_reading, reading_source, publisher, year, isbn, material_type, aliases, source_id, created_at, change_seq) \
              VALUES {} ON CONFLICT DO NOTHING RETURNING title_id",
             rows.join(", ")
         );
@@ -115,6 +119,8 @@ pub async fn insert_titles(
                 .bind(&t.title)
                 .bind(&t.title_reading)
                 .bind(&t.author)
+                .bind(&t.author_reading)
+                .bind(&t.reading_source)
                 .bind(&t.publisher)
                 .bind(t.year)
                 .bind(&t.isbn)

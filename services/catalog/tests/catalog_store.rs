@@ -590,6 +590,77 @@ async fn item_status_versions_keep_the_newest(backend: &str) {
     );
 }
 
+/// The real IPADIC of Debian's mecab-ipadic (the test command installs it), loaded once
+/// for every test of this file.
+fn reading_generator() -> Arc<kitsuki_catalog::readings::ReadingGenerator> {
+    static GENERATOR: std::sync::OnceLock<Arc<kitsuki_catalog::readings::ReadingGenerator>> =
+        std::sync::OnceLock::new();
+    GENERATOR
+        .get_or_init(|| {
+            let dir = kitsuki_catalog::readings::ipadic_dir();
+            let generator = kitsuki_catalog::readings::ReadingGenerator::load(&dir, None)
+                .unwrap_or_else(|e| panic!("{e}: `bash scripts/ensure-japanese-data` installs it"));
+            Arc::new(generator)
+        })
+        .clone()
+}
+
+async fn readings_are_generated_marked_and_searched(backend: &str) {
+    let (c, _) = open(backend).await;
+    c.use_readings(reading_generator());
+    let (anne, _) = c
+        .create_title(
+            book("アンの愛情", "Montgomery, Lucy Maud ; 掛川, 恭子"),
+            true,
+        )
+        .await
+        .unwrap();
+    let (nishikie, _) = c
+        .create_title(book("錦絵の世界", "夏目, 漱石"), true)
+        .await
+        .unwrap();
+    let mut given = book("こゝろ", "夏目漱石");
+    given.title_reading = "こころ".into();
+    let (kokoro, _) = c.create_title(given, true).await.unwrap();
+
+    let detail = c.get_title(&anne).await.unwrap();
+    assert_eq!(detail.title.unwrap().title_reading, "あんのあいじょう");
+    let source = |id: String| {
+        let pool = c.db().pool.clone();
+        async move {
+            sqlx::query_scalar::<_, String>("SELECT reading_source FROM titles WHERE title_id = $1")
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(source(anne.clone()).await, "generated");
+    assert_eq!(source(kokoro.clone()).await, "given");
+
+    for (q, want) in [
+        ("あんのあいじょう", &anne),
+        ("annoaijou", &anne),
+        ("にしきえ", &nishikie),
+        ("かけがわ", &anne),
+        ("natsume souseki", &nishikie),
+        ("なつめそうせき", &nishikie),
+    ] {
+        let ids: Vec<String> = c
+            .search(q, &all(), 1, 20)
+            .await
+            .unwrap()
+            .hits
+            .into_iter()
+            .map(|h| h.title_id)
+            .collect();
+        assert!(ids.contains(want), "{q}: {ids:?}");
+    }
+    // A reading the record gave is kept, not replaced by a generated one.
+    let detail = c.get_title(&kokoro).await.unwrap();
+    assert_eq!(detail.title.unwrap().title_reading, "こころ");
+}
+
 macro_rules! both_backends {
     ($($name:ident),* $(,)?) => {
         mod postgres {
@@ -610,4 +681,5 @@ both_backends!(
     item_status_versions_keep_the_newest,
     a_batch_of_titles_is_one_transaction_with_each_outcome,
     titles_another_writer_stored_are_indexed_in_one_go,
+    readings_are_generated_marked_and_searched,
 );
