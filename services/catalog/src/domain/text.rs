@@ -130,6 +130,11 @@ fn lowercase(c: char) -> char {
     }
 }
 
+/// The variant table [`fold_variant`] folds with: `(variant, Jōyō form)`, sorted.
+pub fn variant_table() -> &'static [(char, char)] {
+    super::variants_table::FOLD
+}
+
 /// A kanji's old or variant form that NFKC leaves alone folds to its Jōyō form (國→国,
 /// 澤→沢, 說→説, 﨑→崎, 髙→高): patrons do not distinguish them when searching, and records
 /// write either. The table is generated from Unihan's variant fields and KANJIDIC2
