@@ -137,8 +137,9 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
         clock.clone(),
     )
     .await?;
-    kitsuki_catalog::readings::load_into(&catalog, kitsuki_catalog::readings::default_cache())
-        .await;
+    let readings_note =
+        kitsuki_catalog::readings::load_into(&catalog, kitsuki_catalog::readings::default_cache())
+            .await;
     first_start_seed(&catalog).await?;
     let index_gate = catalog.index_gate();
     let mut consumer_specs = vec![catalog.consumer_spec()];
@@ -306,7 +307,8 @@ pub async fn run(cli: Cli, shutdown: Shutdown) -> anyhow::Result<()> {
         .with_db(catalog_db)
         .with_db(patron_db)
         .with_db(notification_db)
-        .with_db(circulation_db);
+        .with_db(circulation_db)
+        .noting(readings_note);
     readiness.set_ready();
     // stdout: this line only (and a generated admin password above it); the rest is logs.
     tracing::info!(url = %display_url(addr), "杵築市立図書館 蔵書検索");

@@ -158,8 +158,9 @@ pub async fn catalog(args: CatalogArgs, shutdown: Shutdown) -> anyhow::Result<()
         kitsuki_catalog::ReplicaOptions::new(),
     )
     .await?;
-    kitsuki_catalog::readings::load_into(&catalog, kitsuki_catalog::readings::default_cache())
-        .await;
+    let readings_note =
+        kitsuki_catalog::readings::load_into(&catalog, kitsuki_catalog::readings::default_cache())
+            .await;
     spawn_relay(db.clone(), bus.clone(), catalog.relay_wake(), &shutdown);
     // Live availability from circulation's item status events.
     shutdown.track([catalog.spawn_consumer(bus.clone(), &shutdown)]);
@@ -175,7 +176,8 @@ pub async fn catalog(args: CatalogArgs, shutdown: Shutdown) -> anyhow::Result<()
     let readiness = Readiness::new()
         .with_db(db)
         .after(caught_up)
-        .gated_by(catalog.index_gate());
+        .gated_by(catalog.index_gate())
+        .noting(readings_note);
     readiness.set_ready();
     announce("catalog", addr);
     let app = clocks

@@ -78,6 +78,18 @@ async fn embedded_first_start_imports_searches_and_restarts_without_reimport() {
         n >= 1 && titles.iter().any(|t| t.contains("錦絵が語る江戸の食")),
         "{titles:?}"
     );
+    // Its reading was generated with IPADIC at the import (issue 10), and romaji finds it.
+    for q in ["にしきえ", "nishikie"] {
+        let (_, titles) = total(&http, &first.url, q).await;
+        assert!(
+            titles.iter().any(|t| t.contains("錦絵が語る江戸の食")),
+            "{q}: {titles:?}"
+        );
+    }
+    assert!(
+        logs.contains("readings of new titles are generated"),
+        "{logs}"
+    );
     let (n, titles) = total(&http, &first.url, "ちょこれーと").await;
     assert!(
         n >= 1 && titles.iter().any(|t| t.contains("毒入りチョコレート事件")),
@@ -114,4 +126,45 @@ async fn embedded_first_start_imports_searches_and_restarts_without_reimport() {
     let (n, _) = total(&http, &second.url, "錦絵").await;
     assert!(n >= 1);
     assert!(second.terminate().success());
+}
+
+/// Without the dictionary (issue 10) the system still runs: `/readyz` is 200 and says that
+/// readings are not generated, the log says what to install, kanji searches work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_dictionary_it_runs_and_says_readings_are_not_generated() {
+    let dir = temp_dir("embedded-no-dictionary");
+    let data = dir.join("data");
+    let data_s = data.to_string_lossy().to_string();
+    let args = ["--listen", "127.0.0.1:0", "--data-dir", data_s.as_str()];
+    let missing = dir.join("no-ipadic");
+    let missing_s = missing.to_string_lossy().to_string();
+    let envs = [
+        ("KITSUKI_LOG", "info"),
+        ("KITSUKI_IPADIC_DIR", missing_s.as_str()),
+    ];
+    let http = reqwest::Client::new();
+    let log = dir.join("run.log");
+    let app = start_logging_to("all-in-one", &args, &envs, &dir, &log);
+    wait_ready(&http, &app.url).await;
+    let r = http
+        .get(format!("{}/readyz", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.starts_with("ready\n") && body.contains("readings are not generated"),
+        "{body}"
+    );
+    let logs = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logs.contains("readings are not generated") && logs.contains("mecab-ipadic"),
+        "{logs}"
+    );
+    let (_, titles) = total(&http, &app.url, "錦絵").await;
+    assert!(
+        titles.iter().any(|t| t.contains("錦絵が語る江戸の食")),
+        "{titles:?}"
+    );
 }

@@ -203,13 +203,17 @@ pub fn default_cache() -> Option<PathBuf> {
 /// Loads the dictionary for `catalog` (on a blocking thread: a build takes a second or
 /// two, a cached one less) and says in the log what readings will be: generated with it,
 /// or not generated and why. A catalogue without a dictionary still runs; its titles keep
-/// the readings their records give.
-pub async fn load_into(catalog: &crate::service::Catalog, cache: Option<PathBuf>) {
+/// the readings their records give. Answers that sentence when there is no dictionary,
+/// for `/readyz` to say too.
+pub async fn load_into(
+    catalog: &crate::service::Catalog,
+    cache: Option<PathBuf>,
+) -> Option<String> {
     let dir = ipadic_dir();
     let started = std::time::Instant::now();
     let loaded =
         tokio::task::spawn_blocking(move || ReadingGenerator::load(&dir, cache.as_deref())).await;
-    match loaded {
+    let note = match loaded {
         Ok(Ok(generator)) => {
             tracing::info!(
                 dictionary = %generator.description,
@@ -217,16 +221,16 @@ pub async fn load_into(catalog: &crate::service::Catalog, cache: Option<PathBuf>
                 "readings of new titles are generated"
             );
             catalog.use_readings(std::sync::Arc::new(generator));
+            return None;
         }
-        Ok(Err(e)) => tracing::warn!(
-            error = %e,
-            "readings are not generated: titles keep the readings their records give \
+        Ok(Err(e)) => format!(
+            "readings are not generated: {e}; titles keep the readings their records give \
              (install Debian's mecab-ipadic, or set KITSUKI_IPADIC_DIR)"
         ),
-        Err(e) => {
-            tracing::warn!(error = %e, "readings are not generated: the dictionary load failed")
-        }
-    }
+        Err(e) => format!("readings are not generated: the dictionary load failed ({e})"),
+    };
+    tracing::warn!("{note}");
+    Some(note)
 }
 
 /// An IPADIC lexicon line reduced to what a reading needs: surface, left and right ids,

@@ -62,6 +62,9 @@ pub struct Readiness {
     gates: Vec<Gate>,
     /// Set by [`serve`]: once it is triggered the process drains and is not ready.
     stopping: Option<Shutdown>,
+    /// What the process runs without, said under the answer of `/readyz` (readiness does
+    /// not depend on it).
+    notes: Vec<String>,
 }
 
 impl Readiness {
@@ -83,6 +86,13 @@ impl Readiness {
     /// Not ready while `gate` is closed; `/readyz` then says why.
     pub fn gated_by(mut self, gate: Gate) -> Self {
         self.gates.push(gate);
+        self
+    }
+
+    /// Adds a line that `/readyz` says under its answer, ready or not (a part the process
+    /// runs without, and why).
+    pub fn noting(mut self, note: Option<String>) -> Self {
+        self.notes.extend(note);
         self
     }
 
@@ -131,14 +141,19 @@ pub fn ops_router(readiness: Readiness) -> Router {
 }
 
 async fn readyz(State(r): State<Readiness>) -> impl IntoResponse {
-    if r.is_ready().await {
+    let (status, mut body) = if r.is_ready().await {
         (StatusCode::OK, "ready".to_string())
     } else {
         match r.waiting_for() {
             Some(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}")),
             None => (StatusCode::SERVICE_UNAVAILABLE, "not ready".to_string()),
         }
+    };
+    for note in &r.notes {
+        body.push('\n');
+        body.push_str(note);
     }
+    (status, body)
 }
 
 /// Binds a listener (port 0 picks a free one) and reports the address actually bound.
