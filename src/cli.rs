@@ -81,6 +81,18 @@ pub enum Command {
         #[command(subcommand)]
         command: StaffCommand,
     },
+    /// Readings of titles and authors (issue 10).
+    Readings {
+        #[command(subcommand)]
+        command: ReadingsCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReadingsCommand {
+    /// Makes the generated readings of the whole catalogue again with the dictionary
+    /// installed now (after a dictionary change); readings a record or staff gave stay.
+    Regenerate(IndexArgs),
 }
 
 #[derive(clap::Args, Debug)]

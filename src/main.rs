@@ -47,7 +47,11 @@ async fn main() -> anyhow::Result<()> {
     let is_tool = matches!(
         cli.command,
         Some(
-            Command::Migrate(_) | Command::Import(_) | Command::Reindex(_) | Command::Staff { .. }
+            Command::Migrate(_)
+                | Command::Import(_)
+                | Command::Reindex(_)
+                | Command::Staff { .. }
+                | Command::Readings { .. }
         )
     );
     if !is_tool {
@@ -73,5 +77,6 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Import(a)) => tools::import(a).await,
         Some(Command::Reindex(a)) => tools::reindex(a).await,
         Some(Command::Staff { command }) => tools::staff(command).await,
+        Some(Command::Readings { command }) => tools::readings(command).await,
     }
 }

@@ -250,6 +250,24 @@ pub async fn reindex(a: IndexArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+pub async fn readings(c: crate::cli::ReadingsCommand) -> anyhow::Result<()> {
+    let crate::cli::ReadingsCommand::Regenerate(a) = c;
+    let db = db::connect(&database_url_from_env(&a.database_url)?).await?;
+    let catalog = Catalog::open(db, Some(&a.index_dir), Arc::new(SystemClock)).await?;
+    if let Some(note) =
+        kitsuki_catalog::readings::load_into(&catalog, kitsuki_catalog::readings::default_cache())
+            .await
+    {
+        anyhow::bail!("{note}");
+    }
+    let s = catalog.regenerate_readings().await?;
+    println!(
+        "readings made again for {} titles, {} changed",
+        s.titles, s.changed
+    );
+    Ok(())
+}
+
 pub async fn staff(c: StaffCommand) -> anyhow::Result<()> {
     match c {
         StaffCommand::Add {

@@ -277,3 +277,63 @@ async fn a_signal_stops_an_import_at_once() {
         "stopped by the signal, not finished: {status:?}"
     );
 }
+
+/// `kitsuki readings regenerate` (issue 10): titles imported without a dictionary get their
+/// readings when it runs with one, and a second run changes nothing.
+#[test]
+fn readings_regenerate_fills_the_readings_an_import_without_a_dictionary_left_out() {
+    let dir = temp_dir("readings-regenerate");
+    let data = dir.join("data");
+    let file = dir.join("titles.xml");
+    std::fs::write(
+        &file,
+        marcxml(&[("r1", Some("錦絵の世界")), ("r2", Some("江戸の暮らし"))]),
+    )
+    .unwrap();
+    let out = Command::new(binary())
+        .arg("import")
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(&data)
+        .current_dir(&dir)
+        .env("KITSUKI_LOG", "warn")
+        .env("KITSUKI_IPADIC_DIR", dir.join("no-ipadic"))
+        .env_remove("KITSUKI_DATABASE_URL")
+        .env_remove("KITSUKI_DATA_DIR")
+        .env_remove("KITSUKI_INDEX_DIR")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("readings are not generated"),
+        "{}",
+        text(&out)
+    );
+    let regenerate = || {
+        Command::new(binary())
+            .args(["readings", "regenerate", "--database-url"])
+            .arg(format!("sqlite://{}", data.join("catalog.db").display()))
+            .arg("--index-dir")
+            .arg(data.join("catalog-index"))
+            .current_dir(&dir)
+            .env("KITSUKI_LOG", "warn")
+            .env_remove("KITSUKI_IPADIC_DIR")
+            .env_remove("KITSUKI_DATABASE_URL")
+            .env_remove("KITSUKI_INDEX_DIR")
+            .output()
+            .unwrap()
+    };
+    let first = regenerate();
+    assert!(first.status.success(), "{}", text(&first));
+    assert!(
+        String::from_utf8_lossy(&first.stdout).contains("for 2 titles, 2 changed"),
+        "{}",
+        text(&first)
+    );
+    let second = regenerate();
+    assert!(
+        String::from_utf8_lossy(&second.stdout).contains("for 2 titles, 0 changed"),
+        "{}",
+        text(&second)
+    );
+}

@@ -10,6 +10,7 @@ pub mod index;
 pub mod marc;
 pub mod model;
 pub mod readings;
+pub mod regenerate;
 pub mod replica;
 pub mod search_pool;
 pub mod service;

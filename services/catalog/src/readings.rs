@@ -183,6 +183,24 @@ impl ReadingGenerator {
     }
 }
 
+/// The readings a title gets from `generator` when its record gave none: the title's and
+/// the author's, and the `reading_source` to store (`generated`, or empty when the
+/// dictionary could read neither). One home for a new title and for the regeneration.
+pub fn generated_readings(
+    generator: &ReadingGenerator,
+    title: &str,
+    author: &str,
+) -> (String, String, &'static str) {
+    match (generator.reading(title), generator.name_reading(author)) {
+        (None, None) => (String::new(), String::new(), ""),
+        (t, a) => (
+            t.unwrap_or_default(),
+            a.unwrap_or_default(),
+            crate::model::READING_GENERATED,
+        ),
+    }
+}
+
 /// The IPADIC source folder: `KITSUKI_IPADIC_DIR`, or Debian's [`IPADIC_DIR`].
 pub fn ipadic_dir() -> PathBuf {
     std::env::var_os("KITSUKI_IPADIC_DIR")

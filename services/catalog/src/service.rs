@@ -212,14 +212,7 @@ impl Catalog {
                 g.and_then(|g| g.name_reading(&author)).unwrap_or_default(),
                 crate::model::READING_GIVEN,
             ),
-            (true, Some(g)) => match (g.reading(&title_text), g.name_reading(&author)) {
-                (None, None) => (String::new(), String::new(), ""),
-                (t, a) => (
-                    t.unwrap_or_default(),
-                    a.unwrap_or_default(),
-                    crate::model::READING_GENERATED,
-                ),
-            },
+            (true, Some(g)) => crate::readings::generated_readings(g, &title_text, &author),
             (true, None) => (String::new(), String::new(), ""),
         };
         let title = Title {

@@ -661,6 +661,54 @@ async fn readings_are_generated_marked_and_searched(backend: &str) {
     assert_eq!(detail.title.unwrap().title_reading, "こころ");
 }
 
+async fn regenerating_readings_fills_and_refreshes_only_generated_ones(backend: &str) {
+    let (c, _) = open(backend).await;
+    // Created before any dictionary: no readings.
+    let (nishikie, _) = c
+        .create_title(book("錦絵の世界", "夏目, 漱石"), true)
+        .await
+        .unwrap();
+    let mut given = book("こゝろ", "夏目漱石");
+    given.title_reading = "こころ".into();
+    let (kokoro, _) = c.create_title(given, true).await.unwrap();
+    assert_eq!(c.search("にしきえ", &all(), 1, 20).await.unwrap().total, 0);
+    assert!(
+        c.regenerate_readings().await.is_err(),
+        "no dictionary, no regeneration"
+    );
+
+    c.use_readings(reading_generator());
+    let s = c.regenerate_readings().await.unwrap();
+    assert_eq!((s.titles, s.changed), (2, 2), "{s:?}");
+    let detail = c.get_title(&nishikie).await.unwrap();
+    assert_eq!(detail.title.unwrap().title_reading, "にしきえのせかい");
+    let detail = c.get_title(&kokoro).await.unwrap();
+    assert_eq!(
+        detail.title.unwrap().title_reading,
+        "こころ",
+        "a given reading stays"
+    );
+    let ids: Vec<String> = c
+        .search("にしきえ", &all(), 1, 20)
+        .await
+        .unwrap()
+        .hits
+        .into_iter()
+        .map(|h| h.title_id)
+        .collect();
+    assert_eq!(ids, vec![nishikie.clone()]);
+    assert_eq!(
+        c.search("natsume souseki", &all(), 1, 20)
+            .await
+            .unwrap()
+            .total,
+        2
+    );
+    // Nothing changed since: a second run changes nothing.
+    let again = c.regenerate_readings().await.unwrap();
+    assert_eq!((again.titles, again.changed), (2, 0));
+}
+
 macro_rules! both_backends {
     ($($name:ident),* $(,)?) => {
         mod postgres {
@@ -682,4 +730,5 @@ both_backends!(
     a_batch_of_titles_is_one_transaction_with_each_outcome,
     titles_another_writer_stored_are_indexed_in_one_go,
     readings_are_generated_marked_and_searched,
+    regenerating_readings_fills_and_refreshes_only_generated_ones,
 );
