@@ -137,6 +137,7 @@ mod tests {
             ("GET", "/api/v1/branches/{branch}/provisional-holds"),
             ("GET", "/api/v1/branches/{branch}/expired-holds"),
             ("POST", "/api/v1/admin/titles"),
+            ("PUT", "/api/v1/admin/titles/{title_id}/readings"),
             ("POST", "/api/v1/admin/items"),
             ("POST", "/api/v1/admin/staff"),
             ("GET", "/api/v1/openapi.json"),

@@ -117,6 +117,7 @@ pub const SERVED_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/branches/{branch}/transits"),
     ("GET", "/api/v1/branches/{branch}/provisional-holds"),
     ("POST", "/api/v1/admin/titles"),
+    ("PUT", "/api/v1/admin/titles/{title_id}/readings"),
     ("POST", "/api/v1/admin/items"),
     ("POST", "/api/v1/admin/staff"),
 ];
@@ -229,6 +230,7 @@ fn handler_for(method: &str, path: &str) -> MethodRouter<AppState> {
         ("GET", "/api/v1/branches/{branch}/transits") => get(desk::transits),
         ("GET", "/api/v1/branches/{branch}/provisional-holds") => get(desk::provisional_holds),
         ("POST", "/api/v1/admin/titles") => post(admin::create_title),
+        ("PUT", "/api/v1/admin/titles/{title_id}/readings") => put(admin::set_readings),
         ("POST", "/api/v1/admin/items") => post(admin::create_item),
         ("POST", "/api/v1/admin/staff") => post(admin::create_staff),
         // Only reachable by adding a route to the list without a handler; the router test

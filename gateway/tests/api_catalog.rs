@@ -305,3 +305,94 @@ async fn administration_refuses_bad_items_and_duplicate_barcodes() {
         assert_eq!(reply.code(), code, "{body}");
     }
 }
+
+/// Staff correct a title's reading (issue 10): stored as given, searched at once; a
+/// reading that is not kana is 400 invalid_input, an unknown title 404, a clerk 403, no session 401.
+#[tokio::test]
+async fn admin_corrects_a_reading_and_search_finds_it() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let id = title(
+        &app,
+        &admin,
+        json!({"title": "十三夜", "title_reading": "ジュウサンヨル", "author": "樋口一葉", "type": "book"}),
+    )
+    .await;
+    let path = format!("/api/v1/admin/titles/{id}/readings");
+    let reply = app
+        .call(
+            "PUT",
+            &path,
+            Some(&admin),
+            Some(json!({"title_reading": "じゅうさんや", "author_reading": "ひぐちいちよう"})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let v = reply.json();
+    assert_eq!(
+        (
+            v["title_reading"].as_str(),
+            v["author_reading"].as_str(),
+            v["reading_source"].as_str()
+        ),
+        (Some("じゅうさんや"), Some("ひぐちいちよう"), Some("given"))
+    );
+    let shown = app
+        .call("GET", &format!("/api/v1/titles/{id}"), None, None)
+        .await;
+    assert_eq!(shown.json()["title_reading"], "じゅうさんや");
+    // Romaji writes ん before y as n' (jusanya would read じゅさにゃ).
+    for q in [
+        "じゅうさんや",
+        "jusan'ya",
+        "ひぐちいちよう",
+        "higuchi ichiyo",
+    ] {
+        let found = app
+            .call("GET", &format!("/api/v1/titles?q={q}"), None, None)
+            .await;
+        assert_eq!(found.json()["total"], 1, "{q}: {}", found.text);
+    }
+    let old = app
+        .call("GET", "/api/v1/titles?q=じゅうさんよる", None, None)
+        .await;
+    assert_eq!(old.json()["total"], 0, "the old reading is gone");
+
+    let reply = app
+        .call(
+            "PUT",
+            &path,
+            Some(&admin),
+            Some(json!({"title_reading": "十三夜"})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text);
+    assert_eq!(reply.code(), "invalid_input");
+    let unknown = format!("/api/v1/admin/titles/{}/readings", uuid::Uuid::now_v7());
+    for p in [unknown.as_str(), "/api/v1/admin/titles/not-a-uuid/readings"] {
+        let reply = app
+            .call(
+                "PUT",
+                p,
+                Some(&admin),
+                Some(json!({"title_reading": "かな"})),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{p}: {}", reply.text);
+        assert_eq!(reply.code(), "title_not_found");
+    }
+    let clerk = app.staff_of("clerk", &["yamaga"]).await;
+    let reply = app
+        .call(
+            "PUT",
+            &path,
+            Some(&clerk),
+            Some(json!({"title_reading": "かな"})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    let reply = app
+        .call("PUT", &path, None, Some(json!({"title_reading": "かな"})))
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+}

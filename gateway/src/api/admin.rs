@@ -2,12 +2,15 @@
 //! and new staff accounts, for staff with the admin role only.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use kitsuki_proto::catalog::{CreateItemRequest, CreateTitleRequest, MaterialType, NewTitle};
+use kitsuki_proto::catalog::{
+    CreateItemRequest, CreateTitleRequest, MaterialType, NewTitle, SetReadingsRequest,
+};
 use kitsuki_proto::patron::CreateStaffRequest;
-use kitsuki_proto::{Barcode, Branch, TitleId};
+use kitsuki_proto::{Barcode, Branch, ErrorCode, TitleId};
 use serde::{Deserialize, Serialize};
 
 use crate::api::staff::{ADMIN_ROLE, Admin};
@@ -89,6 +92,57 @@ pub async fn create_title(
             title_id: created.title_id,
         }),
     ))
+}
+
+/// `PUT /api/v1/admin/titles/{title_id}/readings`: staff correct a title's readings.
+#[derive(Debug, Deserialize)]
+pub struct ReadingsBody {
+    pub title_reading: String,
+    pub author_reading: Option<String>,
+}
+
+/// The readings as stored after a correction.
+#[derive(Debug, Serialize)]
+pub struct ReadingsView {
+    pub title_id: String,
+    pub title_reading: String,
+    pub author_reading: String,
+    pub reading_source: String,
+}
+
+#[tracing::instrument(skip_all, fields(actor = %staff.username))]
+pub async fn set_readings(
+    State(state): State<AppState>,
+    Admin(staff): Admin,
+    path: Result<Path<String>, PathRejection>,
+    ApiJson(body): ApiJson<ReadingsBody>,
+) -> Result<Json<ReadingsView>, ApiError> {
+    // An id that is not even a UUID is a title that does not exist (API.md).
+    let id = path
+        .ok()
+        .and_then(|Path(id)| TitleId::parse(&id).ok())
+        .ok_or_else(|| ApiError::new(ErrorCode::TitleNotFound))?;
+    let r = state
+        .catalog()
+        .set_readings(state.rpc(SetReadingsRequest {
+            title_id: id.to_string(),
+            title_reading: body.title_reading,
+            author_reading: text(body.author_reading),
+        }))
+        .await
+        .map_err(|status| match ApiError::from_status(&status) {
+            e if e.code() == ErrorCode::NotFound => ApiError::new(ErrorCode::TitleNotFound),
+            e => e,
+        })?
+        .into_inner();
+    // The audit record (rule S3) of this action is the log line of this span.
+    tracing::info!(title_id = %r.title_id, "readings corrected");
+    Ok(Json(ReadingsView {
+        title_id: r.title_id,
+        title_reading: r.title_reading,
+        author_reading: r.author_reading,
+        reading_source: r.reading_source,
+    }))
 }
 
 /// `POST /api/v1/admin/items`.

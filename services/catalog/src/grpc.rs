@@ -74,6 +74,25 @@ impl CatalogService for CatalogGrpc {
     }
 
     #[tracing::instrument(skip_all)]
+    async fn set_readings(
+        &self,
+        req: Request<pb::SetReadingsRequest>,
+    ) -> Result<Response<pb::SetReadingsResponse>, Status> {
+        let r = req.into_inner();
+        let id = kitsuki_proto::TitleId::parse(&r.title_id)?;
+        let (title_reading, author_reading, reading_source) = self
+            .catalog
+            .set_readings(id.as_str(), &r.title_reading, &r.author_reading)
+            .await?;
+        Ok(Response::new(pb::SetReadingsResponse {
+            title_id: id.to_string(),
+            title_reading,
+            author_reading,
+            reading_source,
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
     async fn get_title(
         &self,
         req: Request<pb::GetTitleRequest>,

@@ -650,6 +650,9 @@ impl SearchIndex {
             .collect();
         if is_kana_text(term) {
             per_field.push((Occur::Should, self.reading_query(term)));
+        } else if let Some(kana) = romaji_to_kana(term) {
+            // Romaji with an apostrophe (jusan'ya: ん before y) is no word, but a reading.
+            per_field.push((Occur::Should, self.reading_query(&kana)));
         }
         Box::new(BooleanQuery::new(per_field))
     }
@@ -1554,6 +1557,18 @@ mod tests {
         }
         // A Latin word that is no romaji is only a word.
         assert!(ids(&index, "annotated").is_empty());
+        let mut ichiyo = doc("ichiyo", "十三夜", "2024-01-03T00:00:00Z");
+        ichiyo.author_reading = "ひぐちいちよう".to_owned();
+        let index = index_with(&[ichiyo]);
+        for q in [
+            "ひぐちいちよう",
+            "higuchi",
+            "ichiyo",
+            "higuchi ichiyo",
+            "higuchi ichiyou",
+        ] {
+            assert_eq!(ids(&index, q), vec!["ichiyo"], "{q}");
+        }
     }
 
     #[test]

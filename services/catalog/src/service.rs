@@ -165,6 +165,71 @@ impl Catalog {
         let _ = self.readings.set(generator);
     }
 
+    /// Staff correct a title's readings: stored as given (a regeneration keeps them), the
+    /// title numbered and announced so every index catches up. The readings must be kana
+    /// (spaces allowed); an empty author reading keeps the stored one. Answers the stored
+    /// title reading, author reading and source.
+    pub async fn set_readings(
+        &self,
+        title_id: &str,
+        title_reading: &str,
+        author_reading: &str,
+    ) -> Result<(String, String, String), ServiceError> {
+        use kitsuki_proto::text;
+        let (title_reading, author_reading) = (title_reading.trim(), author_reading.trim());
+        text::check("title_reading", title_reading, text::limits::TITLE)?;
+        text::check("author_reading", author_reading, text::limits::AUTHOR)?;
+        let kana = crate::domain::reading::is_kana_text;
+        if !kana(title_reading) {
+            return Err(ServiceError::with_detail(
+                ErrorCode::InvalidInput,
+                "title_reading must be kana",
+            ));
+        }
+        if !author_reading.is_empty() && !kana(author_reading) {
+            return Err(ServiceError::with_detail(
+                ErrorCode::InvalidInput,
+                "author_reading must be kana",
+            ));
+        }
+        let now = kitsuki_platform::clock::format_instant(self.clock.now());
+        let mut tx = self
+            .db
+            .pool
+            .begin()
+            .await
+            .map_err(|e| internal("correcting readings", e))?;
+        let seq = store::take_change_seqs(&mut tx, 1)
+            .await
+            .map_err(|e| internal("correcting readings", e))?;
+        let row = store::set_readings(&mut tx, title_id, title_reading, author_reading, seq)
+            .await
+            .map_err(|e| internal("correcting readings", e))?
+            .ok_or_else(|| ServiceError::new(ErrorCode::TitleNotFound))?;
+        let event_id = events::new_event_id();
+        let event = events::build(
+            crate::consumer::TITLE_CHANGED,
+            event_id.clone(),
+            &now,
+            &ev::TitleChanged {
+                meta: Some(ev::EventMeta {
+                    event_id,
+                    occurred_at: now.clone(),
+                }),
+                title_id: title_id.to_string(),
+            },
+        );
+        outbox::enqueue(&mut tx, &event, &now)
+            .await
+            .map_err(|e| internal("correcting readings", e))?;
+        tx.commit()
+            .await
+            .map_err(|e| internal("correcting readings", e))?;
+        self.relay_wake.notify_one();
+        self.refresh_index(&[title_id.to_string()]).await?;
+        Ok(row)
+    }
+
     /// The reading generator in use, if a dictionary was loaded (status page, tools).
     pub fn reading_generator(&self) -> Option<&crate::readings::ReadingGenerator> {
         self.readings.get().map(Arc::as_ref)

@@ -137,6 +137,38 @@ pub async fn insert_titles(
     Ok(created)
 }
 
+/// Stores readings staff gave (`reading_source = 'given'`; an empty author reading keeps
+/// the stored one) with the title's new change number; the stored readings and source, or
+/// `None` for an unknown title.
+pub async fn set_readings(
+    conn: &mut AnyConnection,
+    title_id: &str,
+    title_reading: &str,
+    author_reading: &str,
+    change_seq: i64,
+) -> Result<Option<(String, String, String)>, sqlx::Error> {
+    let row = sqlx::query(
+        "UPDATE titles SET title_reading = $1, \
+         author_reading = CASE WHEN $2 = '' THEN author_reading ELSE $2 END, \
+         reading_source = 'given', change_seq = $3 WHERE title_id = $4 \
+         RETURNING title_reading, author_reading, reading_source",
+    )
+    .bind(title_reading)
+    .bind(author_reading)
+    .bind(change_seq)
+    .bind(title_id)
+    .fetch_optional(conn)
+    .await?;
+    row.map(|r| {
+        Ok((
+            r.try_get("title_reading")?,
+            r.try_get("author_reading")?,
+            r.try_get("reading_source")?,
+        ))
+    })
+    .transpose()
+}
+
 pub async fn title_id_by_source(
     pool: &AnyPool,
     source_id: &str,

@@ -7,8 +7,8 @@
 //!   by `wana_kana` (a maintained port of WanaKana); anything else (`history`) is not a
 //!   reading and stays a word;
 //! - [`reading_key`]: hiragana with the differences people do not hear or do not type
-//!   folded away: long vowels (`そう`, `そお`, `そー` → `そ`; a romanised `ō` has already lost its
-//!   macron), ぢ/づ → じ/ず, を → お, and no spaces (a reading written `なつめ そうせき` and one
+//!   folded away: the long vowels romaji drops (`そう`, `そお`, `そー` → `そ`, `ゆう` → `ゆ`; a
+//!   romanised `ō` has already lost its macron), ぢ/づ → じ/ず, を → お, and no spaces (a reading written `なつめ そうせき` and one
 //!   written `なつめそうせき` are one).
 //!
 //! And one for records: [`romanised_reading`] turns a Library of Congress romanisation
@@ -58,9 +58,13 @@ pub fn reading_key(reading: &str) -> String {
             other => other,
         };
         if let (Some(&prev), Some(v)) = (out.last(), vowel_kana(c))
-            && (vowel_of(prev) == Some(v) || (v == 'う' && vowel_of(prev) == Some('お')))
+            && matches!(
+                (vowel_of(prev), v),
+                (Some('お'), 'う' | 'お') | (Some('う'), 'う')
+            )
         {
-            // A vowel that only lengthens the one before: そう, とお, ゆう, かあ, にい, ねえ.
+            // The long vowels romaji drops (ō, ū written o, u): そう, とお, ゆう. Not い after
+            // an i-row kana, which as often begins the next word (ひぐち|いちよう).
             continue;
         }
         out.push(c);
