@@ -4,13 +4,15 @@
 use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
+
+use crate::api::catalog::{title_in_path, title_refusal};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use kitsuki_proto::catalog::{
     CreateItemRequest, CreateTitleRequest, MaterialType, NewTitle, SetReadingsRequest,
 };
 use kitsuki_proto::patron::CreateStaffRequest;
-use kitsuki_proto::{Barcode, Branch, ErrorCode, TitleId};
+use kitsuki_proto::{Barcode, Branch, TitleId};
 use serde::{Deserialize, Serialize};
 
 use crate::api::staff::{ADMIN_ROLE, Admin};
@@ -94,7 +96,8 @@ pub async fn create_title(
     ))
 }
 
-/// `PUT /api/v1/admin/titles/{title_id}/readings`: staff correct a title's readings.
+/// `PUT /api/v1/admin/titles/{title_id}/readings`: staff with the admin role (rule S3, the
+/// [`Admin`] extractor) correct a title's readings.
 #[derive(Debug, Deserialize)]
 pub struct ReadingsBody {
     pub title_reading: String,
@@ -117,11 +120,7 @@ pub async fn set_readings(
     path: Result<Path<String>, PathRejection>,
     ApiJson(body): ApiJson<ReadingsBody>,
 ) -> Result<Json<ReadingsView>, ApiError> {
-    // An id that is not even a UUID is a title that does not exist (API.md).
-    let id = path
-        .ok()
-        .and_then(|Path(id)| TitleId::parse(&id).ok())
-        .ok_or_else(|| ApiError::new(ErrorCode::TitleNotFound))?;
+    let id = title_in_path(path)?;
     let r = state
         .catalog()
         .set_readings(state.rpc(SetReadingsRequest {
@@ -130,10 +129,7 @@ pub async fn set_readings(
             author_reading: text(body.author_reading),
         }))
         .await
-        .map_err(|status| match ApiError::from_status(&status) {
-            e if e.code() == ErrorCode::NotFound => ApiError::new(ErrorCode::TitleNotFound),
-            e => e,
-        })?
+        .map_err(|status| title_refusal(&status))?
         .into_inner();
     // The audit record (rule S3) of this action is the log line of this span.
     tracing::info!(title_id = %r.title_id, "readings corrected");

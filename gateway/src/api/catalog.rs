@@ -55,21 +55,31 @@ pub async fn fetch_title(
     state: &AppState,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<kitsuki_proto::catalog::TitleDetail, ApiError> {
-    let id = path
-        .ok()
-        .and_then(|Path(id)| TitleId::parse(&id).ok())
-        .ok_or_else(|| ApiError::new(ErrorCode::TitleNotFound))?;
+    let id = title_in_path(path)?;
     let detail = state
         .catalog()
         .get_title(state.rpc(GetTitleRequest {
             title_id: id.to_string(),
         }))
         .await
-        .map_err(|status| match ApiError::from_status(&status) {
-            // Whatever "not found" the catalogue says, for this path it is the title.
-            e if e.code() == ErrorCode::NotFound => ApiError::new(ErrorCode::TitleNotFound),
-            e => e,
-        })?
+        .map_err(|status| title_refusal(&status))?
         .into_inner();
     Ok(detail)
+}
+
+/// The title id of a `/titles/{title_id}` path: one that is not even a UUID is a title that
+/// does not exist (404 `title_not_found`), not a malformed request.
+pub fn title_in_path(path: Result<Path<String>, PathRejection>) -> Result<TitleId, ApiError> {
+    path.ok()
+        .and_then(|Path(id)| TitleId::parse(&id).ok())
+        .ok_or_else(|| ApiError::new(ErrorCode::TitleNotFound))
+}
+
+/// The catalogue's refusal of a call about one title: whatever "not found" it says, for a
+/// title's path it is the title.
+pub fn title_refusal(status: &tonic::Status) -> ApiError {
+    match ApiError::from_status(status) {
+        e if e.code() == ErrorCode::NotFound => ApiError::new(ErrorCode::TitleNotFound),
+        e => e,
+    }
 }

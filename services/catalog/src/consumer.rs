@@ -53,6 +53,31 @@ pub const TITLE_CHANGED: &str = "catalog.title.changed";
 /// delay search availability may show beside the database (GetTitle reads the database),
 /// and at most one index commit per this interval under any load.
 pub const INDEX_DEBOUNCE: Duration = Duration::from_millis(100);
+/// Writes [`TITLE_CHANGED`] for a title into the outbox of the transaction that changed its
+/// search document: how the other replicas learn to catch their index up (`replica.rs`).
+/// The one builder of that event (item status, staff's reading corrections, the
+/// regeneration of readings).
+pub(crate) async fn enqueue_title_changed(
+    conn: &mut sqlx::AnyConnection,
+    title_id: &str,
+    now: &str,
+) -> Result<(), sqlx::Error> {
+    let event_id = events::new_event_id();
+    let event = events::build(
+        TITLE_CHANGED,
+        event_id.clone(),
+        now,
+        &ev::TitleChanged {
+            meta: Some(ev::EventMeta {
+                event_id,
+                occurred_at: now.to_string(),
+            }),
+            title_id: title_id.to_string(),
+        },
+    );
+    outbox::enqueue(conn, &event, now).await
+}
+
 /// Titles re-indexed in one commit at most (one bounded `IN (...)` of ids).
 const INDEX_BATCH: usize = 500;
 
@@ -119,17 +144,7 @@ impl Catalog {
             let applied = store::apply_item_status(&mut tx, &update).await?;
             let changed = applied.as_ref().filter(|a| a.changed()).map(|a| a.title_id.clone());
             if let Some(title_id) = &changed {
-                let event_id = events::new_event_id();
-                let changed = events::build(
-                    TITLE_CHANGED,
-                    event_id.clone(),
-                    &now,
-                    &ev::TitleChanged {
-                        meta: Some(ev::EventMeta { event_id, occurred_at: now.clone() }),
-                        title_id: title_id.clone(),
-                    },
-                );
-                outbox::enqueue(&mut tx, &changed, &now).await?;
+                enqueue_title_changed(&mut tx, title_id, &now).await?;
             }
             tx.commit().await?;
             match (&applied, changed) {

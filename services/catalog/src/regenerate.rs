@@ -6,12 +6,9 @@
 //! (this process's at the end, a running replica's through its follower).
 
 use kitsuki_platform::clock::format_instant;
-use kitsuki_platform::{events, outbox};
-use kitsuki_proto::events as ev;
-use sqlx::Row;
 
-use crate::consumer::TITLE_CHANGED;
-use crate::model::READING_GIVEN;
+use crate::consumer::enqueue_title_changed;
+use crate::model::{READING_GIVEN, Title};
 use crate::readings::generated_readings;
 use crate::service::Catalog;
 use crate::store;
@@ -28,15 +25,6 @@ pub struct RegenerateSummary {
     pub changed: u64,
 }
 
-struct Stored {
-    title_id: String,
-    title: String,
-    title_reading: String,
-    author: String,
-    author_reading: String,
-    reading_source: String,
-}
-
 impl Catalog {
     /// Makes the generated readings of every title again with the dictionary in use (see
     /// the module); fails when no dictionary is loaded.
@@ -49,43 +37,23 @@ impl Catalog {
         let mut summary = RegenerateSummary::default();
         let mut after = String::new();
         loop {
-            let rows: Vec<Stored> = sqlx::query(
-                "SELECT title_id, title, title_reading, author, author_reading, reading_source \
-                 FROM titles WHERE title_id > $1 ORDER BY title_id LIMIT $2",
-            )
-            .bind(&after)
-            .bind(BATCH)
-            .fetch_all(&self.db().pool)
-            .await?
-            .iter()
-            .map(|r| -> Result<Stored, sqlx::Error> {
-                Ok(Stored {
-                    title_id: r.try_get("title_id")?,
-                    title: r.try_get("title")?,
-                    title_reading: r.try_get("title_reading")?,
-                    author: r.try_get("author")?,
-                    author_reading: r.try_get("author_reading")?,
-                    reading_source: r.try_get("reading_source")?,
-                })
-            })
-            .collect::<Result<_, _>>()?;
-            let Some(last) = rows.last() else { break };
+            let titles = store::titles_after(&self.db().pool, &after, BATCH).await?;
+            let Some(last) = titles.last() else { break };
             after = last.title_id.clone();
-            summary.titles += rows.len() as u64;
-            let changed: Vec<(&Stored, String, String, &str)> = rows
+            summary.titles += titles.len() as u64;
+            let changed: Vec<(&Title, (String, String, &str))> = titles
                 .iter()
-                .filter_map(|r| {
-                    let (title_reading, author_reading, source) =
-                        if r.reading_source == READING_GIVEN {
-                            let author = generator.name_reading(&r.author).unwrap_or_default();
-                            (r.title_reading.clone(), author, READING_GIVEN)
-                        } else {
-                            generated_readings(generator, &r.title, &r.author)
-                        };
-                    let same = title_reading == r.title_reading
-                        && author_reading == r.author_reading
-                        && source == r.reading_source;
-                    (!same).then_some((r, title_reading, author_reading, source))
+                .filter_map(|t| {
+                    let readings = if t.reading_source == READING_GIVEN {
+                        let author = generator.name_reading(&t.author).unwrap_or_default();
+                        (t.title_reading.clone(), author, READING_GIVEN)
+                    } else {
+                        generated_readings(generator, &t.title, &t.author)
+                    };
+                    let same = readings.0 == t.title_reading
+                        && readings.1 == t.author_reading
+                        && readings.2 == t.reading_source;
+                    (!same).then_some((t, readings))
                 })
                 .collect();
             if changed.is_empty() {
@@ -94,39 +62,20 @@ impl Catalog {
             let now = format_instant(self.clock().now());
             let mut tx = self.db().pool.begin().await?;
             let first = store::take_change_seqs(&mut tx, changed.len() as i64).await?;
-            for (k, (r, title_reading, author_reading, source)) in changed.iter().enumerate() {
-                // Only where the row is as read: a staff correction meanwhile is kept.
-                let updated = sqlx::query(
-                    "UPDATE titles SET title_reading = $1, author_reading = $2, \
-                     reading_source = $3, change_seq = $4 \
-                     WHERE title_id = $5 AND reading_source = $6",
+            for (k, (t, (title_reading, author_reading, source))) in changed.iter().enumerate() {
+                let readings = (title_reading.as_str(), author_reading.as_str(), *source);
+                if store::replace_readings(
+                    &mut tx,
+                    &t.title_id,
+                    readings,
+                    &t.reading_source,
+                    first + k as i64,
                 )
-                .bind(title_reading)
-                .bind(author_reading)
-                .bind(*source)
-                .bind(first + k as i64)
-                .bind(&r.title_id)
-                .bind(&r.reading_source)
-                .execute(&mut *tx)
-                .await?;
-                if updated.rows_affected() == 0 {
-                    continue;
+                .await?
+                {
+                    enqueue_title_changed(&mut tx, &t.title_id, &now).await?;
+                    summary.changed += 1;
                 }
-                let event_id = events::new_event_id();
-                let event = events::build(
-                    TITLE_CHANGED,
-                    event_id.clone(),
-                    &now,
-                    &ev::TitleChanged {
-                        meta: Some(ev::EventMeta {
-                            event_id,
-                            occurred_at: now.clone(),
-                        }),
-                        title_id: r.title_id.clone(),
-                    },
-                );
-                outbox::enqueue(&mut tx, &event, &now).await?;
-                summary.changed += 1;
             }
             tx.commit().await?;
         }

@@ -206,20 +206,7 @@ impl Catalog {
             .await
             .map_err(|e| internal("correcting readings", e))?
             .ok_or_else(|| ServiceError::new(ErrorCode::TitleNotFound))?;
-        let event_id = events::new_event_id();
-        let event = events::build(
-            crate::consumer::TITLE_CHANGED,
-            event_id.clone(),
-            &now,
-            &ev::TitleChanged {
-                meta: Some(ev::EventMeta {
-                    event_id,
-                    occurred_at: now.clone(),
-                }),
-                title_id: title_id.to_string(),
-            },
-        );
-        outbox::enqueue(&mut tx, &event, &now)
+        crate::consumer::enqueue_title_changed(&mut tx, title_id, &now)
             .await
             .map_err(|e| internal("correcting readings", e))?;
         tx.commit()

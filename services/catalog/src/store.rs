@@ -169,6 +169,51 @@ pub async fn set_readings(
     .transpose()
 }
 
+/// Up to `limit` titles with ids after `after`, in id order: a walk over the whole
+/// catalogue a page at a time.
+pub async fn titles_after(
+    pool: &AnyPool,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<Title>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {TITLE_COLUMNS} FROM titles WHERE title_id > $1 ORDER BY title_id LIMIT $2"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(after)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(title_from_row)
+        .collect()
+}
+
+/// Replaces a title's readings and their source with the title's new change number, only
+/// where the source is still `was` (a staff correction meanwhile is kept); whether it did.
+pub async fn replace_readings(
+    conn: &mut AnyConnection,
+    title_id: &str,
+    readings: (&str, &str, &str),
+    was: &str,
+    change_seq: i64,
+) -> Result<bool, sqlx::Error> {
+    let (title_reading, author_reading, source) = readings;
+    let done = sqlx::query(
+        "UPDATE titles SET title_reading = $1, author_reading = $2, reading_source = $3, \
+         change_seq = $4 WHERE title_id = $5 AND reading_source = $6",
+    )
+    .bind(title_reading)
+    .bind(author_reading)
+    .bind(source)
+    .bind(change_seq)
+    .bind(title_id)
+    .bind(was)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 pub async fn title_id_by_source(
     pool: &AnyPool,
     source_id: &str,
