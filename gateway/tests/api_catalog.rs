@@ -390,7 +390,9 @@ async fn admin_corrects_a_reading_and_search_finds_it() {
             Some(json!({"title_reading": "かな"})),
         )
         .await;
+    // Rule S3: catalogue administration is the admin role's.
     assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert_eq!(reply.json()["error"]["rule"], "S3");
     let reply = app
         .call("PUT", &path, None, Some(json!({"title_reading": "かな"})))
         .await;
