@@ -42,7 +42,7 @@ pub enum ReadingsError {
 /// A tokenizer with IPADIC that spells text in kana.
 pub struct ReadingGenerator {
     tokenizer: Tokenizer,
-    /// Which dictionary: the source folder and its entries, for the status page and log.
+    /// Which dictionary: the source folder and its files, for the log.
     pub description: String,
 }
 

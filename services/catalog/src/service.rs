@@ -217,7 +217,7 @@ impl Catalog {
         Ok(row)
     }
 
-    /// The reading generator in use, if a dictionary was loaded (status page, tools).
+    /// The reading generator in use, if a dictionary was loaded (the regeneration tool).
     pub fn reading_generator(&self) -> Option<&crate::readings::ReadingGenerator> {
         self.readings.get().map(Arc::as_ref)
     }
