@@ -126,6 +126,8 @@ async fn prepare(file: &str, data: &str, titles: usize) {
                 author: new.author,
                 author_reading: String::new(),
                 reading_source: String::new(),
+                responsibility: new.responsibility,
+                ndc: new.ndc,
                 publisher: new.publisher,
                 year: new.year,
                 isbn: new.isbn.map(|i| i.as_str().to_string()).unwrap_or_default(),

@@ -363,6 +363,8 @@ async fn first_start_seed(catalog: &Catalog) -> anyhow::Result<()> {
             title: title.to_string(),
             title_reading: String::new(),
             author: String::new(),
+            responsibility: String::new(),
+            ndc: String::new(),
             publisher: "デモ資料".to_string(),
             year: None,
             isbn: None,

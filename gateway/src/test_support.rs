@@ -32,6 +32,7 @@ pub fn summary(title: &str, kind: MaterialType, rows: &[(&str, u32, u32)]) -> Ti
             .collect(),
         holds_waiting: 0,
         created_at: "2025-01-01T00:00:00Z".into(),
+        ..TitleSummary::default()
     }
 }
 

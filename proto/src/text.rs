@@ -18,6 +18,10 @@ pub mod limits {
     pub const TITLE: usize = 1_000;
     pub const AUTHOR: usize = 1_000;
     pub const PUBLISHER: usize = 500;
+    /// The statement of responsibility (責任表示) as a record gives it.
+    pub const RESPONSIBILITY: usize = 1_000;
+    /// An NDC class number (`913.6`, `289.1`); editions and marks beyond it are cut.
+    pub const NDC: usize = 20;
     /// Each extra searchable text of a title (romanised title, other readings).
     pub const SEARCH_ALIAS: usize = 1_000;
     /// How many extra searchable texts a title may have.

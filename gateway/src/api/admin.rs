@@ -30,6 +30,10 @@ pub struct NewTitleBody {
     pub publisher: Option<String>,
     pub year: Option<i32>,
     pub isbn: Option<String>,
+    /// The statement of responsibility (責任表示), as a record would give it.
+    pub responsibility: Option<String>,
+    /// The NDC class number (`913.6`).
+    pub ndc: Option<String>,
     #[serde(rename = "type")]
     pub material: String,
 }
@@ -62,6 +66,8 @@ impl NewTitleBody {
             r#type: material as i32,
             search_aliases: Vec::new(),
             source_id: String::new(),
+            responsibility: text(self.responsibility),
+            ndc: text(self.ndc),
         })
     }
 }
@@ -275,6 +281,8 @@ mod tests {
             publisher: None,
             year,
             isbn: None,
+            responsibility: None,
+            ndc: None,
             material: material.into(),
         }
     }

@@ -46,6 +46,8 @@ pub fn new_title_from_proto(t: pb::NewTitle) -> Result<NewTitle, ServiceError> {
         title: t.title,
         title_reading: t.title_reading,
         author: t.author,
+        responsibility: t.responsibility,
+        ndc: t.ndc,
         publisher: t.publisher,
         year: t.year.map(i64::from),
         isbn,

@@ -125,6 +125,8 @@ pub fn new_title_from_record(r: &ImportRecord) -> (NewTitle, usize) {
             title: r.title.clone(),
             title_reading: r.title_reading.clone(),
             author: r.author.clone(),
+            responsibility: r.responsibility.clone(),
+            ndc: r.ndc.clone(),
             publisher: r.publisher.clone(),
             year: r.year.map(i64::from),
             isbn,

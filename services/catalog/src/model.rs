@@ -68,6 +68,10 @@ pub struct Title {
     pub author_reading: String,
     /// Where the readings came from: [`READING_GIVEN`], [`READING_GENERATED`] or empty.
     pub reading_source: String,
+    /// The statement of responsibility as the record gives it (245 $c), or empty.
+    pub responsibility: String,
+    /// The NDC class number (`913.6`), or empty.
+    pub ndc: String,
     pub publisher: String,
     pub year: Option<i64>,
     pub isbn: String,
@@ -138,5 +142,7 @@ pub fn summary(title: &Title, items: &[Item]) -> pb::TitleSummary {
         availability,
         holds_waiting: u32::try_from(title.holds_waiting).unwrap_or(u32::MAX),
         created_at: title.created_at.clone(),
+        responsibility: title.responsibility.clone(),
+        ndc: title.ndc.clone(),
     }
 }

@@ -33,6 +33,10 @@ pub struct NewTitle {
     pub title: String,
     pub title_reading: String,
     pub author: String,
+    /// The statement of responsibility as recorded, or empty.
+    pub responsibility: String,
+    /// The NDC class number, or empty.
+    pub ndc: String,
     pub publisher: String,
     pub year: Option<i64>,
     pub isbn: Option<Isbn>,
@@ -52,6 +56,18 @@ impl NewTitle {
         text::check("title_reading", &self.title_reading, text::limits::TITLE)?;
         text::check("author", &self.author, text::limits::AUTHOR)?;
         text::check("publisher", &self.publisher, text::limits::PUBLISHER)?;
+        text::check(
+            "responsibility",
+            &self.responsibility,
+            text::limits::RESPONSIBILITY,
+        )?;
+        text::check("ndc", &self.ndc, text::limits::NDC)?;
+        if !self.ndc.trim().is_empty() && !crate::domain::ndc::is_class_number(self.ndc.trim()) {
+            return Err(ServiceError::with_detail(
+                ErrorCode::InvalidInput,
+                "ndc must be an NDC class number such as 913.6",
+            ));
+        }
         text::check(
             "source_id",
             self.source_id.as_deref().unwrap_or(""),
@@ -274,6 +290,8 @@ impl Catalog {
             author,
             author_reading,
             reading_source: reading_source.to_string(),
+            responsibility: new.responsibility.trim().to_string(),
+            ndc: new.ndc.trim().to_string(),
             publisher: new.publisher.trim().to_string(),
             year: new.year,
             isbn: new.isbn.map(|i| i.as_str().to_string()).unwrap_or_default(),

@@ -5,7 +5,7 @@ use sqlx::{AnyConnection, AnyPool, Row};
 
 use crate::model::{Item, MaterialType, Title};
 
-const TITLE_COLUMNS: &str = "title_id, title, title_reading, author, author_reading, reading_source, publisher, year, isbn, material_type, aliases, source_id, created_at, holds_waiting";
+const TITLE_COLUMNS: &str = "title_id, title, title_reading, author, author_reading, reading_source, responsibility, ndc, publisher, year, isbn, material_type, aliases, source_id, created_at, holds_waiting";
 
 fn title_from_row(r: &AnyRow) -> Result<Title, sqlx::Error> {
     let kind: String = r.try_get("material_type")?;
@@ -17,6 +17,8 @@ fn title_from_row(r: &AnyRow) -> Result<Title, sqlx::Error> {
         author: r.try_get("author")?,
         author_reading: r.try_get("author_reading")?,
         reading_source: r.try_get("reading_source")?,
+        responsibility: r.try_get("responsibility")?,
+        ndc: r.try_get("ndc")?,
         publisher: r.try_get("publisher")?,
         year: r.try_get("year")?,
         isbn: r.try_get("isbn")?,
@@ -95,7 +97,7 @@ pub async fn insert_titles(
     conn: &mut AnyConnection,
     titles: &[(&Title, i64)],
 ) -> Result<std::collections::HashSet<String>, sqlx::Error> {
-    const COLUMNS: usize = 14;
+    const COLUMNS: usize = 16;
     let mut created = std::collections::HashSet::with_capacity(titles.len());
     for chunk in titles.chunks(INSERT_ROWS) {
         let rows: Vec<String> = (0..chunk.len())
@@ -108,7 +110,7 @@ pub async fn insert_titles(
             .collect();
         // Built from counts only; every value is bound.
         let sql = format!(
-            "INSERT INTO titles (title_id, title, title_reading, author, author_reading, reading_source, publisher, year, isbn, material_type, aliases, source_id, created_at, change_seq) \
+            "INSERT INTO titles (title_id, title, title_reading, author, author_reading, reading_source, responsibility, ndc, publisher, year, isbn, material_type, aliases, source_id, created_at, change_seq) \
              VALUES {} ON CONFLICT DO NOTHING RETURNING title_id",
             rows.join(", ")
         );
@@ -121,6 +123,8 @@ pub async fn insert_titles(
                 .bind(&t.author)
                 .bind(&t.author_reading)
                 .bind(&t.reading_source)
+                .bind(&t.responsibility)
+                .bind(&t.ndc)
                 .bind(&t.publisher)
                 .bind(t.year)
                 .bind(&t.isbn)

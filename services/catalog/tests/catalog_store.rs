@@ -31,6 +31,8 @@ fn book(title: &str, author: &str) -> NewTitle {
         title: title.into(),
         title_reading: String::new(),
         author: author.into(),
+        responsibility: String::new(),
+        ndc: String::new(),
         publisher: "新潮社".into(),
         year: Some(1952),
         isbn: None,

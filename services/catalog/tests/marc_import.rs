@@ -330,6 +330,8 @@ fn loc_titles_come_out_in_original_script_with_the_romanisation_as_alias() {
             // The romanised 245 spells the reading (ALA-LC, ō = おう).
             title_reading: "でんとう わげい こうだん の すべて".into(),
             author: "阿部主計".into(),
+            responsibility: String::new(),
+            ndc: String::new(),
             publisher: "雄山閣".into(),
             year: Some(1999),
             isbns: vec!["4639015925".into()],

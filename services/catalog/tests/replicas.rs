@@ -128,6 +128,8 @@ fn book(title: &str) -> NewTitle {
         title: title.into(),
         title_reading: String::new(),
         author: "宮本武蔵".into(),
+        responsibility: String::new(),
+        ndc: String::new(),
         publisher: "杵築書房".into(),
         year: Some(1645),
         isbn: None,

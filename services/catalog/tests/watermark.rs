@@ -41,6 +41,8 @@ fn book(title: &str) -> NewTitle {
         title: title.into(),
         title_reading: String::new(),
         author: "著者".into(),
+        responsibility: String::new(),
+        ndc: String::new(),
         publisher: "出版社".into(),
         year: None,
         isbn: None,

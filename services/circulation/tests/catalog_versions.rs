@@ -71,6 +71,8 @@ fn book(title: &str) -> NewTitle {
         title: title.into(),
         title_reading: String::new(),
         author: "夏目漱石".into(),
+        responsibility: String::new(),
+        ndc: String::new(),
         publisher: "岩波書店".into(),
         year: Some(1914),
         isbn: None,

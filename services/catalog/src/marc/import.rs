@@ -132,6 +132,8 @@ pub fn to_import_record(record: &MarcRecord) -> Option<ImportRecord> {
         title,
         title_reading,
         author,
+        responsibility: String::new(),
+        ndc: String::new(),
         publisher,
         year: year(record),
         isbns: record

@@ -41,6 +41,10 @@ pub struct ImportRecord {
     /// Kana reading of the title when the record carries one, else empty.
     pub title_reading: String,
     pub author: String,
+    /// The statement of responsibility as recorded (`モンゴメリ 著 ; 掛川恭子 訳`), or empty.
+    pub responsibility: String,
+    /// The NDC class number (`913.6`), or empty.
+    pub ndc: String,
     pub publisher: String,
     pub year: Option<i32>,
     /// `020 $a` (or the NDL ISBN) as recorded; normalised and validated elsewhere.

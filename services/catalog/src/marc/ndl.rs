@@ -232,6 +232,8 @@ fn map_record(value: &Value) -> Result<Option<ImportRecord>, (RecordErrorKind, &
         title,
         title_reading: String::new(),
         author,
+        responsibility: String::new(),
+        ndc: String::new(),
         publisher,
         year,
         isbns: text(record, &["国際標準図書番号（ISBN）", "ISBN"])
