@@ -330,7 +330,8 @@ fn loc_titles_come_out_in_original_script_with_the_romanisation_as_alias() {
             // The romanised 245 spells the reading (ALA-LC, ō = おう).
             title_reading: "でんとう わげい こうだん の すべて".into(),
             author: "阿部主計".into(),
-            responsibility: String::new(),
+            // 245 $c of the 880, as the title: "阿部主計." with ISBD's full stop trimmed.
+            responsibility: "阿部主計".into(),
             ndc: String::new(),
             publisher: "雄山閣".into(),
             year: Some(1999),
@@ -358,6 +359,33 @@ fn loc_titles_come_out_in_original_script_with_the_romanisation_as_alias() {
 
     // No 1XX: the statement of responsibility, from the original-script 245.
     assert_eq!(find(&report, "marc:00271424").author, "沢田昭二ほか著");
+    assert_eq!(
+        find(&report, "marc:00271424").responsibility,
+        "沢田昭二ほか著"
+    );
+    // Several statements, from the 880 and not the romanised 245 $c.
+    let foods = report
+        .records
+        .iter()
+        .find(|r| r.responsibility.starts_with("監修石毛直道"))
+        .expect("the record edited by 石毛直道");
+    assert_eq!(foods.responsibility, "監修石毛直道 ; 責任編集豊川裕之");
+    // NDC from 084 $2 njb/9; the records without an 084 have none.
+    assert_eq!(find(&report, "marc:00272060").ndc, "324.52");
+    assert_eq!(find(&report, "marc:00290211").ndc, "367.68");
+    assert_eq!(
+        report.records.iter().filter(|r| !r.ndc.is_empty()).count(),
+        6
+    );
+    assert_eq!(
+        report
+            .records
+            .iter()
+            .filter(|r| r.responsibility.is_empty())
+            .count(),
+        1,
+        "one record has no 245 $c"
+    );
 
     assert!(report.records.iter().all(|r| r.kind == MaterialKind::Book));
     // Every Japanese record whose romanisation is romaji all through has its reading.
@@ -401,6 +429,9 @@ fn japan_marc_layout_reads_title_and_responsibility() {
     assert_eq!(r.source_id, "marc:123456789012");
     assert_eq!(r.title, "タイトル : 関連情報");
     assert_eq!(r.author, "山田太郎 著");
+    assert_eq!(r.responsibility, "山田太郎 著");
+    // The layout example has no 084: no class number.
+    assert_eq!(r.ndc, "");
     assert_eq!(r.year, Some(2017));
     // 020 has only $c (price) and $z (cancelled ISBN): nothing to import.
     assert!(r.isbns.is_empty());
@@ -416,6 +447,15 @@ fn ndl_records_map_and_deleted_ones_are_skipped() {
     assert_eq!(first.year, Some(2007));
     assert_eq!(first.isbns, vec!["978-4-04-621880-3".to_string()]);
     assert!(first.aliases.contains(&"句集".to_string()));
+    assert_eq!(first.responsibility, "田島和生 著");
+    let anne = report
+        .records
+        .iter()
+        .find(|r| r.responsibility == "L.M.モンゴメリー [著] ; 掛川恭子 訳")
+        .expect("Anne translated by 掛川恭子");
+    assert_eq!(anne.author, "Montgomery, Lucy Maud ; 掛川, 恭子");
+    // The files have no NDC.
+    assert!(report.records.iter().all(|r| r.ndc.is_empty()));
     // 北海道財務例規 has status 削除.
     assert!(
         report

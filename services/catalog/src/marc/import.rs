@@ -1,5 +1,6 @@
-//! What a MARC 21 record means for the catalog: which title, author and publisher to
-//! display, which forms only to search by, and what kind of material it is.
+//! What a MARC 21 record means for the catalog: which title, author, statement of
+//! responsibility and publisher to display, which forms only to search by, its NDC class
+//! number, and what kind of material it is.
 //!
 //! The one judgement here is about 880 fields. At the Library of Congress the regular
 //! fields are romanised and the 880 holds the original script, so the 880 is the one to
@@ -15,6 +16,7 @@ use kitsuki_proto::text::limits;
 
 use super::record::{DataField, MarcRecord};
 use super::{ImportRecord, MaterialKind};
+use crate::domain::ndc::class_in;
 use crate::domain::reading::romanised_reading;
 
 /// The language of the item (008/35-37), when the record has a fixed field long enough.
@@ -59,6 +61,13 @@ pub fn to_import_record(record: &MarcRecord) -> Option<ImportRecord> {
         return None;
     }
 
+    // The statement of responsibility (245 $c) of the field the title is displayed from:
+    // the 880 of a Library of Congress record spells the names as printed.
+    let responsibility = display_title_field
+        .and_then(|f| f.subfield('c'))
+        .map(clean)
+        .unwrap_or_default();
+
     let author = match ["100", "110", "111"]
         .iter()
         .find_map(|tag| record.data_field(tag))
@@ -75,10 +84,7 @@ pub fn to_import_record(record: &MarcRecord) -> Option<ImportRecord> {
             }
         }
         // No main entry: the statement of responsibility, in the script of the title.
-        None => display_title_field
-            .and_then(|f| f.subfield('c'))
-            .map(clean)
-            .unwrap_or_default(),
+        None => responsibility.clone(),
     };
 
     let publisher = publication_field(record)
@@ -120,11 +126,12 @@ pub fn to_import_record(record: &MarcRecord) -> Option<ImportRecord> {
     for a in &mut aliases {
         fit(a, limits::SEARCH_ALIAS);
     }
-    let (mut title, mut title_reading, mut author, mut publisher) =
-        (title, title_reading, author, publisher);
+    let (mut title, mut title_reading, mut author, mut responsibility, mut publisher) =
+        (title, title_reading, author, responsibility, publisher);
     fit(&mut title, limits::TITLE);
     fit(&mut title_reading, limits::TITLE);
     fit(&mut author, limits::AUTHOR);
+    fit(&mut responsibility, limits::RESPONSIBILITY);
     fit(&mut publisher, limits::PUBLISHER);
 
     Some(ImportRecord {
@@ -132,8 +139,8 @@ pub fn to_import_record(record: &MarcRecord) -> Option<ImportRecord> {
         title,
         title_reading,
         author,
-        responsibility: String::new(),
-        ndc: String::new(),
+        responsibility,
+        ndc: ndc(record),
         publisher,
         year: year(record),
         isbns: record
@@ -170,6 +177,24 @@ fn source_id(record: &MarcRecord) -> String {
         Some(id) => format!("marc:{id}"),
         None => format!("marc-hash:{:016x}", record.content_hash()),
     }
+}
+
+/// The NDC class number of the first 084 that gives one in NDC (`$2` `njb/9`, as the NDL
+/// and the Library of Congress write it, or `ndc10`), or empty. Other schemes in 084
+/// (a local scheme, a Chinese classification) are not NDC numbers, whatever they look like.
+fn ndc(record: &MarcRecord) -> String {
+    record
+        .data_fields("084")
+        .filter(|f| {
+            f.subfield('2').is_some_and(|scheme| {
+                let scheme = scheme.trim().to_ascii_lowercase();
+                scheme.starts_with("njb") || scheme.starts_with("ndc")
+            })
+        })
+        .flat_map(|f| f.subfields_of('a'))
+        .find_map(class_in)
+        .filter(|class| class.len() <= limits::NDC)
+        .unwrap_or_default()
 }
 
 /// 260, else the 264 for publication (second indicator 1), else any 264.
@@ -409,7 +434,66 @@ mod tests {
         assert_eq!(r.title, "吾輩は猫である");
         assert_eq!(r.title_reading, "ワガハイ ワ ネコ デ アル");
         assert_eq!(r.author, "夏目漱石 著");
+        assert_eq!(r.responsibility, "夏目漱石 著");
         assert!(r.source_id.starts_with("marc-hash:"));
+    }
+
+    #[test]
+    fn the_ndc_number_comes_from_an_084_in_ndc_only() {
+        let record = |fields: Vec<Field>| MarcRecord {
+            leader: "00000nam a2200000 a 4500".into(),
+            fields: [vec![field("245", &[('a', "坊っちゃん")])], fields].concat(),
+        };
+        let with = |fields| to_import_record(&record(fields)).unwrap().ndc;
+        assert_eq!(
+            with(vec![field("084", &[('a', "324.52"), ('2', "njb/9")])]),
+            "324.52"
+        );
+        assert_eq!(
+            with(vec![field("084", &[('a', "９１３．６"), ('2', "NDC10")])]),
+            "913.6"
+        );
+        // Another scheme first, then NDC; a first $a that is no number, then one that is.
+        assert_eq!(
+            with(vec![
+                field("084", &[('a', "I247.5"), ('2', "clc")]),
+                field("084", &[('a', "K913"), ('a', "913.6"), ('2', "njb/8")]),
+            ]),
+            "913.6"
+        );
+        assert_eq!(with(vec![field("084", &[('a', "913.6")])]), "");
+        assert_eq!(
+            with(vec![field("084", &[('a', "913.6"), ('2', "udc")])]),
+            ""
+        );
+        assert_eq!(with(vec![]), "");
+    }
+
+    #[test]
+    fn the_statement_comes_from_the_880_when_the_title_does() {
+        let record = MarcRecord {
+            leader: "00000nam a2200000 a 4500".into(),
+            fields: vec![
+                field("100", &[('6', "880-01"), ('a', "Ikeda, Akira,")]),
+                field(
+                    "245",
+                    &[
+                        ('6', "880-02"),
+                        ('a', "Shūkyō /"),
+                        ('c', "Ikeda Akira cho."),
+                    ],
+                ),
+                field("880", &[('6', "100-01/$1"), ('a', "池田昭,")]),
+                field(
+                    "880",
+                    &[('6', "245-02/$1"), ('a', "宗教 /"), ('c', "池田昭著.")],
+                ),
+            ],
+        };
+        let r = to_import_record(&record).unwrap();
+        assert_eq!(r.title, "宗教");
+        assert_eq!(r.author, "池田昭");
+        assert_eq!(r.responsibility, "池田昭著");
     }
 
     #[test]

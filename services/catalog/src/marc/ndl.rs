@@ -4,7 +4,7 @@
 //! Accepts a JSON array of records, a single record object, or records one after
 //! another (JSON Lines). Records whose status is 削除 are withdrawals from the national
 //! bibliography, not titles to add, so they are counted as skipped rather than errors.
-//! The files carry no readings, so `title_reading` stays empty.
+//! The files carry no readings, so `title_reading` stays empty, and no NDC class number.
 
 use std::io::BufRead;
 use std::ops::ControlFlow;
@@ -186,6 +186,7 @@ fn map_record(value: &Value) -> Result<Option<ImportRecord>, (RecordErrorKind, &
     let statement = text(record, &["タイトル", "本タイトルに関係する責任表示"]).map(|s| clean(&s));
     // Headings first, as for MARC (1XX before 245 $c); the statement, which spells the
     // names as printed, stays searchable.
+    let responsibility = statement.clone().unwrap_or_default();
     let (author, rest) = if headings.is_empty() {
         (statement.unwrap_or_default(), None)
     } else {
@@ -232,7 +233,8 @@ fn map_record(value: &Value) -> Result<Option<ImportRecord>, (RecordErrorKind, &
         title,
         title_reading: String::new(),
         author,
-        responsibility: String::new(),
+        responsibility,
+        // The parsed files carry no NDC (testdata/README.md).
         ndc: String::new(),
         publisher,
         year,
@@ -294,6 +296,8 @@ mod tests {
         assert_eq!(r.year, Some(2007));
         assert_eq!(r.isbns, vec!["978-4-04-621880-3"]);
         assert_eq!(r.aliases, vec!["句集", "田島和生 著"]);
+        assert_eq!(r.responsibility, "田島和生 著");
+        assert_eq!(r.ndc, "");
     }
 
     #[test]
