@@ -143,7 +143,7 @@ impl FormView {
 struct HitView {
     title_id: String,
     title: String,
-    author: Option<String>,
+    creators: Option<String>,
     publisher: Option<String>,
     year: Option<i32>,
     material: &'static str,
@@ -181,7 +181,7 @@ pub fn render_results(
                 material: material_label(view.material),
                 title_id: view.title_id,
                 title: view.title,
-                author: view.author,
+                creators: view.creators,
                 publisher: view.publisher,
                 year: view.year,
                 holds_waiting: view.holds_waiting,
@@ -540,7 +540,9 @@ mod tests {
         }
         assert!(html.contains("1件"));
         assert!(html.contains("坊っちゃん"));
-        assert!(html.contains("夏目漱石"));
+        // The creators as the catalogue displays them, not the heading.
+        assert!(html.contains("<span>夏目漱石 著</span>"), "{html}");
+        assert!(!html.contains("夏目, 漱石"));
         assert!(html.contains("新潮社"));
         assert!(html.contains("1950"));
         assert!(html.contains("杵築 1/2 ・ 山香 0/1 ・ 大田 —"));
@@ -554,6 +556,40 @@ mod tests {
             !html.contains("前へ") && !html.contains("次へ"),
             "one page only"
         );
+    }
+
+    /// Issue 10: names as people write them, with their roles, on both pages.
+    #[test]
+    fn the_results_and_title_pages_show_the_creators_with_their_roles() {
+        let mut anne = summary("赤毛のアン", MaterialType::Book, &[("kitsuki", 1, 0)]);
+        anne.author = "Montgomery, Lucy Maud ; 掛川, 恭子".into();
+        anne.responsibility = "L.M.モンゴメリ 著 ; 掛川恭子 訳".into();
+        anne.creators = "L.M.モンゴメリ 著；掛川恭子 訳".into();
+        let html = render_results(
+            &LayoutView::default(),
+            &params("アン", 1),
+            &results(vec![anne.clone()], 1),
+        )
+        .unwrap();
+        assert!(
+            html.contains("<span>L.M.モンゴメリ 著；掛川恭子 訳</span>"),
+            "{html}"
+        );
+        assert!(!html.contains("Montgomery"), "{html}");
+        let html = render_title(
+            &LayoutView::default(),
+            &TitleDetail {
+                title: Some(anne),
+                items: vec![],
+            },
+            None,
+        )
+        .unwrap();
+        assert!(
+            html.contains("<dt>著者等</dt><dd>L.M.モンゴメリ 著；掛川恭子 訳</dd>"),
+            "{html}"
+        );
+        assert!(!html.contains("Montgomery"), "{html}");
     }
 
     #[test]
@@ -647,7 +683,7 @@ mod tests {
             "予約棚",
             "2025年2月1日",
             "913.6/ナ",
-            "夏目漱石",
+            "<dt>著者等</dt><dd>夏目漱石 著</dd>",
             "図書",
         ] {
             assert!(html.contains(word), "{word}");
@@ -719,7 +755,7 @@ mod tests {
         let mut d = detail(MaterialType::Book, &[(ItemStatus::OnLoan, "kitsuki", "")]);
         if let Some(t) = d.title.as_mut() {
             t.title = "<script>alert('x')</script>".into();
-            t.author = "\"><img src=x onerror=alert(1)>".into();
+            t.creators = "\"><img src=x onerror=alert(1)>".into();
         }
         let html = render_title(&LayoutView::default(), &d, None).unwrap();
         assert!(!html.contains("<script>"));
@@ -1203,6 +1239,18 @@ mod tests {
             let posts = html.matches("method=\"post\"").count();
             let fields = html.matches("name=\"csrf\"").count();
             assert_eq!(posts, fields, "{name}: each form has its token");
+        }
+    }
+
+    #[test]
+    fn the_hold_pages_show_the_creators() {
+        let pages = account_pages(&LayoutView::default());
+        for name in ["hold_form.html", "hold_review.html"] {
+            let (_, html, _) = pages.iter().find(|(n, _, _)| *n == name).unwrap();
+            assert!(
+                html.contains("<dt>著者等</dt><dd>夏目漱石 著</dd>"),
+                "{name}: {html}"
+            );
         }
     }
 

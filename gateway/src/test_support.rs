@@ -17,7 +17,11 @@ pub fn summary(title: &str, kind: MaterialType, rows: &[(&str, u32, u32)]) -> Ti
         title_id: TITLE_ID.into(),
         title: title.into(),
         title_reading: "ボッチャン".into(),
-        author: "夏目漱石".into(),
+        // As the catalogue stores and answers them: the heading, the statement, and the
+        // display form its `domain::names` makes of them.
+        author: "夏目, 漱石".into(),
+        responsibility: "夏目漱石 [著]".into(),
+        creators: "夏目漱石 著".into(),
         publisher: "新潮社".into(),
         year: Some(1950),
         isbn: "9784101010038".into(),

@@ -113,7 +113,11 @@ pub struct TitleSummaryView {
     pub title_id: String,
     pub title: String,
     pub title_reading: Option<String>,
+    /// The heading(s), as catalogued (`松下, 幸子`): for search and sorting by name.
     pub author: Option<String>,
+    /// The creators as people write them, with their roles (「モンゴメリ 著；掛川恭子 訳」):
+    /// what pages and mails show. The catalogue decides it (its `domain/names.rs`).
+    pub creators: Option<String>,
     pub publisher: Option<String>,
     pub year: Option<i32>,
     pub isbn: Option<String>,
@@ -134,6 +138,9 @@ impl TitleSummaryView {
             title: summary.title.clone(),
             title_reading: non_empty(&summary.title_reading),
             author: non_empty(&summary.author),
+            // A catalogue from before `creators` (field 14) answers none: its heading then
+            // names the author rather than no one.
+            creators: non_empty(&summary.creators).or_else(|| non_empty(&summary.author)),
             publisher: non_empty(&summary.publisher),
             year: summary.year,
             isbn: non_empty(&summary.isbn),
@@ -270,6 +277,7 @@ mod tests {
             "title",
             "title_reading",
             "author",
+            "creators",
             "publisher",
             "year",
             "isbn",
@@ -282,12 +290,26 @@ mod tests {
             assert!(v.get(key).is_some(), "{key} missing");
         }
         assert_eq!(v["type"], "book");
+        assert_eq!(v["author"], "夏目, 漱石");
+        assert_eq!(v["creators"], "夏目漱石 著");
         assert_eq!(
             v["availability"],
             json!({"kitsuki": {"total": 2, "available": 0}, "yamaga": {"total": 0, "available": 0}, "ota": {"total": 0, "available": 0}})
         );
         assert_eq!(v["holdable"], true);
         assert_eq!(v["hold_block"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn creators_fall_back_to_the_heading_only_when_the_catalogue_sends_none() {
+        let mut s = summary("坊っちゃん", MaterialType::Book, &[]);
+        s.creators = String::new();
+        assert_eq!(
+            TitleSummaryView::new(&s, Lang::Ja).creators.as_deref(),
+            Some("夏目, 漱石")
+        );
+        s.author = " ".into();
+        assert_eq!(TitleSummaryView::new(&s, Lang::Ja).creators, None);
     }
 
     #[test]

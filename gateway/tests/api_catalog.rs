@@ -114,6 +114,7 @@ async fn search_answers_summaries_with_availability_per_branch() {
         .find(|h| h["title_id"] == shelf.botchan.as_str())
         .expect("坊っちゃん is found");
     assert_eq!(hit["author"], "夏目漱石");
+    assert_eq!(hit["creators"], "夏目漱石");
     assert_eq!(hit["type"], "book");
     assert_eq!(
         hit["availability"],
@@ -249,6 +250,59 @@ async fn the_pages_show_results_and_copies_in_japanese() {
     );
     // No form with a token on a page without a POST form: no CSRF cookie either.
     assert_eq!(reply.set_cookie("kitsuki_csrf"), None);
+}
+
+/// Issue 10: a title created with its statement of responsibility shows its creators with
+/// their roles, as Japanese writes them, in the API beside the heading and on the pages.
+#[tokio::test]
+async fn the_creators_are_shown_with_their_roles_from_the_statement() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let anne = title(
+        &app,
+        &admin,
+        json!({"title": "赤毛のアン", "author": "Montgomery, Lucy Maud ; 掛川, 恭子",
+               "responsibility": "モンゴメリ [著] ; 掛川 恭子 訳", "type": "book"}),
+    )
+    .await;
+    let matsushita = title(
+        &app,
+        &admin,
+        json!({"title": "江戸料理読本", "author": "松下, 幸子", "type": "book"}),
+    )
+    .await;
+    const ANNE: &str = "モンゴメリ 著；掛川恭子 訳";
+
+    let detail = app
+        .call("GET", &format!("/api/v1/titles/{anne}"), None, None)
+        .await
+        .json();
+    assert_eq!(detail["creators"], ANNE);
+    assert_eq!(detail["author"], "Montgomery, Lucy Maud ; 掛川, 恭子");
+    // No statement: the heading as a name is written, with no role made up.
+    let detail = app
+        .call("GET", &format!("/api/v1/titles/{matsushita}"), None, None)
+        .await
+        .json();
+    assert_eq!(detail["creators"], "松下幸子");
+
+    let results = app
+        .request("GET", "/search?q=%E8%B5%A4%E6%AF%9B", |r| r)
+        .await;
+    assert_eq!(results.status, StatusCode::OK, "{}", results.text);
+    assert!(
+        results.text.contains(&format!("<span>{ANNE}</span>")),
+        "{}",
+        results.text
+    );
+    assert!(!results.text.contains("Montgomery"), "{}", results.text);
+    let page = app.request("GET", &format!("/titles/{anne}"), |r| r).await;
+    assert!(
+        page.text
+            .contains(&format!("<dt>著者等</dt><dd>{ANNE}</dd>")),
+        "{}",
+        page.text
+    );
 }
 
 #[tokio::test]

@@ -115,7 +115,8 @@ impl Item {
     }
 }
 
-/// Builds the summary of a title from its items (availability per branch, rule B1).
+/// Builds the summary of a title from its items (availability per branch, rule B1) and
+/// its creators as they are displayed (`domain::names`).
 pub fn summary(title: &Title, items: &[Item]) -> pb::TitleSummary {
     let availability = kitsuki_proto::Branch::ALL
         .iter()
@@ -144,5 +145,6 @@ pub fn summary(title: &Title, items: &[Item]) -> pb::TitleSummary {
         created_at: title.created_at.clone(),
         responsibility: title.responsibility.clone(),
         ndc: title.ndc.clone(),
+        creators: crate::domain::names::creators(&title.responsibility, &title.author),
     }
 }

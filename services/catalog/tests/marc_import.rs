@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use kitsuki_catalog::domain::names;
 use kitsuki_catalog::marc::{
     self, Format, ImportRecord, MarcRecord, MaterialKind, ParseReport, RecordErrorKind,
     detect_format, iso2709, marcxml, parse, parse_file,
@@ -676,4 +677,66 @@ fn linkage_helpers_pair_880_with_its_regular_field() {
         (link.tag, link.occurrence, link.script),
         ("245", "02", "$1")
     );
+}
+
+/// The display form of every seed record (`services/catalog/seed/`, loaded by the
+/// all-in-one run): there is one wherever the record names someone, and no cataloguing
+/// convention is left in it.
+#[test]
+fn seed_records_show_their_creators_without_cataloguing_conventions() {
+    const SEED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/seed/");
+    let cjk = |c: char| matches!(c, '\u{3040}'..='\u{30FF}' | '\u{3400}'..='\u{4DBF}' | '\u{4E00}'..='\u{9FFF}' | '\u{F900}'..='\u{FAFF}');
+    let mut checked = 0;
+    for name in ["loc-jpn-880-sample.mrc", "ndl-japan-marc-300.json"] {
+        let report = parse_file(&Path::new(SEED).join(name)).unwrap();
+        assert!(report.records.len() >= 290, "{name}");
+        for r in &report.records {
+            let shown = names::creators(&r.responsibility, &r.author);
+            let what = format!(
+                "{name} {}: {:?} / {:?} → {shown:?}",
+                r.source_id, r.responsibility, r.author
+            );
+            if r.responsibility.trim().is_empty() && r.author.trim().is_empty() {
+                assert_eq!(shown, "", "{what}");
+                continue;
+            }
+            checked += 1;
+            assert!(!shown.is_empty(), "{what}");
+            assert_eq!(shown, shown.trim(), "{what}");
+            let chars: Vec<char> = shown.chars().collect();
+            // 「松下, 幸子」: a heading's comma between two Japanese characters.
+            for w in chars.windows(3) {
+                assert!(!(cjk(w[0]) && w[1] == ',' && cjk(w[2])), "{what}");
+            }
+            for w in chars.windows(4) {
+                assert!(
+                    !(cjk(w[0]) && w[1] == ',' && w[2] == ' ' && cjk(w[3])),
+                    "{what}"
+                );
+            }
+            for leftover in ['[', ']', '［', '］'] {
+                assert!(!shown.contains(leftover), "{what}");
+            }
+            for end in [" /", " :", " ;", " =", ",", "、", "。"] {
+                assert!(!shown.ends_with(end), "{what}");
+            }
+            assert!(!shown.contains("  ") && !shown.contains("；；"), "{what}");
+            assert!(
+                !shown.contains("et al"),
+                "a Japanese statement says ほか: {what}"
+            );
+            // Every heading's date is dropped (`, 1867-1916`).
+            assert!(
+                !shown.split(['；', ';']).any(|part| part
+                    .trim_end()
+                    .rsplit(' ')
+                    .next()
+                    .is_some_and(
+                        |w| w.len() >= 4 && w.chars().all(|c| c.is_ascii_digit() || c == '-')
+                    )),
+                "{what}"
+            );
+        }
+    }
+    assert!(checked > 450, "{checked}");
 }

@@ -122,7 +122,7 @@ impl Texts {
             expires_at_ja,
             hold_id => params.hold_id.as_str(),
             title => cx.title.map_or("", |t| t.title.as_str()),
-            author => cx.title.map_or("", |t| t.author.as_str()),
+            creators => cx.title.map_or("", |t| t.creators.as_str()),
             // Rule B1: the branch as the patron reads it.
             pickup_branch_name => Branch::parse(&params.pickup_branch)
                 .map(Branch::name_ja)
@@ -283,7 +283,7 @@ mod tests {
         TitleInfo {
             title_id: "t".into(),
             title: "ノルウェイの森 上".into(),
-            author: "村上 春樹".into(),
+            creators: "村上春樹 著".into(),
         }
     }
 
@@ -334,7 +334,7 @@ mod tests {
                     .unwrap();
                 assert!(
                     m.body
-                        .contains("\n　資料名：ノルウェイの森 上\n　著者名：村上 春樹\n"),
+                        .contains("\n　資料名：ノルウェイの森 上\n　著者名：村上春樹 著\n"),
                     "{template:?}: {}",
                     m.body
                 );

@@ -21,8 +21,9 @@ pub struct TitleInfo {
     pub title_id: String,
     /// The display title (書名).
     pub title: String,
-    /// May be empty.
-    pub author: String,
+    /// The creators with their roles as the catalog displays them (「村上春樹 著」); may be
+    /// empty.
+    pub creators: String,
 }
 
 /// Answers what a title is called.
@@ -83,10 +84,18 @@ impl TitleDirectory for GrpcTitles {
                 .into_inner()
                 .title
                 .filter(|t| !t.title.trim().is_empty())
-                .map(|t| TitleInfo {
-                    title_id: t.title_id,
-                    title: t.title.trim().to_string(),
-                    author: t.author.trim().to_string(),
+                .map(|t| {
+                    // A catalog from before `creators` (field 14) answers none: its heading
+                    // then names the author rather than no one.
+                    let creators = match t.creators.trim() {
+                        "" => t.author.trim(),
+                        creators => creators,
+                    };
+                    TitleInfo {
+                        creators: creators.to_string(),
+                        title_id: t.title_id,
+                        title: t.title.trim().to_string(),
+                    }
                 })),
             // The status code itself (as for contacts): only the catalog's "no such title"
             // means there is none; anything else is asked again.

@@ -53,6 +53,9 @@ const CARD: &str = "1234567";
 const ADDRESS: &str = "hanako@example.jp";
 const TITLE: &str = "ノルウェイの森 上";
 const AUTHOR: &str = "村上 春樹";
+/// The book's statement of responsibility, and its creators as the mails name them.
+const RESPONSIBILITY: &str = "村上 春樹 [著]";
+const CREATORS: &str = "村上春樹 著";
 
 /// The delivery of `event` once it is sent.
 async fn sent(n: &Notifier, event: &Event) -> DeliveryRow {
@@ -87,7 +90,7 @@ fn mails_by_subject(dir: &std::path::Path) -> BTreeMap<String, mime::Mail> {
 /// mail with its keep-until date and its `MailSent`.
 async fn every_hold_mail_reaches_the_smtp_server_with_its_title_and_pickup_branch(backend: &str) {
     let catalog = CatalogServer::start().await;
-    let title_id = catalog.add_book(TITLE, AUTHOR).await;
+    let title_id = catalog.add_book_by(TITLE, AUTHOR, RESPONSIBILITY).await;
     let sink_dir = temp_dir("sink");
     let sink = Sink::start(free_port(), &sink_dir).await;
     let clock = Arc::new(TestClock::new());
@@ -170,7 +173,7 @@ async fn every_hold_mail_reaches_the_smtp_server_with_its_title_and_pickup_branc
         assert_eq!(mail.header("To"), Some(ADDRESS));
         assert!(
             mail.body
-                .contains(&format!("\n　資料名：{TITLE}\n　著者名：{AUTHOR}\n")),
+                .contains(&format!("\n　資料名：{TITLE}\n　著者名：{CREATORS}\n")),
             "{subject}: {}",
             mail.body
         );
@@ -634,10 +637,14 @@ async fn grpc_titles_reads_the_catalog_and_tells_unknown_from_unreachable() {
     let id = catalog.add_book(TITLE, AUTHOR).await;
     let titles = catalog.titles();
     let t = titles.title(&id).await.unwrap().expect("the title");
+    // Without a statement, the creators are the heading written as a name.
     assert_eq!(
-        (t.title_id.as_str(), t.title.as_str(), t.author.as_str()),
-        (id.as_str(), TITLE, AUTHOR)
+        (t.title_id.as_str(), t.title.as_str(), t.creators.as_str()),
+        (id.as_str(), TITLE, "村上春樹")
     );
+    let by = catalog.add_book_by(TITLE, AUTHOR, RESPONSIBILITY).await;
+    let t = titles.title(&by).await.unwrap().expect("the title");
+    assert_eq!(t.creators, CREATORS);
     assert_eq!(
         titles
             .title("0190f0e0-0000-7000-8000-00000000abcd")

@@ -2,6 +2,7 @@
 //! no I/O, so they can be tested exhaustively and quickly.
 
 pub mod isbn;
+pub mod names;
 pub mod ndc;
 pub mod reading;
 pub mod text;

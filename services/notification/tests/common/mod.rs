@@ -412,6 +412,11 @@ impl CatalogServer {
 
     /// Creates a book through the catalog's gRPC; returns its title id.
     pub async fn add_book(&self, title: &str, author: &str) -> String {
+        self.add_book_by(title, author, "").await
+    }
+
+    /// [`CatalogServer::add_book`] with a statement of responsibility (`村上春樹 著`).
+    pub async fn add_book_by(&self, title: &str, author: &str, responsibility: &str) -> String {
         use kitsuki_proto::catalog as pb;
         let mut client =
             pb::catalog_service_client::CatalogServiceClient::connect(self.url.clone())
@@ -422,6 +427,7 @@ impl CatalogServer {
                 title: Some(pb::NewTitle {
                     title: title.to_string(),
                     author: author.to_string(),
+                    responsibility: responsibility.to_string(),
                     r#type: pb::MaterialType::Book as i32,
                     ..pb::NewTitle::default()
                 }),
