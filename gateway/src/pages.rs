@@ -10,12 +10,13 @@ pub mod desk;
 pub mod dev;
 pub mod holds;
 pub mod layout;
+pub mod readings;
 pub mod staff;
 pub mod words;
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use kitsuki_proto::catalog::{ItemStatus, SearchTitlesResponse, TitleDetail};
 use kitsuki_proto::circulation::TitleHoldability;
@@ -24,9 +25,11 @@ use minijinja::context;
 use serde::Serialize;
 
 use crate::api::catalog::fetch_title;
+use crate::api::staff::Staff;
 use crate::error::{ApiError, Lang};
 pub use crate::pages::layout::{Layout, LayoutView};
 use crate::search::{RawSearchParams, SearchParams};
+use crate::session;
 use crate::state::AppState;
 use crate::templates::{self, SITE_CSS};
 use crate::views::{Availability, TitleSummaryView, material_code};
@@ -226,6 +229,17 @@ pub fn render_title(
     detail: &TitleDetail,
     live: Option<&TitleHoldability>,
 ) -> Result<String, minijinja::Error> {
+    render_title_for(layout, detail, live, None)
+}
+
+/// [`render_title`] with the link to the staff page of the title's readings, for staff
+/// with the admin role (`readings::link_for`).
+pub fn render_title_for(
+    layout: &LayoutView,
+    detail: &TitleDetail,
+    live: Option<&TitleHoldability>,
+    readings_href: Option<&str>,
+) -> Result<String, minijinja::Error> {
     let summary = detail.title.clone().unwrap_or_default();
     let mut view = TitleSummaryView::new(&summary, Lang::Ja);
     if let Some(live) = live {
@@ -256,6 +270,7 @@ pub fn render_title(
             items => templates::to_value(&items),
             hold_href => hold_href,
             hold_block => templates::to_value(&view.hold_block),
+            readings_href => readings_href,
         },
     )
 }
@@ -440,6 +455,7 @@ fn rendered(result: Result<String, minijinja::Error>) -> Response {
 pub async fn title(
     State(state): State<AppState>,
     layout: Layout,
+    headers: HeaderMap,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, PageError> {
     let detail = fetch_title(&state, path).await?;
@@ -451,10 +467,18 @@ pub async fn title(
         .into());
     };
     let live = crate::circulation::live_holdability(&state, &summary.title_id).await;
-    Ok(rendered(render_title(
+    // Staff signed in on this browser: admin staff get the link to correct the readings.
+    // A session that cannot be checked only loses the link, never the page.
+    let staff = match session::cookie(&headers, session::STAFF_COOKIE) {
+        Some(token) => Staff::check(&state, session::Secret::new(token)).await.ok(),
+        None => None,
+    };
+    let readings_href = readings::link_for(staff.as_ref(), &summary.title_id);
+    Ok(rendered(render_title_for(
         &layout.view(),
         &detail,
         live.as_ref(),
+        readings_href.as_deref(),
     )))
 }
 
@@ -1212,6 +1236,22 @@ mod tests {
                 false,
             ),
             (
+                "staff_readings.html",
+                r(
+                    "staff_readings.html",
+                    &staff,
+                    context! {
+                        title => templates::to_value(&serde_json::json!({
+                            "title_id": TITLE_ID, "title": "坊っちゃん", "creators": "夏目漱石 著",
+                            "title_reading": "ボッチャン", "author_reading": "", "source": "自動生成",
+                        })),
+                        form => templates::to_value(&serde_json::json!({"title_reading": "ボッチャン", "author_reading": ""})),
+                        notice => (), error => (),
+                    },
+                ),
+                false,
+            ),
+            (
                 "staff_slip.html",
                 r(
                     "staff_slip.html",
@@ -1240,6 +1280,35 @@ mod tests {
             let fields = html.matches("name=\"csrf\"").count();
             assert_eq!(posts, fields, "{name}: each form has its token");
         }
+    }
+
+    #[test]
+    fn the_readings_page_shows_what_is_stored_and_whether_it_was_generated() {
+        let pages = account_pages(&LayoutView::default());
+        let (_, html, _) = pages
+            .iter()
+            .find(|(n, _, _)| *n == "staff_readings.html")
+            .unwrap();
+        for words in [
+            "<dd class=\"title-reading\">ボッチャン</dd>",
+            "<dd class=\"author-reading\">—</dd>",
+            "<dd class=\"reading-source\">自動生成</dd>",
+            &format!("action=\"/staff/titles/{TITLE_ID}/readings\""),
+            "<label for=\"title_reading\">",
+            "<label for=\"author_reading\">",
+        ] {
+            assert!(html.contains(words), "{words}: {html}");
+        }
+    }
+
+    #[test]
+    fn the_title_page_links_to_the_readings_page_only_when_asked() {
+        let d = detail(MaterialType::Book, &[]);
+        let href = format!("/staff/titles/{TITLE_ID}/readings");
+        let with = render_title_for(&LayoutView::default(), &d, None, Some(&href)).unwrap();
+        assert!(with.contains(&format!("<a href=\"{href}\">読みを修正する（職員）</a>")));
+        let without = render_title(&LayoutView::default(), &d, None).unwrap();
+        assert!(!without.contains("/readings"));
     }
 
     #[test]

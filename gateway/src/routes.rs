@@ -67,6 +67,9 @@ pub const SERVED_ROUTES: &[(&str, &str)] = &[
     ("GET", "/staff/{branch}/web-service"),
     ("GET", "/staff/{branch}/patrons/{card}/web-service"),
     ("POST", "/staff/{branch}/patrons/{card}/web-service"),
+    // Pages: catalogue administration (rule S3: the admin role).
+    ("GET", "/staff/titles/{title_id}/readings"),
+    ("POST", "/staff/titles/{title_id}/readings"),
     // Pages: a branch desk's circulation (rule S1).
     ("GET", "/staff/{branch}/desk"),
     ("POST", "/staff/{branch}/desk/checkout"),
@@ -183,6 +186,8 @@ fn handler_for(method: &str, path: &str) -> MethodRouter<AppState> {
         ("POST", "/staff/{branch}/patrons/{card}/web-service") => {
             post(counter_pages::web_service_submit)
         }
+        ("GET", "/staff/titles/{title_id}/readings") => get(pages::readings::readings_form),
+        ("POST", "/staff/titles/{title_id}/readings") => post(pages::readings::readings_submit),
         ("GET", "/staff/{branch}/desk") => get(desk_pages::desk),
         ("POST", "/staff/{branch}/desk/checkout") => post(desk_pages::checkout_submit),
         ("POST", "/staff/{branch}/desk/checkin") => post(desk_pages::checkin_submit),

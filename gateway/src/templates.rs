@@ -70,6 +70,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("templates/staff_web_service.html"),
     ),
     ("staff_slip.html", include_str!("templates/staff_slip.html")),
+    (
+        "staff_readings.html",
+        include_str!("templates/staff_readings.html"),
+    ),
     ("hold_form.html", include_str!("templates/hold_form.html")),
     (
         "hold_review.html",

@@ -250,3 +250,129 @@ async fn staff_logout_ends_the_session() {
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert_eq!(staff.get("/staff").await.location(), "/staff/login");
 }
+
+/// Issue 10: staff with the admin role correct a title's readings on a staff page reached
+/// from the title page, a plain form without JavaScript: what is stored is shown with
+/// where it came from, a reading that is not kana is refused with the API's message, a
+/// correction is stored as given; a clerk is refused (rule S3), as the API refuses them.
+#[tokio::test]
+async fn s3_admin_staff_correct_a_titles_readings_on_the_staff_page() {
+    let app = TestApp::spawn().await;
+    let token = app.admin_token().await;
+    let created = app
+        .call(
+            "POST",
+            "/api/v1/admin/titles",
+            Some(&token),
+            Some(
+                serde_json::json!({"title": "十三夜", "title_reading": "ジュウサンヨル",
+                "author": "樋口, 一葉", "responsibility": "樋口一葉 著", "type": "book"}),
+            ),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let id = created.json()["title_id"].as_str().unwrap().to_string();
+    let href = format!("/staff/titles/{id}/readings");
+
+    let mut admin = app.browser();
+    admin.staff_log_in("admin", common::ADMIN_PASSWORD).await;
+    let title_page = admin.get(&format!("/titles/{id}")).await;
+    assert_eq!(title_page.status, StatusCode::OK);
+    assert!(
+        title_page.text.contains(&format!("<a href=\"{href}\">")),
+        "{}",
+        title_page.text
+    );
+    let form = admin.get(&href).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.text);
+    assert_eq!(form.header("cache-control"), Some("no-store"));
+    assert_security_headers(&form, "readings form");
+    assert!(
+        form.text
+            .contains("<dd class=\"title-reading\">ジュウサンヨル</dd>")
+    );
+    assert!(
+        form.text.contains("樋口一葉 著"),
+        "the creators name the title"
+    );
+    assert!(!form.text.contains("<script"), "no JavaScript");
+
+    let refused = admin
+        .submit(
+            &form,
+            &href,
+            &[("title_reading", "十三夜"), ("author_reading", "")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.text);
+    assert!(
+        refused
+            .text
+            .contains(kitsuki_proto::ErrorCode::InvalidInput.message_ja()),
+        "{}",
+        refused.text
+    );
+    assert!(
+        refused.text.contains("value=\"十三夜\""),
+        "what was typed stays"
+    );
+    assert!(
+        refused
+            .text
+            .contains("<dd class=\"title-reading\">ジュウサンヨル</dd>")
+    );
+
+    let done = admin
+        .submit(
+            &refused,
+            &href,
+            &[
+                ("title_reading", "じゅうさんや"),
+                ("author_reading", "ひぐち いちよう"),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text);
+    assert!(done.text.contains("読みを修正しました。"), "{}", done.text);
+    for shown in [
+        "<dd class=\"title-reading\">じゅうさんや</dd>",
+        "<dd class=\"author-reading\">ひぐち いちよう</dd>",
+        "<dd class=\"reading-source\">登録済み</dd>",
+    ] {
+        assert!(done.text.contains(shown), "{shown}: {}", done.text);
+    }
+    let stored = app
+        .call("GET", &format!("/api/v1/titles/{id}"), None, None)
+        .await;
+    assert_eq!(stored.json()["title_reading"], "じゅうさんや");
+    // Read back from the catalogue's summary, as the next visit shows it.
+    let again = admin.get(&href).await;
+    for shown in [
+        "<dd class=\"author-reading\">ひぐち いちよう</dd>",
+        "<dd class=\"reading-source\">登録済み</dd>",
+    ] {
+        assert!(again.text.contains(shown), "{shown}: {}", again.text);
+    }
+
+    // Rule S3: a clerk gets neither the link nor the page, and cannot post to it.
+    let mut clerk = staff_browser(&app, "clerk", &["yamaga"]).await;
+    let title_page = clerk.get(&format!("/titles/{id}")).await;
+    assert!(!title_page.text.contains(&href), "{}", title_page.text);
+    let page = clerk.get(&href).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(page.text.contains("この操作は許可されていません"));
+    let clerk_form = clerk.get("/staff/yamaga/patrons/new").await;
+    let posted = clerk
+        .submit(&clerk_form, &href, &[("title_reading", "かな")])
+        .await;
+    assert_eq!(posted.status, StatusCode::FORBIDDEN);
+    let stored = app
+        .call("GET", &format!("/api/v1/titles/{id}"), None, None)
+        .await;
+    assert_eq!(stored.json()["title_reading"], "じゅうさんや", "unchanged");
+
+    // Without a staff session: the staff login.
+    let reply = app.browser().get(&href).await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    assert_eq!(reply.location(), "/staff/login");
+}

@@ -15,7 +15,7 @@ use kitsuki_proto::patron::CreateStaffRequest;
 use kitsuki_proto::{Barcode, Branch, TitleId};
 use serde::{Deserialize, Serialize};
 
-use crate::api::staff::{ADMIN_ROLE, Admin};
+use crate::api::staff::{ADMIN_ROLE, Admin, Staff};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::state::AppState;
@@ -127,6 +127,19 @@ pub async fn set_readings(
     ApiJson(body): ApiJson<ReadingsBody>,
 ) -> Result<Json<ReadingsView>, ApiError> {
     let id = title_in_path(path)?;
+    correct_readings(&state, &staff, &id, body).await.map(Json)
+}
+
+/// A correction of a title's readings by `staff`, for the API and the staff page alike:
+/// rule S3 (the admin role only), then the catalogue's own checks (kana, a known title).
+#[tracing::instrument(skip_all, fields(actor = %staff.username, title_id = %id))]
+pub async fn correct_readings(
+    state: &AppState,
+    staff: &Staff,
+    id: &TitleId,
+    body: ReadingsBody,
+) -> Result<ReadingsView, ApiError> {
+    staff.require_admin()?;
     let r = state
         .catalog()
         .set_readings(state.rpc(SetReadingsRequest {
@@ -138,13 +151,13 @@ pub async fn set_readings(
         .map_err(|status| title_refusal(&status))?
         .into_inner();
     // The audit record (rule S3) of this action is the log line of this span.
-    tracing::info!(title_id = %r.title_id, "readings corrected");
-    Ok(Json(ReadingsView {
+    tracing::info!("readings corrected");
+    Ok(ReadingsView {
         title_id: r.title_id,
         title_reading: r.title_reading,
         author_reading: r.author_reading,
         reading_source: r.reading_source,
-    }))
+    })
 }
 
 /// `POST /api/v1/admin/items`.

@@ -88,7 +88,12 @@ impl BranchPage {
 }
 
 /// A page shown again after a refusal, with its status and (when throttled) `Retry-After`.
-fn refused(err: &ApiError, template: &str, layout: &Layout, context: minijinja::Value) -> Response {
+pub(crate) fn refused(
+    err: &ApiError,
+    template: &str,
+    layout: &Layout,
+    context: minijinja::Value,
+) -> Response {
     let mut response = html_page(
         err.status(),
         template,
@@ -105,7 +110,7 @@ fn refused(err: &ApiError, template: &str, layout: &Layout, context: minijinja::
 
 /// A failure or an ended session, as a staff page answers them; `None` for a refusal to
 /// show on the form.
-fn page_failure(err: &ApiError) -> Option<Response> {
+pub(crate) fn page_failure(err: &ApiError) -> Option<Response> {
     if err.status().is_server_error() {
         Some(PageError::from(err.clone()).into_response())
     } else if err.code() == ErrorCode::NotLoggedIn {
@@ -115,7 +120,8 @@ fn page_failure(err: &ApiError) -> Option<Response> {
     }
 }
 
-fn form_page(template: &str, layout: &Layout, context: minijinja::Value) -> Response {
+/// A page with a form (its CSRF field), answered 200.
+pub(crate) fn form_page(template: &str, layout: &Layout, context: minijinja::Value) -> Response {
     html_page(
         StatusCode::OK,
         template,

@@ -146,5 +146,7 @@ pub fn summary(title: &Title, items: &[Item]) -> pb::TitleSummary {
         responsibility: title.responsibility.clone(),
         ndc: title.ndc.clone(),
         creators: crate::domain::names::creators(&title.responsibility, &title.author),
+        author_reading: title.author_reading.clone(),
+        reading_source: title.reading_source.clone(),
     }
 }
