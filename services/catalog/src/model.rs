@@ -144,5 +144,7 @@ pub fn summary(title: &Title, items: &[Item]) -> pb::TitleSummary {
         created_at: title.created_at.clone(),
         responsibility: title.responsibility.clone(),
         ndc: title.ndc.clone(),
+        // Set by a search with editions grouped.
+        editions: 0,
     }
 }
