@@ -22,6 +22,7 @@ pub mod openapi;
 pub mod pages;
 pub mod routes;
 pub mod search;
+pub mod search_view;
 pub mod security;
 pub mod session;
 pub mod state;

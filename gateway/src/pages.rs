@@ -11,6 +11,7 @@ pub mod dev;
 pub mod holds;
 pub mod layout;
 pub mod readings;
+pub mod refine;
 pub mod staff;
 pub mod words;
 
@@ -18,7 +19,7 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use kitsuki_proto::catalog::{ItemStatus, SearchTitlesResponse, TitleDetail};
+use kitsuki_proto::catalog::{ItemStatus, SearchTitlesRequest, SearchTitlesResponse, TitleDetail};
 use kitsuki_proto::circulation::TitleHoldability;
 use kitsuki_proto::{Branch, ErrorCode};
 use minijinja::context;
@@ -154,6 +155,8 @@ struct HitView {
     holds_waiting: u32,
     /// Rule H1: 「予約申込」 only on a title a web hold may be placed on.
     hold_href: Option<String>,
+    /// With editions grouped: how many other editions the title page lists.
+    other_editions: u32,
 }
 
 fn search_href(params: &SearchParams, page: u32) -> String {
@@ -188,6 +191,7 @@ pub fn render_results(
                 publisher: view.publisher,
                 year: view.year,
                 holds_waiting: view.holds_waiting,
+                other_editions: view.editions.unwrap_or(1).saturating_sub(1),
             }
         })
         .collect();
@@ -209,6 +213,9 @@ pub fn render_results(
             hits => templates::to_value(&hits),
             prev_href => prev_href,
             next_href => next_href,
+            sorts => templates::to_value(&refine::sort_links(params)),
+            facets => templates::to_value(&response.facets.as_ref().map(|f| refine::facet_groups(params, f)).unwrap_or_default()),
+            suggestions => templates::to_value(&refine::suggestion_links(&response.suggestions)),
         },
     )
 }
@@ -219,6 +226,16 @@ struct ItemRow {
     call_number: String,
     status: &'static str,
     due_date: Option<String>,
+}
+
+/// Another edition of the work, on a title's page, with its availability.
+#[derive(Serialize)]
+struct EditionRow {
+    title_id: String,
+    title: String,
+    publisher: Option<String>,
+    year: Option<i32>,
+    availability: String,
 }
 
 /// Renders a title's page. The 「予約申込」 button appears only when rule H1 allows a web
@@ -260,6 +277,20 @@ pub fn render_title_for(
     let hold_href = view
         .holdable
         .then(|| format!("/titles/{}/hold", view.title_id));
+    let other_editions: Vec<EditionRow> = detail
+        .other_editions
+        .iter()
+        .map(|s| {
+            let e = TitleSummaryView::new(s, Lang::Ja);
+            EditionRow {
+                availability: availability_line(&e.availability),
+                title_id: e.title_id,
+                title: e.title,
+                publisher: e.publisher,
+                year: e.year,
+            }
+        })
+        .collect();
     templates::render_page(
         "title.html",
         layout,
@@ -271,6 +302,7 @@ pub fn render_title_for(
             hold_href => hold_href,
             hold_block => templates::to_value(&view.hold_block),
             readings_href => readings_href,
+            other_editions => templates::to_value(&other_editions),
         },
     )
 }
@@ -428,9 +460,15 @@ pub async fn search(
     let bad_search = |e: ApiError| PageError::from(e).headed("検索条件に誤りがあります");
     let Query(raw) = query.map_err(|r| bad_search(ApiError::invalid_input(r.body_text())))?;
     let params = SearchParams::parse(&raw).map_err(bad_search)?;
+    // The page always counts facets and groups editions (issue 10); the API asks for them.
+    let request = SearchTitlesRequest {
+        facets: true,
+        group_editions: true,
+        ..params.to_request()
+    };
     let response = state
         .catalog()
-        .search_titles(state.rpc(params.to_request()))
+        .search_titles(state.rpc(request))
         .await
         .map_err(|s| ApiError::from_status(&s))?
         .into_inner();
@@ -517,6 +555,7 @@ mod tests {
             page: 1,
             per_page: 20,
             hits,
+            ..SearchTitlesResponse::default()
         }
     }
 
@@ -605,6 +644,7 @@ mod tests {
             &TitleDetail {
                 title: Some(anne),
                 items: vec![],
+                other_editions: vec![],
             },
             None,
         )
@@ -683,6 +723,7 @@ mod tests {
                 .enumerate()
                 .map(|(i, (status, branch, due))| item(&format!("KT-{i}"), branch, *status, due))
                 .collect(),
+            other_editions: Vec::new(),
         }
     }
 

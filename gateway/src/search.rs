@@ -1,9 +1,10 @@
-//! The catalogue search query (`q`, `type`, `branch`, `available`, `page`, `per_page`),
-//! read and checked once for both the JSON API and the results page, so both refuse the
-//! same inputs with the same codes.
+//! The catalogue search query (`q`, `type`, `branch`, `available`, `ndc`, `decade`,
+//! `sort`, `facets`, `group_editions`, `page`, `per_page`), read and checked once for both
+//! the JSON API and the results page, so both refuse the same inputs with the same codes.
 
 use kitsuki_proto::Branch;
 use kitsuki_proto::catalog::{MaterialType, SearchTitlesRequest};
+use kitsuki_proto::search::{self, SortOrder};
 use serde::Deserialize;
 
 use crate::error::ApiError;
@@ -27,6 +28,11 @@ pub struct RawSearchParams {
     pub material: Option<String>,
     pub branch: Option<String>,
     pub available: Option<String>,
+    pub ndc: Option<String>,
+    pub decade: Option<String>,
+    pub sort: Option<String>,
+    pub facets: Option<String>,
+    pub group_editions: Option<String>,
     pub page: Option<String>,
     pub per_page: Option<String>,
 }
@@ -39,6 +45,15 @@ pub struct SearchParams {
     pub material: Option<MaterialType>,
     pub branch: Option<Branch>,
     pub available_only: bool,
+    /// NDC main class, 0 to 9.
+    pub ndc_class: Option<u8>,
+    /// First year of a decade.
+    pub decade: Option<i32>,
+    pub sort: SortOrder,
+    /// Count facets (the results page always does).
+    pub facets: bool,
+    /// One hit per work (the results page always groups).
+    pub group_editions: bool,
     pub page: u32,
     pub per_page: u32,
 }
@@ -50,6 +65,11 @@ impl Default for SearchParams {
             material: None,
             branch: None,
             available_only: false,
+            ndc_class: None,
+            decade: None,
+            sort: SortOrder::Relevance,
+            facets: false,
+            group_editions: false,
             page: 1,
             per_page: DEFAULT_PER_PAGE,
         }
@@ -58,6 +78,17 @@ impl Default for SearchParams {
 
 fn present(value: &Option<String>) -> Option<&str> {
     value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+fn flag(name: &str, value: Option<&str>) -> Result<bool, ApiError> {
+    match value {
+        None | Some("false" | "0") => Ok(false),
+        // "on" is what a checkbox without a value attribute sends.
+        Some("true" | "1" | "on") => Ok(true),
+        Some(_) => Err(ApiError::invalid_input(format!(
+            "{name} must be true or false"
+        ))),
+    }
 }
 
 fn number(name: &str, value: Option<&str>, default: u32, max: u32) -> Result<u32, ApiError> {
@@ -88,12 +119,27 @@ impl SearchParams {
             ),
         };
         let branch = present(&raw.branch).map(Branch::parse).transpose()?;
-        let available_only = match present(&raw.available) {
-            None | Some("false" | "0") => false,
-            // "on" is what a checkbox without a value attribute sends.
-            Some("true" | "1" | "on") => true,
-            Some(_) => return Err(ApiError::invalid_input("available must be true or false")),
-        };
+        let available_only = flag("available", present(&raw.available))?;
+        let ndc_class = present(&raw.ndc)
+            .map(|c| {
+                search::parse_ndc_class(c)
+                    .ok_or_else(|| ApiError::invalid_input("ndc must be one digit, 0 to 9"))
+            })
+            .transpose()?;
+        let decade = present(&raw.decade)
+            .map(|d| {
+                search::parse_decade(d).ok_or_else(|| {
+                    ApiError::invalid_input(format!(
+                        "decade must be the first year of a decade, 0 to {}",
+                        search::MAX_DECADE
+                    ))
+                })
+            })
+            .transpose()?;
+        let sort = SortOrder::parse(present(&raw.sort).unwrap_or(""))
+            .ok_or_else(|| ApiError::invalid_input("sort must be relevance, newest or reading"))?;
+        let facets = flag("facets", present(&raw.facets))?;
+        let group_editions = flag("group_editions", present(&raw.group_editions))?;
         let page = number("page", present(&raw.page), 1, MAX_PAGE)?;
         let per_page = number(
             "per_page",
@@ -106,6 +152,11 @@ impl SearchParams {
             material,
             branch,
             available_only,
+            ndc_class,
+            decade,
+            sort,
+            facets,
+            group_editions,
             page,
             per_page,
         })
@@ -122,6 +173,11 @@ impl SearchParams {
             available_only: self.available_only,
             page: self.page,
             per_page: self.per_page,
+            sort: self.sort.code().to_string(),
+            facets: self.facets,
+            ndc_class: self.ndc_class.map(u32::from),
+            decade: self.decade,
+            group_editions: self.group_editions,
         }
     }
 
@@ -140,6 +196,15 @@ impl SearchParams {
         }
         if self.available_only {
             pairs.push(("available", "true".to_string()));
+        }
+        if let Some(class) = self.ndc_class {
+            pairs.push(("ndc", class.to_string()));
+        }
+        if let Some(decade) = self.decade {
+            pairs.push(("decade", decade.to_string()));
+        }
+        if self.sort != SortOrder::Relevance {
+            pairs.push(("sort", self.sort.code().to_string()));
         }
         if self.per_page != DEFAULT_PER_PAGE {
             pairs.push(("per_page", self.per_page.to_string()));
@@ -183,6 +248,11 @@ mod tests {
                 "type" => raw.material = v,
                 "branch" => raw.branch = v,
                 "available" => raw.available = v,
+                "ndc" => raw.ndc = v,
+                "decade" => raw.decade = v,
+                "sort" => raw.sort = v,
+                "facets" => raw.facets = v,
+                "group_editions" => raw.group_editions = v,
                 "page" => raw.page = v,
                 "per_page" => raw.per_page = v,
                 _ => unreachable!(),
@@ -294,5 +364,53 @@ mod tests {
             "q=%E5%90%BE%E8%BC%A9%20%E3%81%AF%26%E7%8C%AB&type=av&branch=ota&available=true&page=2"
         );
         assert_eq!(SearchParams::default().query_string(1), "");
+    }
+
+    #[test]
+    fn class_decade_sort_facets_and_grouping_are_read() {
+        let p = SearchParams::parse(&raw(&[
+            ("ndc", "9"),
+            ("decade", "1990"),
+            ("sort", "reading"),
+            ("facets", "true"),
+            ("group_editions", "1"),
+        ]))
+        .unwrap();
+        assert_eq!(p.ndc_class, Some(9));
+        assert_eq!(p.decade, Some(1990));
+        assert_eq!(p.sort, SortOrder::Reading);
+        assert!(p.facets && p.group_editions);
+        let request = p.to_request();
+        assert_eq!(request.ndc_class, Some(9));
+        assert_eq!(request.decade, Some(1990));
+        assert_eq!(request.sort, "reading");
+        assert!(request.facets && request.group_editions);
+        // The page's own choices (facets, grouping) are not in its links; the patron's are.
+        assert_eq!(p.query_string(1), "ndc=9&decade=1990&sort=reading");
+        assert_eq!(
+            SearchParams::parse(&raw(&[("sort", "relevance")]))
+                .unwrap()
+                .query_string(1),
+            ""
+        );
+    }
+
+    #[test]
+    fn a_bad_class_decade_sort_or_flag_is_refused() {
+        for (name, value) in [
+            ("ndc", "10"),
+            ("ndc", "x"),
+            ("decade", "1995"),
+            ("decade", "10000"),
+            ("sort", "title"),
+            ("facets", "yes"),
+            ("group_editions", "2"),
+        ] {
+            assert_eq!(
+                refused(&[(name, value)]),
+                ErrorCode::InvalidInput,
+                "{name}={value}"
+            );
+        }
     }
 }

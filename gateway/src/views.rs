@@ -2,8 +2,7 @@
 //! pages render from the same values, so a page and the API cannot disagree about a title.
 
 use kitsuki_proto::catalog::{
-    BranchAvailability, Item, ItemStatus, MaterialType, SearchTitlesResponse, TitleDetail,
-    TitleSummary,
+    BranchAvailability, Item, ItemStatus, MaterialType, TitleDetail, TitleSummary,
 };
 use kitsuki_proto::circulation::TitleHoldability as CirculationHoldability;
 use kitsuki_proto::{Branch, ErrorCode};
@@ -127,6 +126,10 @@ pub struct TitleSummaryView {
     pub holds_waiting: u32,
     pub holdable: bool,
     pub hold_block: Option<HoldBlock>,
+    /// In a search with editions grouped: how many editions of the work this hit stands
+    /// for (it is the best-ranked one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub editions: Option<u32>,
 }
 
 impl TitleSummaryView {
@@ -152,6 +155,7 @@ impl TitleSummaryView {
                 code: code.as_str(),
                 message: lang.message(code),
             }),
+            editions: (summary.editions > 0).then_some(summary.editions),
         }
     }
 }
@@ -223,6 +227,8 @@ pub struct TitleDetailView {
     #[serde(flatten)]
     pub summary: TitleSummaryView,
     pub items: Vec<ItemView>,
+    /// The other editions of the work (same title and author), newest first.
+    pub other_editions: Vec<TitleSummaryView>,
 }
 
 impl TitleDetailView {
@@ -232,33 +238,12 @@ impl TitleDetailView {
         Some(TitleDetailView {
             summary: TitleSummaryView::new(summary, lang),
             items: detail.items.iter().map(ItemView::new).collect(),
-        })
-    }
-}
-
-/// `GET /api/v1/titles`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SearchResultView {
-    pub total: u64,
-    pub page: u32,
-    pub per_page: u32,
-    pub hits: Vec<TitleSummaryView>,
-}
-
-impl SearchResultView {
-    /// `page` and `per_page` are the ones asked for: they were validated, and a client
-    /// pages with the values it sent.
-    pub fn new(response: &SearchTitlesResponse, page: u32, per_page: u32, lang: Lang) -> Self {
-        SearchResultView {
-            total: response.total,
-            page,
-            per_page,
-            hits: response
-                .hits
+            other_editions: detail
+                .other_editions
                 .iter()
-                .map(|hit| TitleSummaryView::new(hit, lang))
+                .map(|s| TitleSummaryView::new(s, lang))
                 .collect(),
-        }
+        })
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod ids;
+pub mod search;
 pub mod text;
 
 pub use error::{ErrorCode, ServiceError};

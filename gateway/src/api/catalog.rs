@@ -9,8 +9,9 @@ use kitsuki_proto::{ErrorCode, TitleId};
 use crate::error::{ApiError, Lang};
 use crate::extract::ApiQuery;
 use crate::search::{RawSearchParams, SearchParams};
+use crate::search_view::SearchResultView;
 use crate::state::AppState;
-use crate::views::{SearchResultView, TitleDetailView};
+use crate::views::TitleDetailView;
 
 #[tracing::instrument(skip_all)]
 pub async fn search_titles(

@@ -383,6 +383,8 @@ pub(crate) async fn docs_for(
                 branches,
                 available_branches: available,
                 created_at: t.created_at.clone(),
+                year: t.year,
+                ndc: t.ndc.clone(),
             }
         })
         .collect())

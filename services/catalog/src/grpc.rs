@@ -6,7 +6,7 @@ use kitsuki_proto::{Barcode, Branch, ErrorCode, ServiceError, text};
 use tonic::{Request, Response, Status};
 
 use crate::domain::isbn::Isbn;
-use crate::index::SearchFilter;
+use crate::index::{SearchFilter, SearchOptions, SortOrder};
 use crate::model::MaterialType;
 use crate::service::{Catalog, NewTitle};
 
@@ -119,14 +119,35 @@ impl CatalogService for CatalogGrpc {
         } else {
             Some(Branch::parse(&r.branch)?.code().to_string())
         };
+        let invalid = |what: &'static str| ServiceError::with_detail(ErrorCode::InvalidInput, what);
+        let ndc_class = match r.ndc_class {
+            Some(class @ 0..=9) => Some(class as u8),
+            Some(_) => return Err(invalid("ndc_class").into()),
+            None => None,
+        };
+        let decade = match r.decade {
+            Some(d) if kitsuki_proto::search::is_decade(d) => Some(i64::from(d)),
+            Some(_) => return Err(invalid("decade").into()),
+            None => None,
+        };
+        let sort = SortOrder::parse(&r.sort).ok_or_else(|| invalid("sort"))?;
         let filter = SearchFilter {
             material_type,
             branch,
             available_only: r.available_only,
+            ndc_class,
+            decade,
+        };
+        let options = SearchOptions {
+            sort,
+            facets: r.facets,
+            group_editions: r.group_editions,
         };
         let per_page = if r.per_page == 0 { 20 } else { r.per_page };
         Ok(Response::new(
-            self.catalog.search(&r.q, &filter, r.page, per_page).await?,
+            self.catalog
+                .search_with(&r.q, &filter, &options, r.page, per_page)
+                .await?,
         ))
     }
 

@@ -12,6 +12,7 @@ pub mod model;
 pub mod readings;
 pub mod regenerate;
 pub mod replica;
+pub mod search;
 pub mod search_pool;
 pub mod service;
 pub mod store;

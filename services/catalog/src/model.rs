@@ -148,5 +148,7 @@ pub fn summary(title: &Title, items: &[Item]) -> pb::TitleSummary {
         creators: crate::domain::names::creators(&title.responsibility, &title.author),
         author_reading: title.author_reading.clone(),
         reading_source: title.reading_source.clone(),
+        // Set by a search with editions grouped.
+        editions: 0,
     }
 }

@@ -3,22 +3,20 @@
 //! truth; the search index follows it by the catalogue change sequence each of these
 //! writes takes (`catch_up.rs`).
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use kitsuki_platform::clock::{SharedClock, format_instant};
 use kitsuki_platform::db::{self, Db};
 use kitsuki_platform::{events, outbox};
-use kitsuki_proto::catalog as pb;
 use kitsuki_proto::events as ev;
 use kitsuki_proto::{Barcode, Branch, ErrorCode, ServiceError};
 use tokio::sync::Notify;
 
 use crate::catch_up::{self, IndexSlot};
 use crate::domain::isbn::Isbn;
-use crate::index::{SearchFilter, SearchIndex};
-use crate::model::{self, Item, MaterialType, Title};
+use crate::index::SearchIndex;
+use crate::model::{Item, MaterialType, Title};
 use crate::store;
 
 static MIGRATIONS_PG: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -99,7 +97,7 @@ pub struct Catalog {
     readings: Arc<std::sync::OnceLock<Arc<crate::readings::ReadingGenerator>>>,
 }
 
-fn internal(context: &str, err: impl std::fmt::Display) -> ServiceError {
+pub(crate) fn internal(context: &str, err: impl std::fmt::Display) -> ServiceError {
     tracing::error!(error = %err, "catalog failure while {context}");
     ServiceError::internal()
 }
@@ -539,80 +537,6 @@ impl Catalog {
                 .await?;
         }
         Ok((item, title.material_type))
-    }
-
-    pub async fn get_title(&self, title_id: &str) -> Result<pb::TitleDetail, ServiceError> {
-        let title = store::get_title(&self.db.pool, title_id)
-            .await
-            .map_err(|e| internal("reading a title", e))?
-            .ok_or_else(|| ServiceError::new(ErrorCode::TitleNotFound))?;
-        let items = store::items_of(&self.db.pool, std::slice::from_ref(&title.title_id))
-            .await
-            .map_err(|e| internal("reading items", e))?;
-        Ok(pb::TitleDetail {
-            title: Some(model::summary(&title, &items)),
-            items: items.iter().map(Item::to_proto).collect(),
-        })
-    }
-
-    /// Searches (or, with an empty query, lists newest first) with filters and paging.
-    ///
-    /// The index is searched on the search pool (a blocking thread, one per core at most,
-    /// [`crate::search_pool`]); the page's titles are then read in one query and their
-    /// items in one more.
-    pub async fn search(
-        &self,
-        q: &str,
-        filter: &SearchFilter,
-        page: u32,
-        per_page: u32,
-    ) -> Result<pb::SearchTitlesResponse, ServiceError> {
-        let page = page.max(1);
-        let per_page = per_page.clamp(1, MAX_PER_PAGE);
-        let offset = ((page - 1) as usize).saturating_mul(per_page as usize);
-        let index = self.search_index();
-        let (q, filter) = (q.to_owned(), filter.clone());
-        let result =
-            crate::search_pool::run(move || index.search(&q, &filter, offset, per_page as usize))
-                .await
-                .map_err(|e| internal("searching", e))?
-                .map_err(|e| internal("searching", e))?;
-        let titles = store::get_titles(&self.db.pool, &result.title_ids)
-            .await
-            .map_err(|e| internal("reading titles", e))?;
-        let items = store::items_of(&self.db.pool, &result.title_ids)
-            .await
-            .map_err(|e| internal("reading items", e))?;
-        // Keep the index's order (relevance, or newest first). A title gone from the
-        // database since it was indexed is left out.
-        let by_id: HashMap<&str, &Title> =
-            titles.iter().map(|t| (t.title_id.as_str(), t)).collect();
-        let mut items_of: HashMap<&str, Vec<Item>> = HashMap::with_capacity(by_id.len());
-        for item in items {
-            if let Some(title) = by_id.get(item.title_id.as_str()) {
-                items_of
-                    .entry(title.title_id.as_str())
-                    .or_default()
-                    .push(item);
-            }
-        }
-        let hits = result
-            .title_ids
-            .iter()
-            .filter_map(|id| by_id.get(id.as_str()))
-            .map(|t| {
-                let mine = items_of
-                    .get(t.title_id.as_str())
-                    .map_or(&[][..], Vec::as_slice);
-                model::summary(t, mine)
-            })
-            .collect();
-        Ok(pb::SearchTitlesResponse {
-            total: result.total,
-            page,
-            per_page,
-            hits,
-        })
     }
 
     pub async fn counts(&self) -> Result<(u64, u64), ServiceError> {

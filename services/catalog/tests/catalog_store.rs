@@ -47,6 +47,7 @@ fn all() -> SearchFilter {
         material_type: None,
         branch: None,
         available_only: false,
+        ..SearchFilter::default()
     }
 }
 

@@ -78,6 +78,7 @@ async fn every_file_imports_with_counts_and_reimport_creates_nothing() {
         material_type: None,
         branch: None,
         available_only: false,
+        ..SearchFilter::default()
     };
     let hit = catalog.search("講談", &all, 1, 10).await.unwrap();
     assert!(

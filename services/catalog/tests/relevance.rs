@@ -44,6 +44,7 @@ async fn ranked(c: &Catalog, q: &str) -> Vec<(String, String, String)> {
         material_type: None,
         branch: None,
         available_only: false,
+        ..SearchFilter::default()
     };
     c.search(q, &all, 1, 10)
         .await

@@ -80,6 +80,7 @@ impl Replica {
             material_type: None,
             branch: branch.map(|b| b.code().to_string()),
             available_only,
+            ..SearchFilter::default()
         };
         self.catalog
             .search(q, &filter, 1, 50)

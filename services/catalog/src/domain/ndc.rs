@@ -9,20 +9,10 @@
 
 use unicode_normalization::UnicodeNormalization;
 
-/// The ten main classes (類) of NDC, first digit 0 to 9, in Japanese and English, as the
-/// 新訂10版 names them.
-pub const MAIN_CLASSES: [(&str, &str); 10] = [
-    ("総記", "General works"),
-    ("哲学", "Philosophy"),
-    ("歴史", "History"),
-    ("社会科学", "Social sciences"),
-    ("自然科学", "Natural sciences"),
-    ("技術", "Technology"),
-    ("産業", "Industry"),
-    ("芸術", "The arts"),
-    ("言語", "Language"),
-    ("文学", "Literature"),
-];
+pub use kitsuki_proto::search::{
+    NDC_MAIN_CLASSES as MAIN_CLASSES, ndc_class_name as main_class_name,
+    ndc_class_name_en as main_class_name_en,
+};
 
 /// Whether `text` is a class number exactly: `^[0-9]{1,3}(\.[0-9]+)?$`.
 pub fn is_class_number(text: &str) -> bool {
@@ -63,16 +53,6 @@ pub fn main_class(class_number: &str) -> Option<u8> {
         return None;
     }
     class_number.bytes().next().map(|b| b - b'0')
-}
-
-/// The Japanese name of a main class (`9` → `文学`).
-pub fn main_class_name(class: u8) -> Option<&'static str> {
-    MAIN_CLASSES.get(usize::from(class)).map(|(ja, _)| *ja)
-}
-
-/// The English name of a main class (`9` → `Literature`).
-pub fn main_class_name_en(class: u8) -> Option<&'static str> {
-    MAIN_CLASSES.get(usize::from(class)).map(|(_, en)| *en)
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@
 //! (`the` in `mother`) and, for common bigrams such as `th`, read the positions of nearly
 //! every document, which was three quarters of a search's time at 250,000 titles.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -42,11 +43,23 @@ use tantivy::schema::{
 };
 use tantivy::tokenizer::{TextAnalyzer, Token, TokenStream, Tokenizer};
 use tantivy::{
-    DocId, DocSet, Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, Score, Searcher,
-    SegmentOrdinal, TERMINATED, TantivyDocument, Term,
+    DocSet, Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, Searcher, TERMINATED,
+    TantivyDocument, Term,
 };
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+
+mod facets;
+pub mod ranking;
+#[cfg(test)]
+mod search_tests;
+mod suggest;
+mod tiers;
+
+pub use facets::{Facets, decade_of};
+pub use ranking::SortOrder;
+use ranking::{Hit, NO_YEAR, TopHits};
+pub use suggest::Suggestion;
 
 use crate::domain::isbn::Isbn;
 use crate::domain::reading::{is_kana_text, reading_key, romaji_to_kana, romanised_reading};
@@ -69,7 +82,7 @@ const WRITER_MEMORY_BYTES: usize = 64_000_000;
 /// raise it when [`SearchIndex`] indexes a title differently (the tokenizer, the
 /// normalisation, what goes into a field), and every index of an older format is rebuilt
 /// at its next start, in the background (`Catalog::open`).
-pub const FORMAT: u32 = 3;
+pub const FORMAT: u32 = 4;
 
 /// Name under which [`WordTokenizer`] is registered with each index.
 const WORDS_TOKENIZER: &str = "kitsuki_words";
@@ -121,6 +134,19 @@ mod field {
     /// The readings of the title and its aliases as [`reading_key`]s (bigrams): what a kana
     /// or romaji query term is also compared with.
     pub const READINGS: &str = "readings";
+    /// The author's reading as a [`reading_key`] (bigrams): kana and romaji queries name
+    /// an author through it, and the author tier asks it.
+    pub const AUTHOR_READINGS: &str = "author_readings";
+    /// Publication year (a column): "newest", newer editions first, decade facet.
+    pub const YEAR: &str = "year";
+    /// First year of the publication decade, to filter by.
+    pub const DECADE: &str = "decade";
+    /// The NDC main class, 0 to 9 (filter and column).
+    pub const NDC_CLASS: &str = "ndc_class";
+    /// The key of 五十音順 (a column only): see `reading_sort_key`.
+    pub const READING_SORT: &str = "reading_sort";
+    /// Hash of the work (normalised title and author), so that editions group.
+    pub const WORK: &str = "work";
     pub const ISBN: &str = "isbn";
     pub const MATERIAL_TYPE: &str = "material_type";
     pub const BRANCHES: &str = "branches";
@@ -151,6 +177,10 @@ pub struct IndexDoc {
     pub available_branches: Vec<String>,
     /// RFC 3339 instant, for "newest first".
     pub created_at: String,
+    /// Publication year.
+    pub year: Option<i64>,
+    /// NDC class number (`913.6`), or empty.
+    pub ndc: String,
 }
 
 /// Restrictions applied to every search; all values compare exactly.
@@ -160,13 +190,41 @@ pub struct SearchFilter {
     pub branch: Option<String>,
     /// With `branch`: an item is on the shelf at that branch. Without: at any branch.
     pub available_only: bool,
+    /// NDC main class (first digit of the class number).
+    pub ndc_class: Option<u8>,
+    /// First year of a publication decade (1990: 1990 to 1999).
+    pub decade: Option<i64>,
 }
+
+/// How a search orders and shapes its page, beyond what it matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SearchOptions {
+    pub sort: SortOrder,
+    /// Count [`Facets`] over every match.
+    pub facets: bool,
+    /// One hit per work (same normalised title and author), standing for its editions:
+    /// the best-ranked edition, with how many there are.
+    pub group_editions: bool,
+}
+
+/// The columns facets are counted from.
+const FACET_COLUMNS: facets::FacetColumns = facets::FacetColumns {
+    available_branches: field::AVAILABLE_BRANCHES,
+    material_type: field::MATERIAL_TYPE,
+    ndc_class: field::NDC_CLASS,
+    year: field::YEAR,
+};
 
 /// One page of hits and how many there are in all.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SearchResult {
+    /// Matching titles, or works when editions are grouped.
     pub total: u64,
     pub title_ids: Vec<String>,
+    /// Beside `title_ids`: how many editions each hit stands for (1 unless grouped).
+    pub editions: Vec<u32>,
+    /// When asked for.
+    pub facets: Option<Facets>,
 }
 
 /// Why the index could not do what was asked.
@@ -512,65 +570,212 @@ impl SearchIndex {
         offset: usize,
         limit: usize,
     ) -> Result<SearchResult, IndexError> {
+        self.search_with(q, filter, &SearchOptions::default(), offset, limit)
+    }
+
+    /// [`SearchIndex::search`] with a sort order, facets and editions grouped.
+    #[tracing::instrument(level = "debug", skip(self, filter, options))]
+    pub fn search_with(
+        &self,
+        q: &str,
+        filter: &SearchFilter,
+        options: &SearchOptions,
+        offset: usize,
+        limit: usize,
+    ) -> Result<SearchResult, IndexError> {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        let by_relevance = self.add_query_clauses(q, &mut clauses);
+        let has_query = self.add_query_clauses(q, &mut clauses);
         self.add_filter_clauses(filter, &mut clauses);
         let query: Box<dyn Query> = if clauses.is_empty() {
             Box::new(AllQuery)
         } else {
             Box::new(BooleanQuery::new(clauses))
         };
+        let order = options.sort;
+        let by_score = has_query && order == SortOrder::Relevance;
+        // Without a query, "relevance" is a browse of new arrivals: the record's age only.
+        let by_year = order != SortOrder::Relevance || has_query;
 
         let searcher = self.reader.searcher();
         let limit = limit.min(MAX_LIMIT);
-        let scoring = if by_relevance {
+        let scoring = if by_score {
             EnableScoring::enabled_from_searcher(&searcher)
         } else {
             EnableScoring::disabled_from_searcher(&searcher)
         };
         let weight = query.weight(scoring)?;
+        let walk_all = limit > 0 || options.facets || options.group_editions;
         // Past the last document there is nothing to rank; this also keeps offset + limit
         // from overflowing below.
-        if limit == 0 || offset as u64 >= searcher.num_docs() {
+        if !walk_all || offset as u64 >= searcher.num_docs() && !options.facets {
             let mut total = 0u64;
             for reader in searcher.segment_readers() {
                 total += u64::from(weight.count(reader)?);
             }
             return Ok(SearchResult {
                 total,
-                title_ids: Vec::new(),
+                ..SearchResult::default()
             });
         }
 
-        let mut top = TopHits::new(offset + limit);
+        let k = offset.saturating_add(limit);
+        let mut per_segment: Vec<TopHits> = Vec::new();
+        let mut tally = options.facets.then(facets::Tally::default);
+        let mut works: HashMap<u64, Hit> = HashMap::new();
         let mut total = 0u64;
         for (segment, reader) in searcher.segment_readers().iter().enumerate() {
             let segment = segment as u32;
-            let created_at = reader.fast_fields().i64(field::CREATED_AT)?;
+            let fast = reader.fast_fields();
+            let created_at = fast.i64(field::CREATED_AT)?;
+            let years = fast.i64(field::YEAR)?;
+            let work = fast.u64(field::WORK)?;
+            let reading = if order == SortOrder::Reading {
+                fast.str(field::READING_SORT)?
+            } else {
+                None
+            };
+            let mut counts = match &tally {
+                Some(t) => Some(t.segment(reader, &FACET_COLUMNS)?),
+                None => None,
+            };
+            let mut top = TopHits::new(k, order, 4 * MAX_LIMIT);
             let alive = reader.alive_bitset();
             let mut scorer = weight.scorer(reader, 1.0)?;
             let mut doc = scorer.doc();
             while doc != TERMINATED {
                 if alive.is_none_or(|bits| bits.is_alive(doc)) {
                     total += 1;
-                    let score = if by_relevance { scorer.score() } else { 0.0 };
+                    if let Some(counts) = counts.as_mut() {
+                        counts.count(doc);
+                    }
+                    let score = if by_score { scorer.score() } else { 0.0 };
                     // Most matches fall below the page on their score alone: read their
-                    // creation time only when it can decide.
-                    if top.may_enter(score) {
-                        top.push(Hit {
+                    // other keys only when they can decide.
+                    if options.group_editions || top.may_enter(score) {
+                        let hit = Hit {
                             score,
+                            year: if by_year {
+                                years.first(doc).unwrap_or(NO_YEAR)
+                            } else {
+                                NO_YEAR
+                            },
                             created_micros: created_at.first(doc).unwrap_or(i64::MIN),
+                            reading_ord: reading
+                                .as_ref()
+                                .and_then(|c| c.term_ords(doc).next())
+                                .unwrap_or(u64::MAX),
                             segment,
                             doc,
-                        });
+                            editions: 1,
+                        };
+                        if options.group_editions {
+                            let key = work.first(doc).unwrap_or(u64::from(doc));
+                            works
+                                .entry(key)
+                                .and_modify(|best| {
+                                    let editions = best.editions + 1;
+                                    if hit.better_edition_than(best, order) {
+                                        *best = hit;
+                                    }
+                                    best.editions = editions;
+                                })
+                                .or_insert(hit);
+                        } else {
+                            top.push(hit);
+                        }
                     }
                 }
                 doc = scorer.advance();
             }
+            if let (Some(t), Some(c)) = (tally.as_mut(), counts) {
+                t.end_segment(c)?;
+            }
+            per_segment.push(top);
         }
-        let hits = top.into_sorted();
-        let title_ids = self.title_ids(&searcher, hits.get(offset..).unwrap_or_default())?;
-        Ok(SearchResult { total, title_ids })
+        if options.group_editions {
+            total = works.len() as u64;
+            for hit in works.into_values() {
+                per_segment[hit.segment as usize].push(hit);
+            }
+        }
+        let mut reading_columns: Vec<Option<StrColumn>> = Vec::new();
+        reading_columns.resize_with(searcher.segment_readers().len(), || None);
+        let hits = ranking::merge(per_segment, order, offset, limit, |hit| {
+            self.reading_key_of(&searcher, &mut reading_columns, hit)
+        })?;
+        let title_ids = self.title_ids(&searcher, &hits)?;
+        Ok(SearchResult {
+            total,
+            editions: hits.iter().map(|h| h.editions).collect(),
+            title_ids,
+            facets: tally.map(facets::Tally::finish),
+        })
+    }
+
+    /// A hit's reading sort key (the string behind its ordinal).
+    fn reading_key_of(
+        &self,
+        searcher: &Searcher,
+        columns: &mut [Option<StrColumn>],
+        hit: &Hit,
+    ) -> Result<String, IndexError> {
+        let slot = &mut columns[hit.segment as usize];
+        if slot.is_none() {
+            *slot = searcher
+                .segment_reader(hit.segment)
+                .fast_fields()
+                .str(field::READING_SORT)?;
+        }
+        let mut key = String::new();
+        if let Some(column) = slot.as_ref()
+            && let Some(ord) = column.term_ords(hit.doc).next()
+        {
+            column
+                .ord_to_str(ord, &mut key)
+                .map_err(tantivy::TantivyError::from)?;
+        }
+        Ok(key)
+    }
+
+    /// The ids of the editions of a work ([`work_key`]), newest first, at most `limit`.
+    pub fn editions_of(
+        &self,
+        title: &str,
+        author: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, IndexError> {
+        let term = Term::from_field_u64(self.fields.work, work_key(title, author));
+        let query = TermQuery::new(term, IndexRecordOption::Basic);
+        let searcher = self.reader.searcher();
+        let weight = query.weight(EnableScoring::disabled_from_searcher(&searcher))?;
+        let mut top = TopHits::new(limit.min(MAX_LIMIT), SortOrder::Newest, 4 * MAX_LIMIT);
+        let mut per_segment = Vec::new();
+        for (segment, reader) in searcher.segment_readers().iter().enumerate() {
+            let fast = reader.fast_fields();
+            let (years, created) = (fast.i64(field::YEAR)?, fast.i64(field::CREATED_AT)?);
+            let alive = reader.alive_bitset();
+            let mut scorer = weight.scorer(reader, 1.0)?;
+            let mut doc = scorer.doc();
+            while doc != TERMINATED {
+                if alive.is_none_or(|bits| bits.is_alive(doc)) {
+                    top.push(Hit {
+                        score: 0.0,
+                        year: years.first(doc).unwrap_or(NO_YEAR),
+                        created_micros: created.first(doc).unwrap_or(i64::MIN),
+                        reading_ord: 0,
+                        segment: segment as u32,
+                        doc,
+                        editions: 1,
+                    });
+                }
+                doc = scorer.advance();
+            }
+        }
+        per_segment.push(top);
+        let hits = ranking::merge(per_segment, SortOrder::Newest, 0, limit, |_| {
+            Ok::<_, IndexError>(String::new())
+        })?;
+        self.title_ids(&searcher, &hits)
     }
 
     /// The ids of hits, in their order, read from the `title_id` column (a fast field):
@@ -618,10 +823,53 @@ impl SearchIndex {
             return false;
         }
         // Commas separate terms as spaces do: 夏目,漱石 is two names' parts, as 夏目 漱石.
-        for term in normalized.split([' ', ',', '、']).filter(|t| !t.is_empty()) {
+        let terms: Vec<&str> = normalized
+            .split([' ', ',', '、'])
+            .filter(|t| !t.is_empty())
+            .collect();
+        for term in &terms {
             clauses.push((Occur::Must, self.text_term_query(term)));
         }
+        let author = BooleanQuery::new(
+            terms
+                .iter()
+                .map(|term| (Occur::Must, self.author_term_query(term)))
+                .collect(),
+        );
+        clauses.extend(tiers::clauses(
+            self.fields.title,
+            self.fields.readings,
+            &normalized,
+            Some(Box::new(author)),
+        ));
         true
+    }
+
+    /// One query term in the author alone (its words, its bigrams or its reading): the
+    /// author tier asks every term of the query this.
+    fn author_term_query(&self, term: &str) -> Box<dyn Query> {
+        let f = &self.fields;
+        let mut either: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        if is_word(term) {
+            either.push((
+                Occur::Should,
+                Box::new(TermQuery::new(
+                    Term::from_field_text(f.author_words, term),
+                    IndexRecordOption::Basic,
+                )),
+            ));
+        } else {
+            either.push((Occur::Should, grams_query(f.author, term)));
+        }
+        let kana = if is_kana_text(term) {
+            Some(term.to_owned())
+        } else {
+            romaji_to_kana(term)
+        };
+        if let Some(key) = kana.map(|k| reading_key(&k)).filter(|k| !k.is_empty()) {
+            either.push((Occur::Should, grams_query(f.author_readings, &key)));
+        }
+        Box::new(BooleanQuery::new(either))
     }
 
     /// One query term: the words it starts (Latin and other spaced scripts), or its bigrams
@@ -664,10 +912,19 @@ impl SearchIndex {
         if key.is_empty() {
             return Box::new(tantivy::query::EmptyQuery);
         }
-        Box::new(BoostQuery::new(
-            grams_query(self.fields.readings, &key),
-            READING_BOOST,
-        ))
+        Box::new(BooleanQuery::new(vec![
+            (
+                Occur::Should,
+                Box::new(BoostQuery::new(
+                    grams_query(self.fields.readings, &key),
+                    READING_BOOST,
+                )) as Box<dyn Query>,
+            ),
+            (
+                Occur::Should,
+                grams_query(self.fields.author_readings, &key),
+            ),
+        ]))
     }
 
     /// A word-script term: in each field, the word itself (BM25, boosted) or a word that
@@ -733,6 +990,12 @@ impl SearchIndex {
             (None, true) => must(Term::from_field_bool(f.available_anywhere, true)),
             (None, false) => {}
         }
+        if let Some(class) = filter.ndc_class {
+            must(Term::from_field_u64(f.ndc_class, u64::from(class)));
+        }
+        if let Some(decade) = filter.decade {
+            must(Term::from_field_i64(f.decade, decade));
+        }
     }
 
     /// Checks one document and turns it into what tantivy stores; returns it with its id.
@@ -772,12 +1035,35 @@ impl SearchIndex {
                 if normalized.chars().any(is_word_char) {
                     out.add_text(words, &normalized);
                 }
-                out.add_text(field, normalized);
+                if field == f.title {
+                    // Where it starts and ends, for the exact and prefix tiers.
+                    out.add_text(field, tiers::marked(&normalized));
+                } else {
+                    out.add_text(field, normalized);
+                }
             }
         }
-        for key in reading_keys(doc) {
-            out.add_text(f.readings, key);
+        let readings = reading_keys(doc);
+        for (i, key) in readings.title.iter().enumerate() {
+            // The title's own reading first (when it has one), between marks as the title.
+            if i == 0 && readings.title_has_reading {
+                out.add_text(f.readings, tiers::marked(key));
+            } else {
+                out.add_text(f.readings, key);
+            }
         }
+        if let Some(key) = &readings.author {
+            out.add_text(f.author_readings, key);
+        }
+        if let Some(year) = doc.year {
+            out.add_i64(f.year, year);
+            out.add_i64(f.decade, decade_of(year));
+        }
+        if let Some(class) = crate::domain::ndc::main_class(doc.ndc.trim()) {
+            out.add_u64(f.ndc_class, u64::from(class));
+        }
+        out.add_text(f.reading_sort, reading_sort_key(doc));
+        out.add_u64(f.work, work_key(&doc.title, &doc.author));
         if !doc.isbn.trim().is_empty() {
             match Isbn::parse(&doc.isbn) {
                 Ok(isbn) => out.add_text(f.isbn, isbn.as_str()),
@@ -850,27 +1136,65 @@ fn is_cjk_letter(c: char) -> bool {
     c.is_alphanumeric() && !is_word_char(c)
 }
 
-/// The readings a title's document carries: its reading and every alias that is one (kana,
-/// or a romanisation that spells Japanese), each as a [`reading_key`].
-fn reading_keys(doc: &IndexDoc) -> Vec<String> {
-    let mut keys: Vec<String> = Vec::new();
-    for text in [&doc.title_reading, &doc.author_reading]
-        .into_iter()
-        .chain(&doc.aliases)
-    {
-        let normalized = normalize(text);
-        let reading = if is_kana_text(&normalized) {
-            Some(normalized)
-        } else {
-            romanised_reading(text)
-        };
-        if let Some(key) = reading.map(|r| reading_key(&r)).filter(|k| !k.is_empty())
-            && !keys.contains(&key)
-        {
-            keys.push(key);
+/// The readings a title's document carries, each as a [`reading_key`].
+struct ReadingKeys {
+    /// The title's reading (first, when `title_has_reading`) and every alias that is a
+    /// reading (kana, or a romanisation that spells Japanese).
+    title: Vec<String>,
+    title_has_reading: bool,
+    /// The author's reading.
+    author: Option<String>,
+}
+
+/// A text as a reading key, when it is kana or a romanisation that spells Japanese.
+fn key_of(text: &str) -> Option<String> {
+    let normalized = normalize(text);
+    let reading = if is_kana_text(&normalized) {
+        Some(normalized)
+    } else {
+        romanised_reading(text)
+    };
+    reading.map(|r| reading_key(&r)).filter(|k| !k.is_empty())
+}
+
+fn reading_keys(doc: &IndexDoc) -> ReadingKeys {
+    let own = key_of(&doc.title_reading);
+    let mut title: Vec<String> = own.iter().cloned().collect();
+    for key in doc.aliases.iter().filter_map(|a| key_of(a)) {
+        if !title.contains(&key) {
+            title.push(key);
         }
     }
-    keys
+    ReadingKeys {
+        title,
+        title_has_reading: own.is_some(),
+        author: key_of(&doc.author_reading),
+    }
+}
+
+/// The key of 五十音順: `1` and the reading key for a title with a reading (or written in
+/// kana), `2` and the normalised title for one without: kana order first, then the rest
+/// in code point order (Latin letters, then kanji).
+fn reading_sort_key(doc: &IndexDoc) -> String {
+    let title = normalize(&doc.title);
+    match key_of(&doc.title_reading).or_else(|| is_kana_text(&title).then(|| reading_key(&title))) {
+        Some(key) => format!("1{key}"),
+        None => format!("2{title}"),
+    }
+}
+
+/// The work a title is an edition of: a hash (FNV-1a, stable across builds and runs, as
+/// the index keeps it) of its normalised title and author, names joined as the index
+/// joins them, so that `夏目, 漱石` and `夏目漱石` are one author.
+pub fn work_key(title: &str, author: &str) -> u64 {
+    let key = format!(
+        "{}\u{1}{}",
+        normalize(title),
+        join_name_parts(&normalize(author))
+    );
+    key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// The writer of an index, with [`merge_policy`].
@@ -925,6 +1249,7 @@ fn schema() -> Schema {
         field::PUBLISHER,
         field::ALIASES,
         field::READINGS,
+        field::AUTHOR_READINGS,
     ] {
         builder.add_text_field(name, cjk.clone());
     }
@@ -943,16 +1268,20 @@ fn schema() -> Schema {
     ] {
         builder.add_text_field(name, words.clone());
     }
-    for name in [
-        field::ISBN,
-        field::MATERIAL_TYPE,
-        field::BRANCHES,
-        field::AVAILABLE_BRANCHES,
-    ] {
+    for name in [field::ISBN, field::BRANCHES] {
         builder.add_text_field(name, STRING);
+    }
+    // Columns too: facets are counted from them.
+    for name in [field::MATERIAL_TYPE, field::AVAILABLE_BRANCHES] {
+        builder.add_text_field(name, STRING | FAST);
     }
     builder.add_bool_field(field::AVAILABLE_ANYWHERE, INDEXED);
     builder.add_i64_field(field::CREATED_AT, FAST);
+    builder.add_i64_field(field::YEAR, FAST);
+    builder.add_i64_field(field::DECADE, INDEXED);
+    builder.add_u64_field(field::NDC_CLASS, INDEXED | FAST);
+    builder.add_text_field(field::READING_SORT, FAST);
+    builder.add_u64_field(field::WORK, INDEXED | FAST);
     builder.build()
 }
 
@@ -970,12 +1299,18 @@ struct Fields {
     publisher_words: Field,
     aliases_words: Field,
     readings: Field,
+    author_readings: Field,
     isbn: Field,
     material_type: Field,
     branches: Field,
     available_branches: Field,
     available_anywhere: Field,
     created_at: Field,
+    year: Field,
+    decade: Field,
+    ndc_class: Field,
+    reading_sort: Field,
+    work: Field,
 }
 
 impl Fields {
@@ -994,12 +1329,18 @@ impl Fields {
             publisher_words: get(field::PUBLISHER_WORDS)?,
             aliases_words: get(field::ALIASES_WORDS)?,
             readings: get(field::READINGS)?,
+            author_readings: get(field::AUTHOR_READINGS)?,
             isbn: get(field::ISBN)?,
             material_type: get(field::MATERIAL_TYPE)?,
             branches: get(field::BRANCHES)?,
             available_branches: get(field::AVAILABLE_BRANCHES)?,
             available_anywhere: get(field::AVAILABLE_ANYWHERE)?,
             created_at: get(field::CREATED_AT)?,
+            year: get(field::YEAR)?,
+            decade: get(field::DECADE)?,
+            ndc_class: get(field::NDC_CLASS)?,
+            reading_sort: get(field::READING_SORT)?,
+            work: get(field::WORK)?,
         })
     }
 
@@ -1096,7 +1437,7 @@ impl Query for WordPrefixQuery {
 /// positions exactly when it has the term (each position fixes its two characters), so the
 /// phrase matches what all the overlapping grams would match, with about half the posting
 /// lists to intersect: `history` is `hi st or ry`, not `hi is st to or ry`.
-fn covering_bigrams(term: &str) -> Vec<(usize, String)> {
+pub(crate) fn covering_bigrams(term: &str) -> Vec<(usize, String)> {
     let chars: Vec<char> = term.chars().collect();
     let last = chars.len().saturating_sub(2);
     let mut starts: Vec<usize> = (0..=last).step_by(2).collect();
@@ -1107,81 +1448,6 @@ fn covering_bigrams(term: &str) -> Vec<(usize, String)> {
         .into_iter()
         .map(|start| (start, chars[start..start + 2].iter().collect()))
         .collect()
-}
-
-/// One hit while a search ranks: its sort key and where it is.
-#[derive(Debug, Clone, Copy)]
-struct Hit {
-    /// 0 when listing without a query.
-    score: Score,
-    created_micros: i64,
-    segment: SegmentOrdinal,
-    doc: DocId,
-}
-
-impl Hit {
-    /// The page's order: score, then newest first, then index order (so that the same
-    /// search gives the same page every time).
-    fn rank(&self, other: &Hit) -> std::cmp::Ordering {
-        other
-            .score
-            .total_cmp(&self.score)
-            .then(other.created_micros.cmp(&self.created_micros))
-            .then(self.segment.cmp(&other.segment))
-            .then(self.doc.cmp(&other.doc))
-    }
-}
-
-/// The best `k` hits seen so far. Hits are appended to a buffer of `2k`; when it is full
-/// it is cut to the best `k` (a selection, not a sort), and the `k`-th becomes the bar a
-/// later hit must beat. Amortised O(1) per hit, whatever the number of matches.
-struct TopHits {
-    k: usize,
-    hits: Vec<Hit>,
-    bar: Option<Hit>,
-}
-
-impl TopHits {
-    fn new(k: usize) -> Self {
-        TopHits {
-            k,
-            hits: Vec::with_capacity(k.saturating_mul(2).min(4 * MAX_LIMIT)),
-            bar: None,
-        }
-    }
-
-    /// Whether a hit of this score could still enter the page (ties decide on more).
-    fn may_enter(&self, score: Score) -> bool {
-        self.bar.is_none_or(|bar| score >= bar.score)
-    }
-
-    fn push(&mut self, hit: Hit) {
-        if self
-            .bar
-            .is_some_and(|bar| hit.rank(&bar) != std::cmp::Ordering::Less)
-        {
-            return;
-        }
-        self.hits.push(hit);
-        if self.hits.len() >= self.k.saturating_mul(2).max(self.k + 1) {
-            self.cut();
-        }
-    }
-
-    fn cut(&mut self) {
-        if self.hits.len() > self.k && self.k > 0 {
-            self.hits.select_nth_unstable_by(self.k - 1, Hit::rank);
-            self.hits.truncate(self.k);
-            self.bar = self.hits.last().copied();
-        }
-    }
-
-    /// The best `k`, best first.
-    fn into_sorted(mut self) -> Vec<Hit> {
-        self.cut();
-        self.hits.sort_unstable_by(Hit::rank);
-        self.hits
-    }
 }
 
 /// Emits, at the position of each non-space character, that character and the bigram it
@@ -1251,6 +1517,15 @@ impl TokenStream for CharGramStream<'_> {
                 .chars
                 .get(index + 1)
                 .is_some_and(|&(_, next)| !next.is_whitespace());
+            if tiers::is_mark(c) {
+                // A mark is found only with the character beside it (tiers.rs).
+                if !self.pending_bigram {
+                    continue;
+                }
+                self.pending_bigram = false;
+                self.emit(index, index + 1);
+                return true;
+            }
             self.emit(index, index);
             return true;
         }
@@ -1625,6 +1900,7 @@ mod tests {
             material_type: material.map(str::to_owned),
             branch: branch.map(str::to_owned),
             available_only,
+            ..SearchFilter::default()
         };
         let search = |f: SearchFilter| sorted(ids_filtered(&index, "海", &f));
         assert_eq!(
@@ -1821,7 +2097,8 @@ mod tests {
     #[test]
     fn a_latin_term_finds_the_words_that_start_with_it_exact_words_first() {
         let index = index_with(&[
-            doc("longer", "japanese history", "2024-01-05T00:00:00Z"),
+            // Neither title starts with the query (that would be the prefix tier).
+            doc("longer", "modern japanese history", "2024-01-05T00:00:00Z"),
             doc("exact", "a history of japan", "2024-01-01T00:00:00Z"),
             doc("prehistory", "prehistory", "2024-01-02T00:00:00Z"),
             doc("split", "hi story", "2024-01-03T00:00:00Z"),
