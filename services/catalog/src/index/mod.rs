@@ -82,7 +82,7 @@ const WRITER_MEMORY_BYTES: usize = 64_000_000;
 /// raise it when [`SearchIndex`] indexes a title differently (the tokenizer, the
 /// normalisation, what goes into a field), and every index of an older format is rebuilt
 /// at its next start, in the background (`Catalog::open`).
-pub const FORMAT: u32 = 4;
+pub const FORMAT: u32 = 5;
 
 /// Name under which [`WordTokenizer`] is registered with each index.
 const WORDS_TOKENIZER: &str = "kitsuki_words";
@@ -143,8 +143,11 @@ mod field {
     pub const DECADE: &str = "decade";
     /// The NDC main class, 0 to 9 (filter and column).
     pub const NDC_CLASS: &str = "ndc_class";
-    /// The key of 五十音順 (a column only): see `reading_sort_key`.
+    /// The key of 五十音順 (a column, and a term for the reading tiers): see
+    /// `reading_sort_key`.
     pub const READING_SORT: &str = "reading_sort";
+    /// The normalised title as one term: the exact and prefix tiers (`tiers.rs`).
+    pub const TITLE_KEY: &str = "title_key";
     /// Hash of the work (normalised title and author), so that editions group.
     pub const WORK: &str = "work";
     pub const ISBN: &str = "isbn";
@@ -837,8 +840,8 @@ impl SearchIndex {
                 .collect(),
         );
         clauses.extend(tiers::clauses(
-            self.fields.title,
-            self.fields.readings,
+            self.fields.title_key,
+            self.fields.reading_sort,
             &normalized,
             Some(Box::new(author)),
         ));
@@ -1017,42 +1020,52 @@ impl SearchIndex {
         let f = &self.fields;
         let mut out = TantivyDocument::default();
         out.add_text(f.title_id, &doc.title_id);
+        // Each text normalised once: the normalisation is most of what indexing a title
+        // costs on the CPU, and the keys below are made from the same normalised texts.
+        let title = normalize(&doc.title);
+        let author = join_name_parts(&normalize(&doc.author));
+        let title_reading = normalize(&doc.title_reading);
         let texts = [
-            (f.title, f.title_words, &doc.title),
-            (f.title_reading, f.title_reading_words, &doc.title_reading),
-            (f.author, f.author_words, &doc.author),
-            (f.publisher, f.publisher_words, &doc.publisher),
+            (f.title, f.title_words, title.clone()),
+            (
+                f.title_reading,
+                f.title_reading_words,
+                title_reading.clone(),
+            ),
+            (f.author, f.author_words, author.clone()),
+            (f.publisher, f.publisher_words, normalize(&doc.publisher)),
         ];
-        for (field, words, text) in texts
-            .into_iter()
-            .chain(doc.aliases.iter().map(|a| (f.aliases, f.aliases_words, a)))
-        {
-            let mut normalized = normalize(text);
-            if field == f.author {
-                normalized = join_name_parts(&normalized);
-            }
+        let aliases: Vec<(String, String)> = doc
+            .aliases
+            .iter()
+            .map(|a| (a.clone(), normalize(a)))
+            .collect();
+        for (field, words, normalized) in texts.into_iter().chain(
+            aliases
+                .iter()
+                .map(|(_, n)| (f.aliases, f.aliases_words, n.clone())),
+        ) {
             if !normalized.is_empty() {
                 if normalized.chars().any(is_word_char) {
                     out.add_text(words, &normalized);
                 }
-                if field == f.title {
-                    // Where it starts and ends, for the exact and prefix tiers.
-                    out.add_text(field, tiers::marked(&normalized));
-                } else {
-                    out.add_text(field, normalized);
-                }
+                out.add_text(field, normalized);
             }
         }
-        let readings = reading_keys(doc);
-        for (i, key) in readings.title.iter().enumerate() {
-            // The title's own reading first (when it has one), between marks as the title.
-            if i == 0 && readings.title_has_reading {
-                out.add_text(f.readings, tiers::marked(key));
-            } else {
-                out.add_text(f.readings, key);
+        if !title.is_empty() {
+            out.add_text(f.title_key, &title);
+        }
+        let own = key_of(&doc.title_reading, &title_reading);
+        let mut keys: Vec<String> = own.iter().cloned().collect();
+        for key in aliases.iter().filter_map(|(a, n)| key_of(a, n)) {
+            if !keys.contains(&key) {
+                keys.push(key);
             }
         }
-        if let Some(key) = &readings.author {
+        for key in keys {
+            out.add_text(f.readings, key);
+        }
+        if let Some(key) = key_of(&doc.author_reading, &normalize(&doc.author_reading)) {
             out.add_text(f.author_readings, key);
         }
         if let Some(year) = doc.year {
@@ -1062,8 +1075,8 @@ impl SearchIndex {
         if let Some(class) = crate::domain::ndc::main_class(doc.ndc.trim()) {
             out.add_u64(f.ndc_class, u64::from(class));
         }
-        out.add_text(f.reading_sort, reading_sort_key(doc));
-        out.add_u64(f.work, work_key(&doc.title, &doc.author));
+        out.add_text(f.reading_sort, reading_sort_key(&title, own.as_deref()));
+        out.add_u64(f.work, work_key_of(&title, &author));
         if !doc.isbn.trim().is_empty() {
             match Isbn::parse(&doc.isbn) {
                 Ok(isbn) => out.add_text(f.isbn, isbn.as_str()),
@@ -1136,49 +1149,27 @@ fn is_cjk_letter(c: char) -> bool {
     c.is_alphanumeric() && !is_word_char(c)
 }
 
-/// The readings a title's document carries, each as a [`reading_key`].
-struct ReadingKeys {
-    /// The title's reading (first, when `title_has_reading`) and every alias that is a
-    /// reading (kana, or a romanisation that spells Japanese).
-    title: Vec<String>,
-    title_has_reading: bool,
-    /// The author's reading.
-    author: Option<String>,
-}
-
-/// A text as a reading key, when it is kana or a romanisation that spells Japanese.
-fn key_of(text: &str) -> Option<String> {
-    let normalized = normalize(text);
-    let reading = if is_kana_text(&normalized) {
-        Some(normalized)
+/// A text as a reading key, when it is kana or a romanisation that spells Japanese;
+/// `normalized` is the text [`normalize`]d.
+fn key_of(text: &str, normalized: &str) -> Option<String> {
+    let reading = if is_kana_text(normalized) {
+        Some(normalized.to_owned())
     } else {
         romanised_reading(text)
     };
     reading.map(|r| reading_key(&r)).filter(|k| !k.is_empty())
 }
 
-fn reading_keys(doc: &IndexDoc) -> ReadingKeys {
-    let own = key_of(&doc.title_reading);
-    let mut title: Vec<String> = own.iter().cloned().collect();
-    for key in doc.aliases.iter().filter_map(|a| key_of(a)) {
-        if !title.contains(&key) {
-            title.push(key);
-        }
-    }
-    ReadingKeys {
-        title,
-        title_has_reading: own.is_some(),
-        author: key_of(&doc.author_reading),
-    }
-}
-
-/// The key of 五十音順: `1` and the reading key for a title with a reading (or written in
-/// kana), `2` and the normalised title for one without: kana order first, then the rest
-/// in code point order (Latin letters, then kanji).
-fn reading_sort_key(doc: &IndexDoc) -> String {
-    let title = normalize(&doc.title);
-    match key_of(&doc.title_reading).or_else(|| is_kana_text(&title).then(|| reading_key(&title))) {
-        Some(key) => format!("1{key}"),
+/// The key of 五十音順, also what the reading tiers compare (`tiers.rs`): `1` and the
+/// title's reading key for a title with a reading (or written in kana), `2` and the
+/// normalised title for one without: kana order first, then the rest in code point
+/// order (Latin letters, then kanji).
+fn reading_sort_key(title: &str, reading: Option<&str>) -> String {
+    match reading
+        .map(str::to_owned)
+        .or_else(|| is_kana_text(title).then(|| reading_key(title)))
+    {
+        Some(key) => format!("{}{key}", tiers::READING_KEY_MARK),
         None => format!("2{title}"),
     }
 }
@@ -1187,14 +1178,17 @@ fn reading_sort_key(doc: &IndexDoc) -> String {
 /// the index keeps it) of its normalised title and author, names joined as the index
 /// joins them, so that `夏目, 漱石` and `夏目漱石` are one author.
 pub fn work_key(title: &str, author: &str) -> u64 {
-    let key = format!(
-        "{}\u{1}{}",
-        normalize(title),
-        join_name_parts(&normalize(author))
-    );
-    key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    work_key_of(&normalize(title), &join_name_parts(&normalize(author)))
+}
+
+/// [`work_key`] of the normalised title and the normalised, joined author.
+fn work_key_of(title: &str, author: &str) -> u64 {
+    [title.as_bytes(), b"\x01", author.as_bytes()]
+        .into_iter()
+        .flatten()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
 }
 
 /// The writer of an index, with [`merge_policy`].
@@ -1280,7 +1274,8 @@ fn schema() -> Schema {
     builder.add_i64_field(field::YEAR, FAST);
     builder.add_i64_field(field::DECADE, INDEXED);
     builder.add_u64_field(field::NDC_CLASS, INDEXED | FAST);
-    builder.add_text_field(field::READING_SORT, FAST);
+    builder.add_text_field(field::READING_SORT, STRING | FAST);
+    builder.add_text_field(field::TITLE_KEY, STRING);
     builder.add_u64_field(field::WORK, INDEXED | FAST);
     builder.build()
 }
@@ -1310,6 +1305,7 @@ struct Fields {
     decade: Field,
     ndc_class: Field,
     reading_sort: Field,
+    title_key: Field,
     work: Field,
 }
 
@@ -1340,6 +1336,7 @@ impl Fields {
             decade: get(field::DECADE)?,
             ndc_class: get(field::NDC_CLASS)?,
             reading_sort: get(field::READING_SORT)?,
+            title_key: get(field::TITLE_KEY)?,
             work: get(field::WORK)?,
         })
     }
@@ -1384,7 +1381,7 @@ fn is_word(term: &str) -> bool {
 /// The automaton of the words that start with a prefix (bytes), for tantivy's
 /// [`AutomatonWeight`]: the state is how many bytes matched so far, `None` once one differs.
 #[derive(Debug)]
-struct WordPrefix(Vec<u8>);
+pub(crate) struct WordPrefix(pub(crate) Vec<u8>);
 
 impl tantivy_fst::Automaton for WordPrefix {
     type State = Option<usize>;
@@ -1417,9 +1414,9 @@ impl tantivy_fst::Automaton for WordPrefix {
 /// The documents with a word that starts with the prefix in one field, all scored alike
 /// (the boost).
 #[derive(Debug, Clone)]
-struct WordPrefixQuery {
-    field: Field,
-    prefix: Arc<WordPrefix>,
+pub(crate) struct WordPrefixQuery {
+    pub(crate) field: Field,
+    pub(crate) prefix: Arc<WordPrefix>,
 }
 
 impl Query for WordPrefixQuery {
@@ -1517,15 +1514,6 @@ impl TokenStream for CharGramStream<'_> {
                 .chars
                 .get(index + 1)
                 .is_some_and(|&(_, next)| !next.is_whitespace());
-            if tiers::is_mark(c) {
-                // A mark is found only with the character beside it (tiers.rs).
-                if !self.pending_bigram {
-                    continue;
-                }
-                self.pending_bigram = false;
-                self.emit(index, index + 1);
-                return true;
-            }
             self.emit(index, index);
             return true;
         }

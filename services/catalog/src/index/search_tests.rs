@@ -319,15 +319,3 @@ fn a_query_without_hits_gets_the_titles_and_authors_near_it_by_reading() {
     assert!(near("ぱぴぷぺぽ", None).is_empty());
     assert!(near("x", None).is_empty());
 }
-
-#[test]
-fn the_marks_are_never_a_term_of_their_own() {
-    let mut tokenizer = CharGramTokenizer;
-    let text = tiers::marked("本");
-    let mut stream = tokenizer.token_stream(&text);
-    let mut grams = Vec::new();
-    while let Some(token) = stream.next() {
-        grams.push(token.text.clone());
-    }
-    assert_eq!(grams, ["\u{3}本", "本", "本\u{3}"]);
-}

@@ -3,34 +3,27 @@
 //! BM25. Each tier is a clause of constant score added to the BM25 sum, far above what
 //! BM25 reaches, so the tiers never mix and BM25 orders within each.
 //!
-//! Exact and prefix matches need to know where a title begins and ends, which bigrams do
-//! not: the title's text is indexed between two [`MARK`]s, so `\u{3}ア` is the bigram of a
-//! title starting with ア and `情\u{3}` of one ending with 情. A query is then "exactly the
-//! title" when its grams, between the marks, are a phrase in the title field, and "a
-//! prefix" with the first mark only. The title's reading key is indexed the same way in
-//! the readings field, so `あんのあいじょう` and `an no aijou` are exact too.
+//! Exact and prefix matches compare the whole normalised title, indexed as one term
+//! (`title_key`): exact is that term, a prefix is the few terms of the dictionary that
+//! start with the query (a range of the sorted term dictionary, walked as an automaton).
+//! The title's reading is compared the same way through the 五十音順 key
+//! (`reading_sort`: [`READING_KEY_MARK`] and the reading key), so `あんのあいじょう` and
+//! `an no aijou` are exact for `アンの愛情`. An earlier form indexed the title between
+//! marks in its bigram field and asked phrases of the marked grams: for Latin queries
+//! those phrases read the positions of the commonest bigrams (`th`, `an`) and made the
+//! benchmark's raw search three times slower; one term per title costs nearly nothing.
+
+use std::sync::Arc;
 
 use tantivy::Term;
-use tantivy::query::{BooleanQuery, ConstScoreQuery, Occur, PhraseQuery, Query, TermQuery};
+use tantivy::query::{BooleanQuery, ConstScoreQuery, Occur, Query, TermQuery};
 use tantivy::schema::{Field, IndexRecordOption};
 
-use super::covering_bigrams;
+use super::{WordPrefix, WordPrefixQuery};
 use crate::domain::reading::{is_kana_text, reading_key, romaji_to_kana};
 
-/// Marks the start and the end of a title in its bigram field. A control character:
-/// never in normalised text a person typed, so only the tier clauses ask for it.
-pub const MARK: char = '\u{3}';
-
-/// Stands for a space inside a marked title, so that the words of a query must stand
-/// apart in the title as in the query: positions count characters, and with a plain space
-/// (no gram) `漱石 夏目` would match `漱石と夏目` as well as `漱石 夏目`.
-pub const SPACE: char = '\u{4}';
-
-/// Whether a character is one of the marks, which are indexed only in the bigrams with
-/// the characters beside them.
-pub fn is_mark(c: char) -> bool {
-    c == MARK || c == SPACE
-}
+/// Starts the 五十音順 key of a title with a reading (`reading_sort`), before its key.
+pub const READING_KEY_MARK: char = '1';
 
 /// One tier's step. BM25 sums of every field and term stay far below it (a score of a few
 /// hundred is a long query matching everywhere); a power of two keeps the f32 sum exact
@@ -41,39 +34,19 @@ pub const EXACT_TITLE: f32 = 4.0 * TIER;
 pub const TITLE_PREFIX: f32 = 2.0 * TIER;
 pub const AUTHOR: f32 = TIER;
 
-/// The text of a title as indexed in its bigram field: between [`MARK`]s, each space a
-/// [`SPACE`].
-pub fn marked(text: &str) -> String {
-    format!("{MARK}{}{MARK}", with_spaces_marked(text))
-}
-
-fn with_spaces_marked(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_whitespace() { SPACE } else { c })
-        .collect()
-}
-
-/// The grams of `text` (after a [`MARK`], and before one too when `closed`, its spaces
-/// [`SPACE`]s) at their positions, as a query of the field: a phrase, or one term.
-pub fn anchored_query(field: Field, text: &str, closed: bool) -> Option<Box<dyn Query>> {
-    let text = text.trim();
-    if text.is_empty() {
-        return None;
-    }
-    let s = if closed {
-        marked(text)
+/// The one term `key` of `field`, exactly, or every term that starts with it.
+fn key_query(field: Field, key: &str, exact: bool) -> Box<dyn Query> {
+    if exact {
+        Box::new(TermQuery::new(
+            Term::from_field_text(field, key),
+            IndexRecordOption::Basic,
+        ))
     } else {
-        format!("{MARK}{}", with_spaces_marked(text))
-    };
-    let mut terms: Vec<(usize, Term)> = covering_bigrams(&s)
-        .into_iter()
-        .map(|(position, gram)| (position, Term::from_field_text(field, &gram)))
-        .collect();
-    Some(match terms.len() {
-        0 => return None,
-        1 => Box::new(TermQuery::new(terms.remove(0).1, IndexRecordOption::Basic)),
-        _ => Box::new(PhraseQuery::new_with_offset(terms)),
-    })
+        Box::new(WordPrefixQuery {
+            field,
+            prefix: Arc::new(WordPrefix(key.as_bytes().to_vec())),
+        })
+    }
 }
 
 /// The reading key of the whole query, when it is kana, or romaji word by word
@@ -93,32 +66,26 @@ pub fn query_reading(normalized: &str) -> Option<String> {
 }
 
 /// The tier clauses of one query, to add as `Should` beside the query's `Must` clauses:
-/// exact title, title prefix (in the title, or the title's reading), and `author` (every
+/// exact title, title prefix (the title, or the title's reading), and `author` (every
 /// term found in the author or the author's reading), each at its constant.
 pub fn clauses(
-    title: Field,
-    readings: Field,
+    title_key: Field,
+    reading_sort: Field,
     normalized: &str,
     author: Option<Box<dyn Query>>,
 ) -> Vec<(Occur, Box<dyn Query>)> {
-    let reading = query_reading(normalized);
+    let reading = query_reading(normalized).map(|r| format!("{READING_KEY_MARK}{r}"));
     let mut out: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-    for (closed, bonus) in [(true, EXACT_TITLE), (false, TITLE_PREFIX)] {
-        let mut either: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        if let Some(q) = anchored_query(title, normalized, closed) {
-            either.push((Occur::Should, q));
+    if !normalized.is_empty() {
+        for (exact, bonus) in [(true, EXACT_TITLE), (false, TITLE_PREFIX)] {
+            let mut either: Vec<(Occur, Box<dyn Query>)> =
+                vec![(Occur::Should, key_query(title_key, normalized, exact))];
+            if let Some(r) = &reading {
+                either.push((Occur::Should, key_query(reading_sort, r, exact)));
+            }
+            let query: Box<dyn Query> = Box::new(BooleanQuery::new(either));
+            out.push((Occur::Should, Box::new(ConstScoreQuery::new(query, bonus))));
         }
-        if let Some(q) = reading
-            .as_deref()
-            .and_then(|r| anchored_query(readings, r, closed))
-        {
-            either.push((Occur::Should, q));
-        }
-        if either.is_empty() {
-            continue;
-        }
-        let query: Box<dyn Query> = Box::new(BooleanQuery::new(either));
-        out.push((Occur::Should, Box::new(ConstScoreQuery::new(query, bonus))));
     }
     if let Some(author) = author {
         out.push((
