@@ -82,7 +82,7 @@ const WRITER_MEMORY_BYTES: usize = 64_000_000;
 /// raise it when [`SearchIndex`] indexes a title differently (the tokenizer, the
 /// normalisation, what goes into a field), and every index of an older format is rebuilt
 /// at its next start, in the background (`Catalog::open`).
-pub const FORMAT: u32 = 5;
+pub const FORMAT: u32 = 6;
 
 /// Name under which [`WordTokenizer`] is registered with each index.
 const WORDS_TOKENIZER: &str = "kitsuki_words";
@@ -143,9 +143,11 @@ mod field {
     pub const DECADE: &str = "decade";
     /// The NDC main class, 0 to 9 (filter and column).
     pub const NDC_CLASS: &str = "ndc_class";
-    /// The key of 五十音順 (a column, and a term for the reading tiers): see
-    /// `reading_sort_key`.
+    /// The key of 五十音順 (a column only): see `reading_sort_key`.
     pub const READING_SORT: &str = "reading_sort";
+    /// The title's reading key as one term, for the reading tiers (`tiers.rs`); only a
+    /// title with a reading has one.
+    pub const READING_KEY: &str = "reading_key";
     /// The normalised title as one term: the exact and prefix tiers (`tiers.rs`).
     pub const TITLE_KEY: &str = "title_key";
     /// Hash of the work (normalised title and author), so that editions group.
@@ -184,6 +186,13 @@ pub struct IndexDoc {
     pub year: Option<i64>,
     /// NDC class number (`913.6`), or empty.
     pub ndc: String,
+}
+
+/// What one field takes on disk: term dictionary, postings, positions, column, norms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldSpace {
+    pub field: String,
+    pub bytes: [u64; 5],
 }
 
 /// Restrictions applied to every search; all values compare exactly.
@@ -544,6 +553,42 @@ impl SearchIndex {
             .is_ok_and(|n| n > 0)
     }
 
+    /// Bytes on disk per field, over every segment: term dictionary, postings, positions,
+    /// columns (fast fields) and field norms, largest first. What the index's size is made
+    /// of (`examples/index_space.rs`).
+    pub fn space_by_field(&self) -> Result<Vec<FieldSpace>, IndexError> {
+        let usage = self
+            .reader
+            .searcher()
+            .space_usage()
+            .map_err(|e| IndexError::Tantivy(e.into()))?;
+        let mut by_name: HashMap<String, FieldSpace> = HashMap::new();
+        for segment in usage.segments() {
+            let parts = [
+                segment.termdict(),
+                segment.postings(),
+                segment.positions(),
+                segment.fast_fields(),
+                segment.fieldnorms(),
+            ];
+            for (part, usage) in parts.iter().enumerate() {
+                for f in usage.fields() {
+                    let entry =
+                        by_name
+                            .entry(f.field_name().to_owned())
+                            .or_insert_with(|| FieldSpace {
+                                field: f.field_name().to_owned(),
+                                bytes: [0; 5],
+                            });
+                    entry.bytes[part] += f.total().get_bytes();
+                }
+            }
+        }
+        let mut fields: Vec<FieldSpace> = by_name.into_values().collect();
+        fields.sort_by_key(|f| std::cmp::Reverse(f.bytes.iter().sum::<u64>()));
+        Ok(fields)
+    }
+
     /// Number of documents visible to searches.
     pub fn num_docs(&self) -> u64 {
         self.reader.searcher().num_docs()
@@ -740,14 +785,17 @@ impl SearchIndex {
         Ok(key)
     }
 
-    /// The ids of the editions of a work ([`work_key`]), newest first, at most `limit`.
+    /// The ids of the editions of a work ([`work_key`]), newest first, at most `limit`:
+    /// the titles of the same normalised title (one term of `title_key`) whose work
+    /// column is the work's (the same author).
     pub fn editions_of(
         &self,
         title: &str,
         author: &str,
         limit: usize,
     ) -> Result<Vec<String>, IndexError> {
-        let term = Term::from_field_u64(self.fields.work, work_key(title, author));
+        let wanted = work_key(title, author);
+        let term = Term::from_field_text(self.fields.title_key, &normalize(title));
         let query = TermQuery::new(term, IndexRecordOption::Basic);
         let searcher = self.reader.searcher();
         let weight = query.weight(EnableScoring::disabled_from_searcher(&searcher))?;
@@ -756,11 +804,12 @@ impl SearchIndex {
         for (segment, reader) in searcher.segment_readers().iter().enumerate() {
             let fast = reader.fast_fields();
             let (years, created) = (fast.i64(field::YEAR)?, fast.i64(field::CREATED_AT)?);
+            let works = fast.u64(field::WORK)?;
             let alive = reader.alive_bitset();
             let mut scorer = weight.scorer(reader, 1.0)?;
             let mut doc = scorer.doc();
             while doc != TERMINATED {
-                if alive.is_none_or(|bits| bits.is_alive(doc)) {
+                if alive.is_none_or(|bits| bits.is_alive(doc)) && works.first(doc) == Some(wanted) {
                     top.push(Hit {
                         score: 0.0,
                         year: years.first(doc).unwrap_or(NO_YEAR),
@@ -841,7 +890,7 @@ impl SearchIndex {
         );
         clauses.extend(tiers::clauses(
             self.fields.title_key,
-            self.fields.reading_sort,
+            self.fields.reading_key,
             &normalized,
             Some(Box::new(author)),
         ));
@@ -1075,6 +1124,9 @@ impl SearchIndex {
         if let Some(class) = crate::domain::ndc::main_class(doc.ndc.trim()) {
             out.add_u64(f.ndc_class, u64::from(class));
         }
+        if let Some(key) = &own {
+            out.add_text(f.reading_key, key);
+        }
         out.add_text(f.reading_sort, reading_sort_key(&title, own.as_deref()));
         out.add_u64(f.work, work_key_of(&title, &author));
         if !doc.isbn.trim().is_empty() {
@@ -1160,19 +1212,24 @@ fn key_of(text: &str, normalized: &str) -> Option<String> {
     reading.map(|r| reading_key(&r)).filter(|k| !k.is_empty())
 }
 
-/// The key of 五十音順, also what the reading tiers compare (`tiers.rs`): `1` and the
-/// title's reading key for a title with a reading (or written in kana), `2` and the
-/// normalised title for one without: kana order first, then the rest in code point
-/// order (Latin letters, then kanji).
+/// The key of 五十音順: `1` and the title's reading key for a title with a reading (or
+/// written in kana), `2` and the normalised title for one without: kana order first, then
+/// the rest in code point order (Latin letters, then kanji). Its first
+/// [`SORT_KEY_CHARS`] characters only: an order needs no more (titles equal so far sort
+/// by year, then age), and the column of whole titles was a third of the index's keys.
 fn reading_sort_key(title: &str, reading: Option<&str>) -> String {
-    match reading
+    let key = match reading
         .map(str::to_owned)
         .or_else(|| is_kana_text(title).then(|| reading_key(title)))
     {
-        Some(key) => format!("{}{key}", tiers::READING_KEY_MARK),
+        Some(key) => format!("1{key}"),
         None => format!("2{title}"),
-    }
+    };
+    key.chars().take(SORT_KEY_CHARS).collect()
 }
+
+/// How much of a title's 五十音順 key is kept ([`reading_sort_key`]).
+const SORT_KEY_CHARS: usize = 32;
 
 /// The work a title is an edition of: a hash (FNV-1a, stable across builds and runs, as
 /// the index keeps it) of its normalised title and author, names joined as the index
@@ -1274,9 +1331,10 @@ fn schema() -> Schema {
     builder.add_i64_field(field::YEAR, FAST);
     builder.add_i64_field(field::DECADE, INDEXED);
     builder.add_u64_field(field::NDC_CLASS, INDEXED | FAST);
-    builder.add_text_field(field::READING_SORT, STRING | FAST);
+    builder.add_text_field(field::READING_SORT, FAST);
+    builder.add_text_field(field::READING_KEY, STRING);
     builder.add_text_field(field::TITLE_KEY, STRING);
-    builder.add_u64_field(field::WORK, INDEXED | FAST);
+    builder.add_u64_field(field::WORK, FAST);
     builder.build()
 }
 
@@ -1305,6 +1363,7 @@ struct Fields {
     decade: Field,
     ndc_class: Field,
     reading_sort: Field,
+    reading_key: Field,
     title_key: Field,
     work: Field,
 }
@@ -1336,6 +1395,7 @@ impl Fields {
             decade: get(field::DECADE)?,
             ndc_class: get(field::NDC_CLASS)?,
             reading_sort: get(field::READING_SORT)?,
+            reading_key: get(field::READING_KEY)?,
             title_key: get(field::TITLE_KEY)?,
             work: get(field::WORK)?,
         })

@@ -6,9 +6,8 @@
 //! Exact and prefix matches compare the whole normalised title, indexed as one term
 //! (`title_key`): exact is that term, a prefix is the few terms of the dictionary that
 //! start with the query (a range of the sorted term dictionary, walked as an automaton).
-//! The title's reading is compared the same way through the 五十音順 key
-//! (`reading_sort`: [`READING_KEY_MARK`] and the reading key), so `あんのあいじょう` and
-//! `an no aijou` are exact for `アンの愛情`. An earlier form indexed the title between
+//! The title's reading key is compared the same way (`reading_key`, one term of a title
+//! with a reading), so `あんのあいじょう` and `an no aijou` are exact for `アンの愛情`. An earlier form indexed the title between
 //! marks in its bigram field and asked phrases of the marked grams: for Latin queries
 //! those phrases read the positions of the commonest bigrams (`th`, `an`) and made the
 //! benchmark's raw search three times slower; one term per title costs nearly nothing.
@@ -21,9 +20,6 @@ use tantivy::schema::{Field, IndexRecordOption};
 
 use super::{WordPrefix, WordPrefixQuery};
 use crate::domain::reading::{is_kana_text, reading_key, romaji_to_kana};
-
-/// Starts the 五十音順 key of a title with a reading (`reading_sort`), before its key.
-pub const READING_KEY_MARK: char = '1';
 
 /// One tier's step. BM25 sums of every field and term stay far below it (a score of a few
 /// hundred is a long query matching everywhere); a power of two keeps the f32 sum exact
@@ -70,18 +66,18 @@ pub fn query_reading(normalized: &str) -> Option<String> {
 /// term found in the author or the author's reading), each at its constant.
 pub fn clauses(
     title_key: Field,
-    reading_sort: Field,
+    reading_key: Field,
     normalized: &str,
     author: Option<Box<dyn Query>>,
 ) -> Vec<(Occur, Box<dyn Query>)> {
-    let reading = query_reading(normalized).map(|r| format!("{READING_KEY_MARK}{r}"));
+    let reading = query_reading(normalized);
     let mut out: Vec<(Occur, Box<dyn Query>)> = Vec::new();
     if !normalized.is_empty() {
         for (exact, bonus) in [(true, EXACT_TITLE), (false, TITLE_PREFIX)] {
             let mut either: Vec<(Occur, Box<dyn Query>)> =
                 vec![(Occur::Should, key_query(title_key, normalized, exact))];
             if let Some(r) = &reading {
-                either.push((Occur::Should, key_query(reading_sort, r, exact)));
+                either.push((Occur::Should, key_query(reading_key, r, exact)));
             }
             let query: Box<dyn Query> = Box::new(BooleanQuery::new(either));
             out.push((Occur::Should, Box::new(ConstScoreQuery::new(query, bonus))));
