@@ -197,14 +197,15 @@ async fn relevance_set_from_the_seed_records() {
         );
     }
     assert!(total >= 100, "only {total} queries");
-    // Floors just below what was measured when they were set (first hit: 99.8 / 99.8 /
-    // 98.8 / 95.7 / 99.8 %; top 10: 100 % but for authors, 95.7 %).
+    // Floors just below what was measured when they were set (first hit: 100 / 99.8 /
+    // 98.8 / 95.7 / 100 % since the exact-title tier; top 10: 100 % but for authors,
+    // 95.7 %, whose many titles cannot all be in the first ten).
     for ((kind, t), (first, top10)) in kinds.iter().zip([
-        (0.98, 0.99),
+        (0.995, 0.995),
         (0.98, 0.99),
         (0.96, 0.99),
         (0.93, 0.93),
-        (0.98, 0.99),
+        (0.995, 0.995),
     ]) {
         assert!(
             Tally::share(t.first, t.queries) >= first && Tally::share(t.top10, t.queries) >= top10,
