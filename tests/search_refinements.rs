@@ -18,6 +18,18 @@ async fn search(api: &Api, query: &str) -> Value {
     v
 }
 
+/// A page as a browser gets it.
+async fn html(api: &Api, path: &str) -> String {
+    let r = api
+        .http
+        .get(format!("{}{path}", api.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{path}");
+    r.text().await.unwrap()
+}
+
 fn hits(v: &Value) -> &Vec<Value> {
     v["hits"].as_array().unwrap()
 }
@@ -90,15 +102,7 @@ async fn facets_sorts_suggestions_and_editions_through_the_api_and_the_page() {
         suggestions.iter().any(|s| s.contains("錦絵が語る江戸の食")),
         "{suggestions:?}"
     );
-    let page = api
-        .http
-        .get(format!("{}/search?q=にしきへがかたる", app.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = html(&api, "/search?q=にしきへがかたる").await;
     assert!(page.contains("もしかして:"), "{page}");
     assert!(page.contains("錦絵が語る江戸の食"));
 
@@ -174,27 +178,11 @@ async fn facets_sorts_suggestions_and_editions_through_the_api_and_the_page() {
     assert_eq!(others, [ids[1].as_str(), ids[2].as_str()], "newest first");
 
     // The page: one hit standing for three editions, facets and sorts as links.
-    let page = api
-        .http
-        .get(format!("{}/search?q=アンの青春", app.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = html(&api, "/search?q=アンの青春").await;
     assert!(page.contains("ほかの版 2件"), "{page}");
     assert!(page.contains("9 文学"));
     assert!(page.contains("五十音順"));
-    let title_page = api
-        .http
-        .get(format!("{}/titles/{}", app.url, ids[0]))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let title_page = html(&api, &format!("/titles/{}", ids[0])).await;
     assert!(title_page.contains("ほかの版"));
     assert!(title_page.contains(&format!("/titles/{}", ids[1])));
     let _ = app;

@@ -45,7 +45,7 @@ fn short_name(branch: Branch) -> &'static str {
 }
 
 /// Rule M1's names of the material types.
-fn material_label(kind: Option<&str>) -> &'static str {
+pub(crate) fn material_label(kind: Option<&str>) -> &'static str {
     match kind {
         Some("book") => "図書",
         Some("magazine") => "雑誌",

@@ -55,13 +55,9 @@ pub fn href(params: &SearchParams) -> String {
     }
 }
 
-fn rule_m1_label(code: &str) -> &'static str {
-    match code {
-        "book" => "図書",
-        "magazine" => "雑誌",
-        "av" => "視聴覚資料",
-        _ => "その他",
-    }
+/// Rule M1's name of a material type code, from the one table the pages use.
+fn rule_m1_label(code: &str) -> Option<&'static str> {
+    Some(super::material_label(Some(code))).filter(|l| !l.is_empty())
 }
 
 /// The facet groups of a results page, in the order they are shown. A group with no
@@ -100,7 +96,7 @@ pub fn facet_groups(params: &SearchParams, facets: &Facets) -> Vec<FacetGroup> {
     groups.push(group(
         "資料の種類",
         &facets.material_types,
-        |value| Some(rule_m1_label(value).to_string()),
+        |value| rule_m1_label(value).map(str::to_string),
         |value| {
             parse_material(value).map(|m| SearchParams {
                 material: Some(m),
@@ -110,7 +106,7 @@ pub fn facet_groups(params: &SearchParams, facets: &Facets) -> Vec<FacetGroup> {
         params.material.map(|m| {
             let code = crate::views::material_code(m).unwrap_or("");
             (
-                rule_m1_label(code).to_string(),
+                rule_m1_label(code).unwrap_or_default().to_string(),
                 SearchParams {
                     material: None,
                     ..base.clone()

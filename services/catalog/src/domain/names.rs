@@ -522,13 +522,9 @@ fn trim_isbd(mut text: &str) -> &str {
     }
 }
 
+/// A kanji, or 〓 (the geta mark cataloguers write for one they cannot set).
 fn is_han(c: char) -> bool {
-    matches!(c,
-        '\u{3400}'..='\u{4DBF}'
-        | '\u{4E00}'..='\u{9FFF}'
-        | '\u{F900}'..='\u{FAFF}'
-        | '\u{20000}'..='\u{3FFFF}'
-        | '々' | '〆' | '〓')
+    super::text::is_han(c) || c == '〓'
 }
 
 fn is_katakana(c: char) -> bool {

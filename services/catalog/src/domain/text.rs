@@ -230,6 +230,17 @@ fn collapse_dashes_and_spaces(s: &str) -> String {
     out
 }
 
+/// A kanji (the CJK ideograph blocks, compatibility ideographs, the supplementary planes)
+/// or the kanji marks 々 and 〆: what record mapping and name display call a kanji.
+pub fn is_han(c: char) -> bool {
+    matches!(c,
+        '\u{3400}'..='\u{4DBF}'
+        | '\u{4E00}'..='\u{9FFF}'
+        | '\u{F900}'..='\u{FAFF}'
+        | '\u{20000}'..='\u{3FFFF}'
+        | '々' | '〆')
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

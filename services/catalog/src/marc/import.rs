@@ -18,6 +18,7 @@ use super::record::{DataField, MarcRecord};
 use super::{ImportRecord, MaterialKind};
 use crate::domain::ndc::class_in;
 use crate::domain::reading::romanised_reading;
+use crate::domain::text::is_han;
 
 /// The language of the item (008/35-37), when the record has a fixed field long enough.
 fn language(record: &MarcRecord) -> Option<&str> {
@@ -326,15 +327,6 @@ fn trim_isbd(mut text: &str) -> &str {
             return text.trim_start();
         }
     }
-}
-
-fn is_han(c: char) -> bool {
-    matches!(c,
-        '\u{3400}'..='\u{4DBF}'
-        | '\u{4E00}'..='\u{9FFF}'
-        | '\u{F900}'..='\u{FAFF}'
-        | '\u{20000}'..='\u{3FFFF}'
-        | '々' | '〆')
 }
 
 fn is_kana(c: char) -> bool {
