@@ -95,6 +95,8 @@ pub async fn import(a: ImportArgs) -> anyhow::Result<()> {
     let options = ImportOptions {
         batch: a.batch_size,
         index: indexed_here,
+        // The process exits after the import: the merge at its end needs no dictionary.
+        release_readings_before_merge: true,
         ..ImportOptions::default()
     };
     let mut progress = Progress::new(started);

@@ -178,6 +178,29 @@ impl Catalog {
         catch_up_into(&self.db().pool, &index, &mut |_| {}).await
     }
 
+    /// Begins a bulk write of the serving index (an import): no merge until
+    /// [`Catalog::merge_index_segments`] or [`Catalog::end_bulk_index`]
+    /// ([`SearchIndex::begin_bulk`]). Nothing during a background rebuild, which is a bulk
+    /// write of its own.
+    pub async fn begin_bulk_index(&self) -> anyhow::Result<()> {
+        let slot = self.index_slot();
+        let _writing = slot.writing.lock().await;
+        if !*slot.rebuilding.borrow() {
+            slot.serving().begin_bulk()?;
+        }
+        Ok(())
+    }
+
+    /// Ends a bulk write without merging ([`SearchIndex::end_bulk`]).
+    pub async fn end_bulk_index(&self) -> anyhow::Result<()> {
+        let slot = self.index_slot();
+        let _writing = slot.writing.lock().await;
+        if !*slot.rebuilding.borrow() {
+            slot.serving().end_bulk()?;
+        }
+        Ok(())
+    }
+
     /// Folds the serving index into one segment ([`SearchIndex::merge_segments`]), after
     /// a bulk write (an import): answers how many segments there were. Nothing during a
     /// background rebuild, which merges its own index before the swap.
@@ -253,6 +276,8 @@ impl Catalog {
             }
         }
         let fresh = Arc::new(SearchIndex::open_or_create(&building)?);
+        // Merged once, below, before it serves.
+        fresh.begin_bulk()?;
         let (total, _) = store::counts(&self.db().pool).await?;
         let gate = slot.gate.clone();
         let mut n = catch_up_into(&self.db().pool, &fresh, &mut |done| {

@@ -39,6 +39,10 @@ pub struct ImportOptions {
     /// An import that indexed at least this many titles merges the index into one segment
     /// at its end ([`MERGE_AFTER_TITLES`]).
     pub merge_after: usize,
+    /// Drops the dictionary of generated readings before the merge at the end
+    /// ([`Catalog::release_readings`]): for `kitsuki import`, which exits after it, so that
+    /// its peak memory (the merge maps the whole index) is not the dictionary's too.
+    pub release_readings_before_merge: bool,
 }
 
 impl Default for ImportOptions {
@@ -48,6 +52,7 @@ impl Default for ImportOptions {
             index: true,
             index_every: INDEX_EVERY,
             merge_after: MERGE_AFTER_TITLES,
+            release_readings_before_merge: false,
         }
     }
 }
@@ -301,6 +306,12 @@ impl<'c> Importer<'c> {
         if ids.is_empty() || self.summary.index_error.is_some() {
             return;
         }
+        if self.indexed == 0
+            && let Err(e) = self.catalog.begin_bulk_index().await
+        {
+            // Merges as usual: slower, never wrong.
+            tracing::warn!(error = %e, "search index not put in bulk mode");
+        }
         self.indexed += ids.len();
         if let Err(e) = index_batch(self.catalog, &ids).await {
             tracing::error!(error = %e, "search index not written; the import goes on storing");
@@ -310,15 +321,23 @@ impl<'c> Importer<'c> {
 
     async fn finish(mut self) -> (ImportSummary, Vec<String>) {
         self.index().await;
-        // A bulk import leaves a segment per commit; searches walk each one.
-        if self.indexed >= self.options.merge_after.max(1) && self.summary.index_error.is_none() {
-            match self.catalog.merge_index_segments().await {
-                Ok(n) => tracing::info!(segments = n, "search index merged into one segment"),
-                Err(e) => {
-                    tracing::error!(error = %e, "search index not merged");
-                    self.summary.index_error = Some(format!("{e:#}"));
-                }
+        // A bulk import leaves a segment per commit, unmerged ([`Importer::new`]);
+        // searches walk each one.
+        let ended = if self.indexed >= self.options.merge_after.max(1)
+            && self.summary.index_error.is_none()
+        {
+            if self.options.release_readings_before_merge {
+                self.catalog.release_readings();
             }
+            self.catalog.merge_index_segments().await.map(|n| {
+                tracing::info!(segments = n, "search index segments merged");
+            })
+        } else {
+            self.catalog.end_bulk_index().await
+        };
+        if let Err(e) = ended {
+            tracing::error!(error = %e, "search index not merged");
+            self.summary.index_error.get_or_insert(format!("{e:#}"));
         }
         (self.summary, self.created_ids.unwrap_or_default())
     }

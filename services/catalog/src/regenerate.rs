@@ -48,7 +48,7 @@ impl Catalog {
                         let author = generator.name_reading(&t.author).unwrap_or_default();
                         (t.title_reading.clone(), author, READING_GIVEN)
                     } else {
-                        generated_readings(generator, &t.title, &t.author)
+                        generated_readings(&generator, &t.title, &t.author)
                     };
                     let same = readings.0 == t.title_reading
                         && readings.1 == t.author_reading

@@ -94,7 +94,7 @@ pub struct Catalog {
     index_queue: Arc<crate::consumer::IndexQueue>,
     /// Generates the readings a new title lacks, once a dictionary is loaded
     /// ([`Catalog::use_readings`]); without one, titles keep the readings they were given.
-    readings: Arc<std::sync::OnceLock<Arc<crate::readings::ReadingGenerator>>>,
+    readings: Arc<std::sync::RwLock<Option<Arc<crate::readings::ReadingGenerator>>>>,
 }
 
 pub(crate) fn internal(context: &str, err: impl std::fmt::Display) -> ServiceError {
@@ -176,7 +176,14 @@ impl Catalog {
     /// Generates with `generator` the readings of the titles created from now on that lack
     /// them. Set once; a second call is ignored.
     pub fn use_readings(&self, generator: Arc<crate::readings::ReadingGenerator>) {
-        let _ = self.readings.set(generator);
+        *self.readings.write().unwrap_or_else(|p| p.into_inner()) = Some(generator);
+    }
+
+    /// Drops the dictionary (~44 MB): titles created from now on keep the readings they
+    /// were given. For a `kitsuki import` that has stored its titles and only merges its
+    /// index before it exits.
+    pub fn release_readings(&self) {
+        *self.readings.write().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// Staff correct a title's readings: stored as given (a regeneration keeps them), the
@@ -232,8 +239,11 @@ impl Catalog {
     }
 
     /// The reading generator in use, if a dictionary was loaded (the regeneration tool).
-    pub fn reading_generator(&self) -> Option<&crate::readings::ReadingGenerator> {
-        self.readings.get().map(Arc::as_ref)
+    pub fn reading_generator(&self) -> Option<Arc<crate::readings::ReadingGenerator>> {
+        self.readings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn clock(&self) -> &SharedClock {
@@ -271,16 +281,17 @@ impl Catalog {
         let title_text = new.title.trim().to_string();
         let author = new.author.trim().to_string();
         let given = new.title_reading.trim().to_string();
-        let generator = self.readings.get();
-        let (title_reading, author_reading, reading_source) = match (given.is_empty(), generator) {
-            (false, g) => (
-                given,
-                g.and_then(|g| g.name_reading(&author)).unwrap_or_default(),
-                crate::model::READING_GIVEN,
-            ),
-            (true, Some(g)) => crate::readings::generated_readings(g, &title_text, &author),
-            (true, None) => (String::new(), String::new(), ""),
-        };
+        let generator = self.reading_generator();
+        let (title_reading, author_reading, reading_source) =
+            match (given.is_empty(), generator.as_deref()) {
+                (false, g) => (
+                    given,
+                    g.and_then(|g| g.name_reading(&author)).unwrap_or_default(),
+                    crate::model::READING_GIVEN,
+                ),
+                (true, Some(g)) => crate::readings::generated_readings(g, &title_text, &author),
+                (true, None) => (String::new(), String::new(), ""),
+            };
         let title = Title {
             title_id: uuid::Uuid::now_v7().to_string(),
             title: title_text,

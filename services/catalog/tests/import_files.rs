@@ -35,6 +35,7 @@ fn small_batches() -> ImportOptions {
         index: true,
         index_every: 20,
         merge_after: 30,
+        ..ImportOptions::default()
     }
 }
 
