@@ -8,6 +8,12 @@
 //! forgery (`csrf`).
 //! In the embedded one-process run it can also serve the developer's outbox pages
 //! (`pages::dev`, reading mail files with `eml`), which a deployment never routes.
+//!
+//! Where to start: [`routes::routes`] lists every feature's routes; each entry leads to
+//! the module that serves it, which lists its own routes in a `routes()` beside its
+//! handlers (`api::*` for the JSON API, `pages::*` for the pages). A page and the API
+//! answer alike because both call the same functions (`circulation` for loans and holds,
+//! `api::*` for the rest) and show the same views (`views`, `circulation::views`).
 
 pub mod api;
 pub mod circulation;
@@ -20,6 +26,7 @@ pub mod holdability;
 pub mod limits;
 pub mod openapi;
 pub mod pages;
+pub mod route_table;
 pub mod routes;
 pub mod search;
 pub mod search_view;
@@ -32,7 +39,7 @@ pub mod views;
 pub use client_addr::TrustedProxies;
 pub use error::{ApiError, Lang};
 pub use holdability::holdability;
-pub use routes::{DEV_ROUTES, SERVED_ROUTES, TEST_CLOCK_ROUTES, router};
+pub use routes::router;
 pub use security::security_headers_layer;
 pub use state::{AppState, CirculationClients, Clients};
 

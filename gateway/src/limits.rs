@@ -17,7 +17,7 @@ use kitsuki_proto::ErrorCode;
 
 use crate::error::ApiError;
 use crate::pages::PageError;
-use crate::routes::is_api;
+use crate::route_table::is_api;
 
 /// The longest request target (path and query) served, in bytes. A search URL with the
 /// longest query the search form makes is under 2 KiB.

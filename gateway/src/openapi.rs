@@ -2,10 +2,12 @@
 //! `/api/v1/openapi.json`. It is a hand-written file (`openapi.json`) because it describes
 //! the contract, including the routes not served yet (`x-kitsuki-status: planned`) and the
 //! test clock that only a test run serves (`x-kitsuki-served-when: test-clock`); the tests
-//! below keep it honest against [`crate::SERVED_ROUTES`] and [`crate::TEST_CLOCK_ROUTES`].
+//! below keep it honest against the merged route table ([`crate::routes::routes`]).
 
 use axum::http::{HeaderValue, header};
 use axum::response::IntoResponse;
+
+use crate::route_table::Routes;
 
 /// The document, as served.
 pub const OPENAPI_JSON: &str = include_str!("openapi.json");
@@ -21,11 +23,26 @@ pub async fn serve() -> impl IntoResponse {
     )
 }
 
+/// The API document.
+pub(crate) fn routes() -> Routes {
+    Routes::new().get("/api/v1/openapi.json", serve)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::routes::{SERVED_ROUTES, TEST_CLOCK_ROUTES};
+    use crate::route_table::Served;
     use serde_json::Value;
+
+    /// The (method, path) of every route the application serves in a run of `kind`.
+    fn served(kind: Served) -> Vec<(&'static str, &'static str)> {
+        crate::routes::routes(true, true)
+            .table()
+            .iter()
+            .filter(|(_, _, s)| *s == kind)
+            .map(|(m, p, _)| (*m, *p))
+            .collect()
+    }
 
     const METHODS: [&str; 8] = [
         "get", "put", "post", "delete", "options", "head", "patch", "trace",
@@ -59,8 +76,8 @@ mod tests {
     #[test]
     fn every_served_route_is_in_the_document_and_not_marked_planned() {
         let doc = document();
-        for (method, path) in SERVED_ROUTES {
-            let op = &doc["paths"][*path][method.to_ascii_lowercase()];
+        for (method, path) in served(Served::Always) {
+            let op = &doc["paths"][path][method.to_ascii_lowercase()];
             assert!(op.is_object(), "{method} {path} missing from openapi.json");
             assert_ne!(
                 op["x-kitsuki-status"], "planned",
@@ -71,14 +88,13 @@ mod tests {
 
     #[test]
     fn every_operation_is_served_planned_or_served_by_the_binary() {
+        let (always, test_clock_routes) = (served(Served::Always), served(Served::TestClock));
         for (method, path, op) in operations(&document()) {
-            let served = SERVED_ROUTES
-                .iter()
-                .any(|(m, p)| *m == method && *p == path);
+            let served = always.iter().any(|(m, p)| *m == method && *p == path);
             let planned = op["x-kitsuki-status"] == "planned";
             let binary = op["x-kitsuki-served-by"] == "binary";
             let test_clock = op["x-kitsuki-served-when"] == "test-clock"
-                && TEST_CLOCK_ROUTES
+                && test_clock_routes
                     .iter()
                     .any(|(m, p)| *m == method && *p == path);
             assert!(
@@ -91,11 +107,12 @@ mod tests {
     #[test]
     fn the_test_clock_is_documented_as_served_only_with_test_clocks() {
         let doc = document();
-        for (method, path) in TEST_CLOCK_ROUTES {
-            let op = &doc["paths"][*path][method.to_ascii_lowercase()];
+        let test_clock = served(Served::TestClock);
+        assert!(!test_clock.is_empty());
+        for (method, path) in test_clock {
+            let op = &doc["paths"][path][method.to_ascii_lowercase()];
             assert_eq!(op["x-kitsuki-served-when"], "test-clock", "{method} {path}");
             assert!(op.get("x-kitsuki-status").is_none(), "{method} {path}");
-            assert!(!SERVED_ROUTES.contains(&(*method, *path)));
         }
     }
 

@@ -1,9 +1,7 @@
-//! The router: every page and API route the gateway serves, listed once in
-//! [`SERVED_ROUTES`]. The router is built from that list, so the list (which the OpenAPI
-//! test checks against the document) cannot drift from what is served. The developer's
-//! pages of the embedded run, [`DEV_ROUTES`], are listed apart: HTML only, not in the API
-//! document, and routed only when the state serves them. So is the test clock,
-//! [`TEST_CLOCK_ROUTES`]: in the document, but routed only for a run with test clocks.
+//! The router: the routes of every slice, merged ([`routes`]; each slice lists its own in
+//! one `routes()`, see `route_table`), and what is around them. The tests walk the same
+//! merged table, so what they check (against the OpenAPI document, against each handler)
+//! is what is served.
 //!
 //! Around the routes, from the inside out: the CSRF check of every page POST (per route),
 //! the page context (layout, CSRF cookie; see `pages::layout`), `Cache-Control: no-store`
@@ -14,258 +12,57 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, delete, get, post, put};
 use axum::{Router, http::header};
 use kitsuki_proto::ErrorCode;
 
 use crate::api::{admin, catalog, counter, desk, loans, patron, staff, testclock};
-use crate::csrf;
 use crate::error::{ApiError, ErrorBody, localize};
 use crate::limits;
 use crate::pages::{self, PageError, account, layout};
+use crate::route_table::{Routes, is_api};
 use crate::security::security_headers_layer;
 use crate::session::{PATRON_COOKIE, STAFF_COOKIE};
 use crate::state::AppState;
 
-/// Every (method, path) the router serves, in axum's path syntax (which is also
-/// OpenAPI's). `/healthz`, `/readyz` and `/metrics` are served by the binary.
-pub const SERVED_ROUTES: &[(&str, &str)] = &[
-    // Pages: the catalogue.
-    ("GET", "/"),
-    ("GET", "/search"),
-    ("GET", "/titles/{title_id}"),
-    ("GET", "/static/site.css"),
-    // Pages: インターネット予約 (rule H4).
-    ("GET", "/titles/{title_id}/hold"),
-    ("POST", "/titles/{title_id}/hold/review"),
-    ("POST", "/titles/{title_id}/hold"),
-    ("GET", "/titles/{title_id}/hold/done"),
-    // Pages: the patron's Webサービス.
-    ("GET", "/login"),
-    ("POST", "/login"),
-    ("POST", "/logout"),
-    ("GET", "/my"),
-    ("POST", "/my/loans/{loan_id}/renew"),
-    ("POST", "/my/holds/{hold_id}/cancel"),
-    ("GET", "/my/email"),
-    ("POST", "/my/email"),
-    ("GET", "/my/password"),
-    ("POST", "/my/password"),
-    ("GET", "/password/forgot"),
-    ("POST", "/password/forgot"),
-    ("GET", "/password/reset"),
-    ("POST", "/password/reset"),
-    ("GET", "/email/verify"),
-    ("POST", "/email/verify"),
-    // Pages: the counter.
-    ("GET", "/staff/login"),
-    ("POST", "/staff/login"),
-    ("POST", "/staff/logout"),
-    ("GET", "/staff"),
-    ("GET", "/staff/{branch}/patrons/new"),
-    ("POST", "/staff/{branch}/patrons/new"),
-    ("GET", "/staff/{branch}/web-service"),
-    ("GET", "/staff/{branch}/patrons/{card}/web-service"),
-    ("POST", "/staff/{branch}/patrons/{card}/web-service"),
-    // Pages: catalogue administration (rule S3: the admin role).
-    ("GET", "/staff/titles/{title_id}/readings"),
-    ("POST", "/staff/titles/{title_id}/readings"),
-    // Pages: a branch desk's circulation (rule S1).
-    ("GET", "/staff/{branch}/desk"),
-    ("POST", "/staff/{branch}/desk/checkout"),
-    ("POST", "/staff/{branch}/desk/checkin"),
-    ("POST", "/staff/{branch}/desk/holds"),
-    ("GET", "/staff/{branch}/desk/loans"),
-    ("POST", "/staff/{branch}/desk/loans/{loan_id}/renew"),
-    ("GET", "/staff/{branch}/hold-shelf"),
-    ("GET", "/staff/{branch}/expired-holds"),
-    ("GET", "/staff/{branch}/pull-list"),
-    ("GET", "/staff/{branch}/transits"),
-    ("GET", "/staff/{branch}/provisional-holds"),
-    ("POST", "/staff/{branch}/holds/{hold_id}/confirm"),
-    ("POST", "/staff/{branch}/holds/{hold_id}/reject"),
-    // JSON API.
-    ("GET", "/api/v1/openapi.json"),
-    ("GET", "/api/v1/titles"),
-    ("GET", "/api/v1/titles/{title_id}"),
-    ("POST", "/api/v1/session"),
-    ("DELETE", "/api/v1/session"),
-    ("GET", "/api/v1/me"),
-    ("PUT", "/api/v1/me/password"),
-    ("POST", "/api/v1/me/email"),
-    ("POST", "/api/v1/email-verifications"),
-    ("POST", "/api/v1/password-resets"),
-    ("POST", "/api/v1/password-resets/confirm"),
-    ("GET", "/api/v1/me/loans"),
-    ("POST", "/api/v1/me/loans/{loan_id}/renew"),
-    ("GET", "/api/v1/me/holds"),
-    ("POST", "/api/v1/me/holds"),
-    ("DELETE", "/api/v1/me/holds/{hold_id}"),
-    ("POST", "/api/v1/staff/session"),
-    ("DELETE", "/api/v1/staff/session"),
-    ("POST", "/api/v1/branches/{branch}/patrons"),
-    (
-        "POST",
-        "/api/v1/branches/{branch}/patrons/{card}/web-service",
-    ),
-    ("POST", "/api/v1/branches/{branch}/checkouts"),
-    ("POST", "/api/v1/branches/{branch}/checkins"),
-    ("POST", "/api/v1/branches/{branch}/loans/{loan_id}/renew"),
-    ("POST", "/api/v1/branches/{branch}/holds"),
-    ("POST", "/api/v1/branches/{branch}/holds/{hold_id}/confirm"),
-    ("POST", "/api/v1/branches/{branch}/holds/{hold_id}/reject"),
-    ("GET", "/api/v1/branches/{branch}/hold-shelf"),
-    ("GET", "/api/v1/branches/{branch}/expired-holds"),
-    ("GET", "/api/v1/branches/{branch}/pull-list"),
-    ("GET", "/api/v1/branches/{branch}/transits"),
-    ("GET", "/api/v1/branches/{branch}/provisional-holds"),
-    ("POST", "/api/v1/admin/titles"),
-    ("PUT", "/api/v1/admin/titles/{title_id}/readings"),
-    ("POST", "/api/v1/admin/items"),
-    ("POST", "/api/v1/admin/staff"),
-];
-
-/// The developer's pages (`pages::dev`), routed only when
-/// [`AppState::serves_dev_pages`]: elsewhere they are unknown paths (404).
-pub const DEV_ROUTES: &[(&str, &str)] =
-    &[("GET", "/dev/outbox"), ("GET", "/dev/outbox/{delivery_id}")];
-
-/// The test clock (API.md "Operations and tests"), routed only when the state has test
-/// clocks ([`AppState::with_test_clocks`]): elsewhere an unknown path (404).
-pub const TEST_CLOCK_ROUTES: &[(&str, &str)] = &[("POST", "/api/v1/test/clock")];
-
-/// The handler of one entry of [`DEV_ROUTES`].
-fn dev_handler_for(method: &str, path: &str) -> MethodRouter<AppState> {
-    match (method, path) {
-        ("GET", "/dev/outbox") => get(pages::dev::outbox),
-        ("GET", "/dev/outbox/{delivery_id}") => get(pages::dev::mail),
-        _ => panic!("no handler for {method} {path} in DEV_ROUTES"),
+/// Every route of the slices, merged: the catalogue, the patron's account, holds and
+/// loans, the counter, catalogue administration, a branch desk; with the developer's
+/// pages and the test clock when asked (a run that does not serve them never routes them:
+/// unknown paths, 404). `/healthz`, `/readyz` and `/metrics` are served by the binary.
+pub fn routes(dev_pages: bool, test_clock: bool) -> Routes {
+    let mut routes = Routes::new()
+        // The catalogue.
+        .merge(pages::routes())
+        .merge(catalog::routes())
+        .merge(crate::openapi::routes())
+        // The patron's Webサービス.
+        .merge(account::routes())
+        .merge(pages::my::routes())
+        .merge(patron::routes())
+        // Holds and loans (rule H4).
+        .merge(pages::holds::routes())
+        .merge(loans::routes())
+        // The counter, and catalogue administration (rule S3).
+        .merge(pages::staff::routes())
+        .merge(staff::routes())
+        .merge(counter::routes())
+        .merge(pages::readings::routes())
+        .merge(admin::routes())
+        // A branch desk's circulation (rule S1).
+        .merge(pages::desk::routes())
+        .merge(desk::routes());
+    if dev_pages {
+        routes = routes.merge(pages::dev::routes());
     }
-}
-
-/// The handler of one entry of [`SERVED_ROUTES`].
-fn handler_for(method: &str, path: &str) -> MethodRouter<AppState> {
-    use pages::desk as desk_pages;
-    use pages::holds as hold_pages;
-    use pages::staff as counter_pages;
-    match (method, path) {
-        ("GET", "/") => get(pages::index),
-        ("GET", "/search") => get(pages::search),
-        ("GET", "/titles/{title_id}") => get(pages::title),
-        ("GET", "/static/site.css") => get(pages::site_css),
-        ("GET", "/titles/{title_id}/hold") => get(hold_pages::hold_form),
-        ("POST", "/titles/{title_id}/hold/review") => post(hold_pages::hold_review),
-        ("POST", "/titles/{title_id}/hold") => post(hold_pages::hold_submit),
-        ("GET", "/titles/{title_id}/hold/done") => get(hold_pages::hold_done),
-        ("GET", "/login") => get(account::login_form),
-        ("POST", "/login") => post(account::login_submit),
-        ("POST", "/logout") => post(account::logout),
-        ("GET", "/my") => get(account::my),
-        ("POST", "/my/loans/{loan_id}/renew") => post(hold_pages::renew_submit),
-        ("POST", "/my/holds/{hold_id}/cancel") => post(hold_pages::cancel_submit),
-        ("GET", "/my/email") => get(account::email_form),
-        ("POST", "/my/email") => post(account::email_submit),
-        ("GET", "/my/password") => get(account::password_form),
-        ("POST", "/my/password") => post(account::password_submit),
-        ("GET", "/password/forgot") => get(account::forgot_form),
-        ("POST", "/password/forgot") => post(account::forgot_submit),
-        ("GET", "/password/reset") => get(account::reset_form),
-        ("POST", "/password/reset") => post(account::reset_submit),
-        ("GET", "/email/verify") => get(account::verify_form),
-        ("POST", "/email/verify") => post(account::verify_submit),
-        ("GET", "/staff/login") => get(counter_pages::login_form),
-        ("POST", "/staff/login") => post(counter_pages::login_submit),
-        ("POST", "/staff/logout") => post(counter_pages::logout),
-        ("GET", "/staff") => get(counter_pages::menu),
-        ("GET", "/staff/{branch}/patrons/new") => get(counter_pages::patron_form),
-        ("POST", "/staff/{branch}/patrons/new") => post(counter_pages::patron_submit),
-        ("GET", "/staff/{branch}/web-service") => get(counter_pages::web_service_lookup),
-        ("GET", "/staff/{branch}/patrons/{card}/web-service") => {
-            get(counter_pages::web_service_form)
-        }
-        ("POST", "/staff/{branch}/patrons/{card}/web-service") => {
-            post(counter_pages::web_service_submit)
-        }
-        ("GET", "/staff/titles/{title_id}/readings") => get(pages::readings::readings_form),
-        ("POST", "/staff/titles/{title_id}/readings") => post(pages::readings::readings_submit),
-        ("GET", "/staff/{branch}/desk") => get(desk_pages::desk),
-        ("POST", "/staff/{branch}/desk/checkout") => post(desk_pages::checkout_submit),
-        ("POST", "/staff/{branch}/desk/checkin") => post(desk_pages::checkin_submit),
-        ("POST", "/staff/{branch}/desk/holds") => post(desk_pages::hold_submit),
-        ("GET", "/staff/{branch}/desk/loans") => get(desk_pages::loans),
-        ("POST", "/staff/{branch}/desk/loans/{loan_id}/renew") => post(desk_pages::renew_submit),
-        ("GET", "/staff/{branch}/hold-shelf") => get(desk_pages::hold_shelf),
-        ("GET", "/staff/{branch}/expired-holds") => get(desk_pages::expired_holds),
-        ("GET", "/staff/{branch}/pull-list") => get(desk_pages::pull_list),
-        ("GET", "/staff/{branch}/transits") => get(desk_pages::transits),
-        ("GET", "/staff/{branch}/provisional-holds") => get(desk_pages::provisional_holds),
-        ("POST", "/staff/{branch}/holds/{hold_id}/confirm") => post(desk_pages::confirm_submit),
-        ("POST", "/staff/{branch}/holds/{hold_id}/reject") => post(desk_pages::reject_submit),
-        ("GET", "/api/v1/openapi.json") => get(crate::openapi::serve),
-        ("GET", "/api/v1/titles") => get(catalog::search_titles),
-        ("GET", "/api/v1/titles/{title_id}") => get(catalog::get_title),
-        ("POST", "/api/v1/session") => post(patron::login),
-        ("DELETE", "/api/v1/session") => delete(patron::logout),
-        ("GET", "/api/v1/me") => get(patron::me),
-        ("PUT", "/api/v1/me/password") => put(patron::put_password),
-        ("POST", "/api/v1/me/email") => post(patron::post_email),
-        ("POST", "/api/v1/email-verifications") => post(patron::post_email_verification),
-        ("POST", "/api/v1/password-resets") => post(patron::post_password_reset),
-        ("POST", "/api/v1/password-resets/confirm") => post(patron::post_password_reset_confirm),
-        ("GET", "/api/v1/me/loans") => get(loans::my_loans),
-        ("POST", "/api/v1/me/loans/{loan_id}/renew") => post(loans::renew),
-        ("GET", "/api/v1/me/holds") => get(loans::my_holds),
-        ("POST", "/api/v1/me/holds") => post(loans::place_hold),
-        ("DELETE", "/api/v1/me/holds/{hold_id}") => delete(loans::cancel_hold),
-        ("POST", "/api/v1/staff/session") => post(staff::login),
-        ("DELETE", "/api/v1/staff/session") => delete(staff::logout),
-        ("POST", "/api/v1/branches/{branch}/patrons") => post(counter::register_patron),
-        ("POST", "/api/v1/branches/{branch}/patrons/{card}/web-service") => {
-            post(counter::enable_web_service)
-        }
-        ("POST", "/api/v1/branches/{branch}/checkouts") => post(desk::checkout),
-        ("POST", "/api/v1/branches/{branch}/checkins") => post(desk::checkin),
-        ("POST", "/api/v1/branches/{branch}/loans/{loan_id}/renew") => post(desk::renew),
-        ("POST", "/api/v1/branches/{branch}/holds") => post(desk::place_hold),
-        ("POST", "/api/v1/branches/{branch}/holds/{hold_id}/confirm") => post(desk::confirm_hold),
-        ("POST", "/api/v1/branches/{branch}/holds/{hold_id}/reject") => post(desk::reject_hold),
-        ("GET", "/api/v1/branches/{branch}/hold-shelf") => get(desk::hold_shelf),
-        ("GET", "/api/v1/branches/{branch}/expired-holds") => get(desk::expired_holds),
-        ("GET", "/api/v1/branches/{branch}/pull-list") => get(desk::pull_list),
-        ("GET", "/api/v1/branches/{branch}/transits") => get(desk::transits),
-        ("GET", "/api/v1/branches/{branch}/provisional-holds") => get(desk::provisional_holds),
-        ("POST", "/api/v1/admin/titles") => post(admin::create_title),
-        ("PUT", "/api/v1/admin/titles/{title_id}/readings") => put(admin::set_readings),
-        ("POST", "/api/v1/admin/items") => post(admin::create_item),
-        ("POST", "/api/v1/admin/staff") => post(admin::create_staff),
-        // Only reachable by adding a route to the list without a handler; the router test
-        // builds the router and so fails first.
-        _ => panic!("no handler for {method} {path} in SERVED_ROUTES"),
+    if test_clock {
+        routes = routes.merge(testclock::routes());
     }
+    routes
 }
 
 /// The gateway's application routes with their error handling and security headers.
 /// The binary merges `/healthz`, `/readyz` and `/metrics` beside it.
 pub fn router(state: AppState) -> Router {
-    let mut router = Router::new();
-    for (method, path) in SERVED_ROUTES {
-        let mut route = handler_for(method, path);
-        if *method == "POST" && !is_api_path(path) {
-            // Every form of every page proves it came from one of our pages.
-            route = route.route_layer(middleware::from_fn(csrf::verify));
-        }
-        router = router.route(path, route);
-    }
-    if state.serves_dev_pages() {
-        // GET only, no forms: nothing for the CSRF check to guard.
-        for (method, path) in DEV_ROUTES {
-            router = router.route(path, dev_handler_for(method, path));
-        }
-    }
-    if !state.test_clocks().is_empty() {
-        // JSON only: an API path, outside the CSRF check of page forms.
-        router = router.route(TEST_CLOCK_ROUTES[0].1, post(testclock::move_clock));
-    }
+    let router = routes(state.serves_dev_pages(), !state.test_clocks().is_empty()).into_router();
     router
         // After the routes: it applies to the routes present when it is called.
         .method_not_allowed_fallback(method_not_allowed)
@@ -283,15 +80,6 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(localize))
         .layer(security_headers_layer())
         .with_state(state)
-}
-
-fn is_api_path(path: &str) -> bool {
-    path == "/api" || path.starts_with("/api/")
-}
-
-/// Whether a request is for the JSON API (else it is for a page).
-pub fn is_api(uri: &Uri) -> bool {
-    is_api_path(uri.path())
 }
 
 /// Paths whose answers are always about one person or carry a token or a link's secret,
@@ -363,6 +151,7 @@ async fn method_not_allowed(uri: Uri) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::route_table::Served;
     use crate::security::CONTENT_SECURITY_POLICY;
     use crate::test_support::unreachable_state;
     use axum::body::{Body, to_bytes};
@@ -492,11 +281,21 @@ Content-Transfer-Encoding: base64\r\n\r\n5pys5paHIGh0dHA6Ly9sb2NhbGhvc3Q6ODA4MC9
     }
 
     #[test]
-    fn dev_routes_are_apart_from_the_documented_ones() {
-        for route in DEV_ROUTES {
-            assert!(!SERVED_ROUTES.contains(route), "{route:?}");
-            assert!(is_personal(route.1), "{route:?}: no-store");
+    fn the_developer_s_pages_are_personal_and_apart_from_the_rest() {
+        let all = routes(true, true);
+        let dev: Vec<_> = all
+            .table()
+            .iter()
+            .filter(|(_, _, s)| *s == Served::DevPages)
+            .collect();
+        assert_eq!(dev.len(), 2, "{dev:?}");
+        for (method, path, _) in dev {
+            assert!(path.starts_with("/dev/"), "{method} {path}");
+            assert!(is_personal(path), "{method} {path}: no-store");
         }
+        let plain = routes(false, false);
+        assert!(plain.table().iter().all(|(_, _, s)| *s == Served::Always));
+        assert_eq!(plain.table().len() + 3, all.table().len());
     }
 
     fn concrete(path: &str) -> String {
@@ -509,7 +308,7 @@ Content-Transfer-Encoding: base64\r\n\r\n5pys5paHIGh0dHA6Ly9sb2NhbGhvc3Q6ODA4MC9
 
     #[tokio::test]
     async fn every_served_route_reaches_its_handler() {
-        for (method, path) in SERVED_ROUTES {
+        for (method, path, _) in routes(false, false).table() {
             let body = (*method == "POST").then_some("{}");
             let response = send(method, &concrete(path), body).await;
             let status = response.status();

@@ -6,19 +6,9 @@
 mod common;
 
 use common::{ADULT, Backend, Options, TestApp};
+use kitsuki_platform::on_both_backends;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $( #[tokio::test] async fn $name() { super::$name(super::Backend::Sqlite).await } )*
-        }
-        mod postgres {
-            $( #[tokio::test] async fn $name() { super::$name(super::Backend::Postgres).await } )*
-        }
-    };
-}
 
 on_both_backends!(
     catalogue_text_with_a_control_character_is_invalid_text,

@@ -264,13 +264,7 @@ pub struct SmtpSink {
     decoded: std::sync::Mutex<std::collections::HashMap<std::path::PathBuf, String>>,
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use kitsuki_platform::testing::free_port;
 
 impl SmtpSink {
     /// Starts the sink on `port` (use [`free_port`]) and waits for its "ready" line.

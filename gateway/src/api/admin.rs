@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::api::staff::{ADMIN_ROLE, Admin, Staff};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::route_table::Routes;
 use crate::state::AppState;
 use crate::views::{CreatedItemView, ItemView, parse_material};
 
@@ -279,6 +280,15 @@ pub async fn create_staff(
     state.patron().create_staff(state.rpc(request)).await?;
     tracing::info!(username = %created.username, role = %created.role, "staff account created");
     Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// Catalogue and staff administration in the JSON API (rule S3).
+pub(crate) fn routes() -> Routes {
+    Routes::new()
+        .post("/api/v1/admin/titles", create_title)
+        .put("/api/v1/admin/titles/{title_id}/readings", set_readings)
+        .post("/api/v1/admin/items", create_item)
+        .post("/api/v1/admin/staff", create_staff)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use kitsuki_proto::{ErrorCode, TitleId};
 
 use crate::error::{ApiError, Lang};
 use crate::extract::ApiQuery;
+use crate::route_table::Routes;
 use crate::search::{RawSearchParams, SearchParams};
 use crate::search_view::SearchResultView;
 use crate::state::AppState;
@@ -83,4 +84,11 @@ pub fn title_refusal(status: &tonic::Status) -> ApiError {
         e if e.code() == ErrorCode::NotFound => ApiError::new(ErrorCode::TitleNotFound),
         e => e,
     }
+}
+
+/// The catalogue's JSON API.
+pub(crate) fn routes() -> Routes {
+    Routes::new()
+        .get("/api/v1/titles", search_titles)
+        .get("/api/v1/titles/{title_id}", get_title)
 }

@@ -21,6 +21,7 @@ use time::macros::format_description;
 use crate::api::staff::Staff;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::route_table::Routes;
 use crate::state::AppState;
 
 /// Rule P2: the kinds of identity document a counter accepts (the kind is stored, never
@@ -227,6 +228,16 @@ pub async fn enable_web_service(
         name: answer.name,
         temporary_password: answer.temporary_password,
     }))
+}
+
+/// The counter's patron registration in the JSON API.
+pub(crate) fn routes() -> Routes {
+    Routes::new()
+        .post("/api/v1/branches/{branch}/patrons", register_patron)
+        .post(
+            "/api/v1/branches/{branch}/patrons/{card}/web-service",
+            enable_web_service,
+        )
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ use crate::circulation::{
 };
 use crate::error::{ApiError, Lang};
 use crate::extract::ApiJson;
+use crate::route_table::Routes;
 use crate::state::AppState;
 
 /// The record id of a `/{branch}/…/{id}/…` path.
@@ -210,4 +211,29 @@ pub async fn transits(
 ) -> Result<Json<TransitsView>, ApiError> {
     let (transits, titles) = circulation::transits(&state, &counter).await?;
     Ok(Json(TransitsView::new(&transits, &titles)))
+}
+
+/// A branch desk's circulation in the JSON API (rule S1).
+pub(crate) fn routes() -> Routes {
+    Routes::new()
+        .post("/api/v1/branches/{branch}/checkouts", checkout)
+        .post("/api/v1/branches/{branch}/checkins", checkin)
+        .post("/api/v1/branches/{branch}/loans/{loan_id}/renew", renew)
+        .post("/api/v1/branches/{branch}/holds", place_hold)
+        .post(
+            "/api/v1/branches/{branch}/holds/{hold_id}/confirm",
+            confirm_hold,
+        )
+        .post(
+            "/api/v1/branches/{branch}/holds/{hold_id}/reject",
+            reject_hold,
+        )
+        .get("/api/v1/branches/{branch}/hold-shelf", hold_shelf)
+        .get("/api/v1/branches/{branch}/expired-holds", expired_holds)
+        .get("/api/v1/branches/{branch}/pull-list", pull_list)
+        .get("/api/v1/branches/{branch}/transits", transits)
+        .get(
+            "/api/v1/branches/{branch}/provisional-holds",
+            provisional_holds,
+        )
 }

@@ -19,6 +19,7 @@ use crate::circulation::{
 };
 use crate::error::{ApiError, Lang};
 use crate::extract::ApiJson;
+use crate::route_table::Routes;
 use crate::state::AppState;
 
 /// The id of a path whose only parameter is that id; a path that does not parse names no
@@ -117,4 +118,14 @@ pub async fn cancel_hold(
     let hold_id = path_id(path, ErrorCode::HoldNotFound)?;
     cancel_own(&state, &patron.profile.card_number, &hold_id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The patron's loans and holds in the JSON API.
+pub(crate) fn routes() -> Routes {
+    Routes::new()
+        .get("/api/v1/me/loans", my_loans)
+        .post("/api/v1/me/loans/{loan_id}/renew", renew)
+        .get("/api/v1/me/holds", my_holds)
+        .post("/api/v1/me/holds", place_hold)
+        .delete("/api/v1/me/holds/{hold_id}", cancel_hold)
 }

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::api::staff::SessionView;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ClientAddr};
+use crate::route_table::Routes;
 use crate::session::{self, PATRON_COOKIE, Secret, removal_cookie, session_cookie};
 use crate::state::AppState;
 
@@ -423,6 +424,22 @@ pub async fn post_password_reset_confirm(
 ) -> Result<StatusCode, ApiError> {
     confirm_password_reset(&state, &body.token, body.new_password).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The patron's session, profile, email and password in the JSON API.
+pub(crate) fn routes() -> Routes {
+    Routes::new()
+        .post("/api/v1/session", login)
+        .delete("/api/v1/session", logout)
+        .get("/api/v1/me", me)
+        .put("/api/v1/me/password", put_password)
+        .post("/api/v1/me/email", post_email)
+        .post("/api/v1/email-verifications", post_email_verification)
+        .post("/api/v1/password-resets", post_password_reset)
+        .post(
+            "/api/v1/password-resets/confirm",
+            post_password_reset_confirm,
+        )
 }
 
 #[cfg(test)]

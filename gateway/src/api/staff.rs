@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ClientAddr};
+use crate::route_table::Routes;
 use crate::session::{self, STAFF_COOKIE, Secret, removal_cookie, session_cookie};
 use crate::state::AppState;
 
@@ -208,6 +209,13 @@ pub async fn end_staff_session(state: &AppState, token: &Secret) -> Result<(), A
             }
         }
     }
+}
+
+/// The staff session in the JSON API.
+pub(crate) fn routes() -> Routes {
+    Routes::new()
+        .post("/api/v1/staff/session", login)
+        .delete("/api/v1/staff/session", logout)
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::route_table::{Routes, Served};
 use crate::state::AppState;
 
 /// `{advance_days}` or `{now}`, exactly one of them.
@@ -80,6 +81,13 @@ pub async fn move_clock(
     }
     tracing::warn!(now = %latest, "test clock moved");
     Ok(Json(ClockView { now: latest }))
+}
+
+/// The test clock, routed only for a run with test clocks (API.md "Operations and tests").
+pub(crate) fn routes() -> Routes {
+    Routes::new()
+        .served_when(Served::TestClock)
+        .post("/api/v1/test/clock", move_clock)
 }
 
 #[cfg(test)]

@@ -9,9 +9,8 @@
 //! to log in or change it), and no page shows one.
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{FromRequestParts, Query, State};
-use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
 use kitsuki_proto::{CardNumber, ErrorCode};
@@ -19,79 +18,17 @@ use minijinja::context;
 use serde::Deserialize;
 
 use crate::api::patron::{
-    MeView, Patron, change_password, confirm_password_reset, end_patron_session, patron_login,
+    MeView, change_password, confirm_password_reset, end_patron_session, patron_login,
     request_email_change, request_password_reset, verify_email,
 };
 use crate::error::ApiError;
 use crate::extract::ClientAddr;
-use crate::pages::holds::MySections;
-use crate::pages::layout::PatronState;
-use crate::pages::{Layout, PageError, PageForm, html_page, see_other};
+use crate::pages::my::PatronPage;
+use crate::pages::{Layout, PageError, PageForm, forms, html_page, see_other};
+use crate::route_table::Routes;
 use crate::session::{self, PATRON_COOKIE, Secret, removal_cookie, session_cookie};
 use crate::state::AppState;
 use crate::templates;
-
-/// An account page's patron: signed in by the cookie, or sent to the login page.
-#[derive(Debug, Clone)]
-pub struct PatronPage {
-    pub layout: Layout,
-    pub patron: Patron,
-}
-
-impl FromRequestParts<AppState> for PatronPage {
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        let Ok(layout) = Layout::from_request_parts(parts, state).await;
-        match layout.patron_state().clone() {
-            PatronState::SignedIn(patron) => Ok(PatronPage { layout, patron }),
-            PatronState::Anonymous => Err(see_other("/login")),
-            PatronState::Unavailable(err) => Err(PageError::from(err).into_response()),
-        }
-    }
-}
-
-/// A form page shown again after a refusal: its status, and `Retry-After` when throttled.
-fn refused_form(
-    err: &ApiError,
-    template: &str,
-    layout: &Layout,
-    context: minijinja::Value,
-) -> Response {
-    let mut response = html_page(
-        err.status(),
-        template,
-        &layout.clone().with_form().view(),
-        context,
-    );
-    if let Some(secs) = err.retry_after() {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    }
-    response
-}
-
-/// What patron-account said, as the page should show it: a failure as the error page; a
-/// session that ended meanwhile as the login page; anything else on the form.
-fn page_failure(err: &ApiError) -> Option<Response> {
-    if err.status().is_server_error() {
-        Some(PageError::from(err.clone()).into_response())
-    } else if err.code() == ErrorCode::NotLoggedIn {
-        Some(see_other("/login"))
-    } else {
-        None
-    }
-}
-
-fn form_page(template: &str, layout: &Layout, context: minijinja::Value) -> Response {
-    html_page(
-        StatusCode::OK,
-        template,
-        &layout.clone().with_form().view(),
-        context,
-    )
-}
 
 /// Where a login may lead back to: a page of this site that asked for it (the hold flow
 /// of a title, マイページ), never a URL a link could point elsewhere.
@@ -122,7 +59,7 @@ pub async fn login_form(
         return see_other(next.as_deref().unwrap_or("/my"));
     }
     let for_hold = next.as_deref().is_some_and(|n| n.starts_with("/titles/"));
-    form_page(
+    forms::form_page(
         "login.html",
         &layout,
         context! { card_number => "", error => (), next => next, for_hold => for_hold },
@@ -169,7 +106,7 @@ pub async fn login_submit(
             } else {
                 err.code().message_ja()
             };
-            refused_form(
+            forms::refused(
                 &err,
                 "login.html",
                 &layout,
@@ -196,56 +133,6 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Respon
     (jar, see_other("/")).into_response()
 }
 
-#[derive(Debug, Default, Deserialize)]
-pub struct MyQuery {
-    pub done: Option<String>,
-}
-
-/// `GET /my`: マイページ, with 「貸出状況」 and 「予約状況」. Rule P6: a patron with no
-/// address at all (none in force, none waiting) is led to register one first.
-pub async fn my(
-    State(state): State<AppState>,
-    page: PatronPage,
-    query: Result<Query<MyQuery>, QueryRejection>,
-) -> Response {
-    let me = MeView::from(&page.patron.profile);
-    if me.email.is_none() && me.pending_email.is_none() {
-        return see_other("/my/email");
-    }
-    let Query(query) = query.unwrap_or_default();
-    let notice = match query.done.as_deref() {
-        Some("password") => Some("パスワードを変更しました。"),
-        Some("renewed") => Some("貸出期間を延長しました。新しい返却期限をご確認ください。"),
-        Some("cancelled") => Some("予約を取り消しました。"),
-        _ => None,
-    };
-    render_my(&state, &page, notice, None, StatusCode::OK).await
-}
-
-/// マイページ with its sections as they are now, a notice of what was just done, or the
-/// reason an action on it was refused (with the refusal's status).
-pub async fn render_my(
-    state: &AppState,
-    page: &PatronPage,
-    notice: Option<&str>,
-    error: Option<&str>,
-    status: StatusCode,
-) -> Response {
-    let me = MeView::from(&page.patron.profile);
-    let sections = MySections::load(state, &me.card_number).await;
-    html_page(
-        status,
-        "my.html",
-        &page.layout.clone().with_form().view(),
-        context! {
-            me => templates::to_value(&me),
-            notice => notice,
-            error => error,
-            sections => templates::to_value(&sections),
-        },
-    )
-}
-
 fn email_context(me: &MeView, email: &str, error: Option<&str>) -> minijinja::Value {
     context! {
         me => templates::to_value(me),
@@ -259,7 +146,7 @@ fn email_context(me: &MeView, email: &str, error: Option<&str>) -> minijinja::Va
 /// `GET /my/email`: 「メールアドレス登録・変更」.
 pub async fn email_form(page: PatronPage) -> Response {
     let me = MeView::from(&page.patron.profile);
-    form_page("my_email.html", &page.layout, email_context(&me, "", None))
+    forms::form_page("my_email.html", &page.layout, email_context(&me, "", None))
 }
 
 #[derive(Debug, Deserialize)]
@@ -287,9 +174,9 @@ pub async fn email_submit(
                 sender_address => answer.sender_address,
             },
         ),
-        Err(err) => page_failure(&err).unwrap_or_else(|| {
+        Err(err) => forms::patron_failure(&err).unwrap_or_else(|| {
             let me = MeView::from(&page.patron.profile);
-            refused_form(
+            forms::refused(
                 &err,
                 "my_email.html",
                 &page.layout,
@@ -301,7 +188,7 @@ pub async fn email_submit(
 
 /// `GET /my/password`: 「パスワード変更」.
 pub async fn password_form(page: PatronPage) -> Response {
-    form_page("my_password.html", &page.layout, context! { error => () })
+    forms::form_page("my_password.html", &page.layout, context! { error => () })
 }
 
 /// No `Debug`: it holds passwords.
@@ -327,7 +214,7 @@ pub async fn password_submit(
 ) -> Response {
     if form.new_password != form.new_password_confirm {
         let err = ApiError::invalid_input("new passwords differ");
-        return refused_form(
+        return forms::refused(
             &err,
             "my_password.html",
             &page.layout,
@@ -343,13 +230,13 @@ pub async fn password_submit(
     .await
     {
         Ok(()) => see_other("/my?done=password"),
-        Err(err) => page_failure(&err).unwrap_or_else(|| {
+        Err(err) => forms::patron_failure(&err).unwrap_or_else(|| {
             let message = if err.code() == ErrorCode::BadCredentials {
                 "現在のパスワードが正しくありません。"
             } else {
                 err.code().message_ja()
             };
-            refused_form(
+            forms::refused(
                 &err,
                 "my_password.html",
                 &page.layout,
@@ -361,7 +248,7 @@ pub async fn password_submit(
 
 /// `GET /password/forgot`: 「パスワードを忘れた時」.
 pub async fn forgot_form(layout: Layout) -> Response {
-    form_page(
+    forms::form_page(
         "password_forgot.html",
         &layout,
         context! { card_number => "", email => "", error => () },
@@ -394,7 +281,7 @@ pub async fn forgot_submit(
             context! {},
         ),
         Err(err) if err.status().is_server_error() => PageError::from(err).into_response(),
-        Err(err) => refused_form(
+        Err(err) => forms::refused(
             &err,
             "password_forgot.html",
             &layout,
@@ -427,7 +314,7 @@ pub async fn reset_form(
     query: Result<Query<TokenQuery>, QueryRejection>,
 ) -> Result<Response, PageError> {
     let token = link_token(query)?;
-    Ok(form_page(
+    Ok(forms::form_page(
         "password_reset.html",
         &layout,
         context! { token => token, error => () },
@@ -475,7 +362,7 @@ pub async fn reset_submit(
 ) -> Response {
     if form.new_password != form.new_password_confirm {
         let err = ApiError::invalid_input("new passwords differ");
-        return refused_form(
+        return forms::refused(
             &err,
             "password_reset.html",
             &layout,
@@ -497,7 +384,7 @@ pub async fn reset_submit(
         Err(err) if is_link_refusal(&err) => {
             dead_link(&err, &layout, ("/password/forgot", "パスワードを忘れた時"))
         }
-        Err(err) => refused_form(
+        Err(err) => forms::refused(
             &err,
             "password_reset.html",
             &layout,
@@ -514,7 +401,7 @@ pub async fn verify_form(
     query: Result<Query<TokenQuery>, QueryRejection>,
 ) -> Result<Response, PageError> {
     let token = link_token(query)?;
-    Ok(form_page(
+    Ok(forms::form_page(
         "email_verify.html",
         &layout,
         context! { token => token },
@@ -551,4 +438,22 @@ pub async fn verify_submit(
         Err(err) if err.status().is_server_error() => PageError::from(err).into_response(),
         Err(err) => dead_link(&err, &layout, ("/my/email", "メールアドレス登録・変更")),
     }
+}
+
+/// The patron's Webサービス pages: login, マイページ, email, password.
+pub(crate) fn routes() -> Routes {
+    Routes::new()
+        .get("/login", login_form)
+        .post("/login", login_submit)
+        .post("/logout", logout)
+        .get("/my/email", email_form)
+        .post("/my/email", email_submit)
+        .get("/my/password", password_form)
+        .post("/my/password", password_submit)
+        .get("/password/forgot", forgot_form)
+        .post("/password/forgot", forgot_submit)
+        .get("/password/reset", reset_form)
+        .post("/password/reset", reset_submit)
+        .get("/email/verify", verify_form)
+        .post("/email/verify", verify_submit)
 }

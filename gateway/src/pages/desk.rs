@@ -12,31 +12,20 @@
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use kitsuki_proto::circulation as pb;
-use kitsuki_proto::{Barcode, Branch, CardNumber, ErrorCode, TitleId};
+use kitsuki_proto::{Barcode, Branch, CardNumber, TitleId};
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 
 use crate::circulation::{self, DeskList, TitleNames, TransitsView};
 use crate::error::ApiError;
-use crate::pages::holds::LoanRow;
+use crate::pages::my::LoanRow;
 use crate::pages::staff::BranchPage;
-use crate::pages::{Layout, PageError, PageForm, html_page, see_other, words};
+use crate::pages::{Layout, PageError, PageForm, forms, html_page, see_other, words};
+use crate::route_table::Routes;
 use crate::state::AppState;
 use crate::templates;
-
-/// A failure or an ended session as a staff page answers them; `None` for a refusal to
-/// show on the page.
-fn page_failure(err: &ApiError) -> Option<Response> {
-    if err.status().is_server_error() {
-        Some(PageError::from(err.clone()).into_response())
-    } else if err.code() == ErrorCode::NotLoggedIn {
-        Some(see_other("/staff/login"))
-    } else {
-        None
-    }
-}
 
 fn form_layout(layout: &Layout) -> crate::pages::LayoutView {
     layout.clone().with_form().view()
@@ -135,7 +124,7 @@ fn refused_on(
     err: &ApiError,
     mut outcome: DeskOutcome,
 ) -> Response {
-    if let Some(response) = page_failure(err) {
+    if let Some(response) = forms::staff_failure(err) {
         return response;
     }
     outcome.error_form = Some(form);
@@ -368,7 +357,7 @@ pub async fn renew_submit(
             "/staff/{}/desk/loans?card={card}&done=renewed",
             page.counter.branch.code()
         ))),
-        Err(err) => match page_failure(&err) {
+        Err(err) => match forms::staff_failure(&err) {
             Some(response) => Ok(response),
             None => {
                 loans_page(
@@ -697,7 +686,7 @@ async fn review(
                 "confirmed"
             }
         ))),
-        Err(err) => match page_failure(&err) {
+        Err(err) => match forms::staff_failure(&err) {
             Some(response) => Ok(response),
             None => {
                 provisional_page(
@@ -736,9 +725,28 @@ pub async fn reject_submit(
     review(&state, &page, path, Some(&reason)).await
 }
 
+/// A branch desk's circulation pages (rule S1).
+pub(crate) fn routes() -> Routes {
+    Routes::new()
+        .get("/staff/{branch}/desk", desk)
+        .post("/staff/{branch}/desk/checkout", checkout_submit)
+        .post("/staff/{branch}/desk/checkin", checkin_submit)
+        .post("/staff/{branch}/desk/holds", hold_submit)
+        .get("/staff/{branch}/desk/loans", loans)
+        .post("/staff/{branch}/desk/loans/{loan_id}/renew", renew_submit)
+        .get("/staff/{branch}/hold-shelf", hold_shelf)
+        .get("/staff/{branch}/expired-holds", expired_holds)
+        .get("/staff/{branch}/pull-list", pull_list)
+        .get("/staff/{branch}/transits", transits)
+        .get("/staff/{branch}/provisional-holds", provisional_holds)
+        .post("/staff/{branch}/holds/{hold_id}/confirm", confirm_submit)
+        .post("/staff/{branch}/holds/{hold_id}/reject", reject_submit)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kitsuki_proto::ErrorCode;
 
     #[test]
     fn a_counter_hold_takes_a_title_id_or_the_address_of_its_page() {

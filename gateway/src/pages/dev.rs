@@ -22,6 +22,7 @@ use tokio::io::AsyncReadExt;
 use crate::eml;
 use crate::error::ApiError;
 use crate::pages::{Layout, LayoutView, PageError, rendered};
+use crate::route_table::{Routes, Served};
 use crate::state::AppState;
 use crate::templates;
 
@@ -296,6 +297,14 @@ fn render_mail(
             raw => String::from_utf8_lossy(raw).replace("\r\n", "\n"),
         },
     )
+}
+
+/// The developer's outbox pages, routed only in the embedded run on loopback (`AppState::serves_dev_pages`).
+pub(crate) fn routes() -> Routes {
+    Routes::new()
+        .served_when(Served::DevPages)
+        .get("/dev/outbox", outbox)
+        .get("/dev/outbox/{delivery_id}", mail)
 }
 
 #[cfg(test)]

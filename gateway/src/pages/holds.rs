@@ -9,7 +9,6 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use kitsuki_proto::circulation as pb;
 use kitsuki_proto::{Branch, ErrorCode, TitleId};
 use minijinja::context;
 use serde::{Deserialize, Serialize};
@@ -17,153 +16,16 @@ use serde::{Deserialize, Serialize};
 use crate::api::catalog::fetch_title;
 use crate::api::patron::Patron;
 use crate::circulation::{
-    TitleNames, cancel_own, live_holdability, patron_holds, patron_loans, place_web_hold, renew_own,
+    cancel_own, live_holdability, patron_holds, patron_loans, place_web_hold, renew_own,
 };
 use crate::error::{ApiError, Lang};
-use crate::pages::account::{PatronPage, render_my};
 use crate::pages::layout::PatronState;
-use crate::pages::{Layout, PageError, PageForm, html_page, see_other, words};
+use crate::pages::my::{HoldRow, PatronPage, render_my};
+use crate::pages::{Layout, PageError, PageForm, forms, html_page, see_other};
+use crate::route_table::Routes;
 use crate::state::AppState;
 use crate::templates;
 use crate::views::TitleSummaryView;
-
-// ---------------------------------------------------------------------------------------
-// マイページ: 貸出状況 and 予約状況.
-
-/// A loan as 「貸出状況」 shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct LoanRow {
-    pub loan_id: String,
-    pub title_id: String,
-    pub title: String,
-    pub barcode: String,
-    pub branch: String,
-    pub branch_name: String,
-    pub due_date: String,
-    pub overdue: bool,
-    pub renewed: bool,
-    pub renewable: bool,
-    /// Rule L2: why there is no 延長 button.
-    pub renew_block: Option<String>,
-}
-
-impl LoanRow {
-    pub fn new(loan: &pb::Loan, titles: &TitleNames) -> Self {
-        let block = (!loan.renewable).then(|| {
-            loan.renew_block
-                .as_ref()
-                .map(|b| match ErrorCode::from_code(&b.code) {
-                    Some(code) => Lang::Ja.message(code).to_string(),
-                    None => b.message.clone(),
-                })
-                .unwrap_or_else(|| "延長できません。".to_string())
-        });
-        LoanRow {
-            loan_id: loan.loan_id.clone(),
-            title_id: loan.title_id.clone(),
-            title: titles.get(&loan.title_id),
-            barcode: loan.barcode.clone(),
-            branch: loan.branch.clone(),
-            branch_name: words::branch_name(&loan.branch),
-            due_date: words::date(&loan.due_date),
-            overdue: loan.overdue,
-            renewed: loan.renewed,
-            renewable: loan.renewable,
-            renew_block: block,
-        }
-    }
-}
-
-/// A hold as 「予約状況」 shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct HoldRow {
-    pub hold_id: String,
-    pub title_id: String,
-    pub title: String,
-    pub status: String,
-    pub status_label: &'static str,
-    /// Rule H6: 「N番目」.
-    pub position: Option<u32>,
-    pub pickup_branch: String,
-    pub pickup_name: String,
-    /// Rule H9: 「M月D日まで」.
-    pub ready_until: Option<String>,
-    pub placed: String,
-    pub reason: Option<String>,
-    /// Rule H10: until it is checked out.
-    pub cancellable: bool,
-    pub receipt_mail: bool,
-}
-
-impl HoldRow {
-    pub fn new(hold: &pb::Hold, titles: &TitleNames) -> Self {
-        HoldRow {
-            hold_id: hold.hold_id.clone(),
-            title_id: hold.title_id.clone(),
-            title: titles.get(&hold.title_id),
-            status: hold.status.clone(),
-            status_label: words::hold_status(&hold.status),
-            position: (hold.queue_position > 0).then_some(hold.queue_position),
-            pickup_branch: hold.pickup_branch.clone(),
-            pickup_name: words::branch_name(&hold.pickup_branch),
-            ready_until: (!hold.ready_until.is_empty())
-                .then(|| words::keep_until(&hold.ready_until)),
-            placed: words::instant_date(&hold.placed_at),
-            reason: (!hold.reason.trim().is_empty()).then(|| hold.reason.clone()),
-            cancellable: hold.cancellable,
-            receipt_mail: hold.receipt_mail,
-        }
-    }
-}
-
-/// The two sections of マイページ. `None` for a section that could not be read now (the
-/// rest of the page still shows); both absent where circulation is not deployed.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct MySections {
-    pub circulation: bool,
-    pub loans: Option<Vec<LoanRow>>,
-    pub holds: Option<Vec<HoldRow>>,
-}
-
-impl MySections {
-    pub async fn load(state: &AppState, card: &str) -> MySections {
-        if !state.has_circulation() {
-            return MySections::default();
-        }
-        let (loans, holds) = tokio::join!(patron_loans(state, card), patron_holds(state, card));
-        let loans = match loans {
-            Ok((loans, titles)) => Some(loans.iter().map(|l| LoanRow::new(l, &titles)).collect()),
-            Err(err) => {
-                tracing::warn!(code = err.code().as_str(), "loans not shown on マイページ");
-                None
-            }
-        };
-        let holds = match holds {
-            Ok((holds, titles)) => Some(holds.iter().map(|h| HoldRow::new(h, &titles)).collect()),
-            Err(err) => {
-                tracing::warn!(code = err.code().as_str(), "holds not shown on マイページ");
-                None
-            }
-        };
-        MySections {
-            circulation: true,
-            loans,
-            holds,
-        }
-    }
-}
-
-/// A failure or an ended session as a patron page answers them; `None` for a refusal to
-/// show on the page.
-fn page_failure(err: &ApiError) -> Option<Response> {
-    if err.status().is_server_error() {
-        Some(PageError::from(err.clone()).into_response())
-    } else if err.code() == ErrorCode::NotLoggedIn {
-        Some(see_other("/login"))
-    } else {
-        None
-    }
-}
 
 fn path_id(path: Result<Path<String>, PathRejection>) -> Result<String, PageError> {
     path.map(|Path(id)| id).map_err(|_| PageError::not_found())
@@ -190,7 +52,7 @@ pub async fn renew_submit(
     let card = page.patron.profile.card_number.clone();
     Ok(match renew_own(&state, &card, &loan_id, lending).await {
         Ok(_) => see_other("/my?done=renewed"),
-        Err(err) => match page_failure(&err) {
+        Err(err) => match forms::patron_failure(&err) {
             Some(response) => response,
             None => {
                 render_my(
@@ -239,7 +101,7 @@ pub async fn cancel_submit(
     }
     Ok(match cancel_own(&state, &card, &hold_id).await {
         Ok(_) => see_other("/my?done=cancelled"),
-        Err(err) => match page_failure(&err) {
+        Err(err) => match forms::patron_failure(&err) {
             Some(response) => response,
             None => {
                 render_my(
@@ -532,7 +394,7 @@ pub async fn hold_submit(
             hold_path(title_id.as_str()),
             hold.hold_id
         ))),
-        Err(err) => match page_failure(&err) {
+        Err(err) => match forms::patron_failure(&err) {
             Some(response) => Ok(response),
             None => {
                 let title = hold_title(&state, path).await.ok();
@@ -580,9 +442,23 @@ pub async fn hold_done(
     ))
 }
 
+/// The インターネット予約 pages (rule H4) and マイページ's renew and cancel forms.
+pub(crate) fn routes() -> Routes {
+    Routes::new()
+        .get("/titles/{title_id}/hold", hold_form)
+        .post("/titles/{title_id}/hold/review", hold_review)
+        .post("/titles/{title_id}/hold", hold_submit)
+        .get("/titles/{title_id}/hold/done", hold_done)
+        .post("/my/loans/{loan_id}/renew", renew_submit)
+        .post("/my/holds/{hold_id}/cancel", cancel_submit)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::circulation::TitleNames;
+    use crate::pages::my::LoanRow;
+    use kitsuki_proto::circulation as pb;
 
     #[test]
     fn h4_both_choices_are_needed() {

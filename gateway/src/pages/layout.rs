@@ -15,7 +15,7 @@ use crate::api::patron::Patron;
 use crate::csrf::CsrfToken;
 use crate::error::ApiError;
 use crate::pages::PageError;
-use crate::routes::is_api;
+use crate::route_table::is_api;
 use crate::session::{self, PATRON_COOKIE, Secret};
 use crate::state::AppState;
 

@@ -16,8 +16,10 @@ use crate::api::admin::{ReadingsBody, correct_readings};
 use crate::api::catalog::{fetch_title, title_in_path};
 use crate::api::staff::Staff;
 use crate::error::ApiError;
-use crate::pages::staff::{StaffPage, form_page, page_failure, refused};
+use crate::pages::forms::{self, form_page, refused};
+use crate::pages::staff::StaffPage;
 use crate::pages::{PageError, PageForm};
+use crate::route_table::Routes;
 use crate::state::AppState;
 
 /// Where the staff page of a title's readings is.
@@ -150,7 +152,7 @@ pub async fn readings_submit(
                     page_context(&title, &form, Some("読みを修正しました。"), None),
                 )
             }
-            Err(err) => page_failure(&err).unwrap_or_else(|| {
+            Err(err) => forms::staff_failure(&err).unwrap_or_else(|| {
                 refused(
                     &err,
                     "staff_readings.html",
@@ -167,6 +169,13 @@ pub fn link_for(staff: Option<&Staff>, title_id: &str) -> Option<String> {
     staff
         .filter(|s| s.require_admin().is_ok())
         .map(|_| readings_href(title_id))
+}
+
+/// The catalogue administration page of readings (rule S3: the admin role).
+pub(crate) fn routes() -> Routes {
+    Routes::new()
+        .get("/staff/titles/{title_id}/readings", readings_form)
+        .post("/staff/titles/{title_id}/readings", readings_submit)
 }
 
 #[cfg(test)]

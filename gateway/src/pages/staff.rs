@@ -8,7 +8,7 @@
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
 use kitsuki_proto::{Branch, CardNumber, ErrorCode};
@@ -21,7 +21,8 @@ use crate::api::counter::{
 use crate::api::staff::{Staff, end_staff_session, staff_login};
 use crate::error::ApiError;
 use crate::extract::ClientAddr;
-use crate::pages::{Layout, PageError, PageForm, html_page, see_other};
+use crate::pages::{Layout, PageError, PageForm, forms, html_page, see_other};
+use crate::route_table::Routes;
 use crate::session::{self, STAFF_COOKIE, Secret, removal_cookie, session_cookie};
 use crate::state::AppState;
 use crate::templates;
@@ -87,49 +88,6 @@ impl BranchPage {
     }
 }
 
-/// A page shown again after a refusal, with its status and (when throttled) `Retry-After`.
-pub(crate) fn refused(
-    err: &ApiError,
-    template: &str,
-    layout: &Layout,
-    context: minijinja::Value,
-) -> Response {
-    let mut response = html_page(
-        err.status(),
-        template,
-        &layout.clone().with_form().view(),
-        context,
-    );
-    if let Some(secs) = err.retry_after() {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    }
-    response
-}
-
-/// A failure or an ended session, as a staff page answers them; `None` for a refusal to
-/// show on the form.
-pub(crate) fn page_failure(err: &ApiError) -> Option<Response> {
-    if err.status().is_server_error() {
-        Some(PageError::from(err.clone()).into_response())
-    } else if err.code() == ErrorCode::NotLoggedIn {
-        Some(see_other("/staff/login"))
-    } else {
-        None
-    }
-}
-
-/// A page with a form (its CSRF field), answered 200.
-pub(crate) fn form_page(template: &str, layout: &Layout, context: minijinja::Value) -> Response {
-    html_page(
-        StatusCode::OK,
-        template,
-        &layout.clone().with_form().view(),
-        context,
-    )
-}
-
 /// `GET /staff/login`.
 pub async fn login_form(
     State(state): State<AppState>,
@@ -141,7 +99,7 @@ pub async fn login_form(
     {
         return see_other("/staff");
     }
-    form_page(
+    forms::form_page(
         "staff_login.html",
         &layout,
         context! { username => "", error => () },
@@ -178,7 +136,7 @@ pub async fn login_submit(
             } else {
                 "職員IDまたはパスワードが正しくありません。"
             };
-            refused(
+            forms::refused(
                 &err,
                 "staff_login.html",
                 &layout,
@@ -244,7 +202,7 @@ pub async fn patron_form(page: BranchPage) -> Response {
         email: Some(String::new()),
         ..NewPatronBody::default()
     };
-    form_page(
+    forms::form_page(
         "staff_patron_new.html",
         &page.layout,
         patron_form_context(&page, &form, None),
@@ -269,8 +227,8 @@ pub async fn patron_submit(
                 name => form.name.trim(),
             },
         ),
-        Err(err) => page_failure(&err).unwrap_or_else(|| {
-            refused(
+        Err(err) => forms::staff_failure(&err).unwrap_or_else(|| {
+            forms::refused(
                 &err,
                 "staff_patron_new.html",
                 &page.layout,
@@ -323,7 +281,7 @@ pub async fn web_service_form(
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Response, PageError> {
     let card = card_of(path)?;
-    Ok(form_page(
+    Ok(forms::form_page(
         "staff_web_service.html",
         &page.layout,
         web_service_context(&page, &card, None),
@@ -352,8 +310,8 @@ pub async fn web_service_submit(
                 temporary_password => answer.temporary_password,
             },
         ),
-        Err(err) => page_failure(&err).unwrap_or_else(|| {
-            refused(
+        Err(err) => forms::staff_failure(&err).unwrap_or_else(|| {
+            forms::refused(
                 &err,
                 "staff_web_service.html",
                 &page.layout,
@@ -361,4 +319,24 @@ pub async fn web_service_submit(
             )
         }),
     })
+}
+
+/// The counter's pages: staff login, the menu, patron registration, Webサービス.
+pub(crate) fn routes() -> Routes {
+    Routes::new()
+        .get("/staff/login", login_form)
+        .post("/staff/login", login_submit)
+        .post("/staff/logout", logout)
+        .get("/staff", menu)
+        .get("/staff/{branch}/patrons/new", patron_form)
+        .post("/staff/{branch}/patrons/new", patron_submit)
+        .get("/staff/{branch}/web-service", web_service_lookup)
+        .get(
+            "/staff/{branch}/patrons/{card}/web-service",
+            web_service_form,
+        )
+        .post(
+            "/staff/{branch}/patrons/{card}/web-service",
+            web_service_submit,
+        )
 }

@@ -40,13 +40,13 @@ use kitsuki_patron::{PatronAccounts, PatronConfig};
 use kitsuki_platform::bus::memory::MemoryBus;
 use kitsuki_platform::bus::{ConsumerSpec, SharedBus, Subscription};
 use kitsuki_platform::clock::{SharedClock, TestClock};
-use kitsuki_platform::db::{self, Db};
+use kitsuki_platform::db::Db;
 use kitsuki_platform::grpc_trace::TracedChannel;
 use kitsuki_platform::outbox::{Relay, publish_pending_once};
 use kitsuki_platform::server::{Readiness, bind, serve};
 use kitsuki_platform::shutdown::Shutdown;
 use kitsuki_platform::testclock::{DueJobs, TestClockGrpc};
-use kitsuki_platform::testing::{fresh_pg_database, fresh_sqlite_url, unique_id};
+use kitsuki_platform::testing::unique_id;
 use kitsuki_proto::catalog::catalog_service_client::CatalogServiceClient;
 use kitsuki_proto::circulation::circulation_service_client::CirculationServiceClient;
 use kitsuki_proto::notification::notification_service_client::NotificationServiceClient;
@@ -69,11 +69,7 @@ pub const NEW_PASSWORD: &str = "hoshi-no-kitsuki-2025";
 /// A birth date well past rule P4's age.
 pub const ADULT: &str = "1985-06-15";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
+pub use kitsuki_platform::testing::Backend;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
@@ -162,15 +158,7 @@ impl Drop for TestApp {
 }
 
 async fn database(backend: Backend) -> Db {
-    let url = match backend {
-        Backend::Sqlite => fresh_sqlite_url(),
-        Backend::Postgres => fresh_pg_database()
-            .await
-            .expect("a fresh PostgreSQL database"),
-    };
-    db::connect(&url)
-        .await
-        .expect("connect to the test database")
+    kitsuki_platform::testing::fresh_db(backend).await
 }
 
 /// An address nobody listens on: a port bound and let go again.

@@ -8,15 +8,13 @@ use kitsuki_catalog::index::SearchFilter;
 use kitsuki_catalog::model::MaterialType;
 use kitsuki_catalog::{Catalog, NewTitle};
 use kitsuki_platform::clock::SystemClock;
-use kitsuki_platform::{db, outbox, testing};
+use kitsuki_platform::on_both_backends;
+use kitsuki_platform::testing::Backend;
+use kitsuki_platform::{outbox, testing};
 use kitsuki_proto::{Barcode, Branch, ErrorCode};
 
-async fn open(backend: &str) -> (Catalog, std::path::PathBuf) {
-    let url = match backend {
-        "postgres" => testing::fresh_pg_database().await.expect("test PostgreSQL"),
-        _ => testing::fresh_sqlite_url(),
-    };
-    let db = db::connect(&url).await.unwrap();
+async fn open(backend: Backend) -> (Catalog, std::path::PathBuf) {
+    let db = testing::fresh_db(backend).await;
     let dir = std::env::temp_dir().join(format!("kitsuki-index-{}", testing::unique_id()));
     (
         Catalog::open(db, Some(&dir), Arc::new(SystemClock))
@@ -51,7 +49,7 @@ fn all() -> SearchFilter {
     }
 }
 
-async fn create_read_search_and_availability(backend: &str) {
+async fn create_read_search_and_availability(backend: Backend) {
     let (c, _) = open(backend).await;
     let (id, created) = c
         .create_title(book("こころ", "夏目漱石"), true)
@@ -128,7 +126,7 @@ async fn create_read_search_and_availability(backend: &str) {
     assert_eq!(r.hits[0].title, "東京都の歴史");
 }
 
-async fn refusals_have_codes(backend: &str) {
+async fn refusals_have_codes(backend: Backend) {
     let (c, _) = open(backend).await;
     let (id, _) = c
         .create_title(book("坊っちゃん", "夏目漱石"), true)
@@ -169,7 +167,7 @@ async fn refusals_have_codes(backend: &str) {
     );
 }
 
-async fn events_are_written_with_the_change(backend: &str) {
+async fn events_are_written_with_the_change(backend: Backend) {
     let (c, _) = open(backend).await;
     let (id, _) = c
         .create_title(book("三四郎", "夏目漱石"), true)
@@ -202,7 +200,7 @@ async fn events_are_written_with_the_change(backend: &str) {
     assert_eq!(outbox::pending_count(c.db()).await.unwrap(), 2);
 }
 
-async fn source_ids_make_reimport_idempotent_and_index_rebuilds(backend: &str) {
+async fn source_ids_make_reimport_idempotent_and_index_rebuilds(backend: Backend) {
     let (c, dir) = open(backend).await;
     let mut t = book("門", "夏目漱石");
     t.source_id = Some("marc:123".into());
@@ -225,7 +223,7 @@ async fn source_ids_make_reimport_idempotent_and_index_rebuilds(backend: &str) {
     assert_eq!(reopened.search("門", &all(), 1, 20).await.unwrap().total, 1);
 }
 
-async fn a_batch_of_titles_is_one_transaction_with_each_outcome(backend: &str) {
+async fn a_batch_of_titles_is_one_transaction_with_each_outcome(backend: Backend) {
     let (c, _) = open(backend).await;
     let sourced = |title: &str, source: &str| NewTitle {
         source_id: Some(source.into()),
@@ -284,7 +282,7 @@ async fn a_batch_of_titles_is_one_transaction_with_each_outcome(backend: &str) {
     assert_eq!(c.counts().await.unwrap().0, 3 + 575);
 }
 
-async fn titles_another_writer_stored_are_indexed_in_one_go(backend: &str) {
+async fn titles_another_writer_stored_are_indexed_in_one_go(backend: Backend) {
     let (c, _) = open(backend).await;
     c.create_title(book("坊っちゃん", "夏目漱石"), true)
         .await
@@ -345,7 +343,7 @@ fn versioned_status(
     }
 }
 
-async fn item_status_events_update_availability_once(backend: &str) {
+async fn item_status_events_update_availability_once(backend: Backend) {
     use kitsuki_platform::bus::{EventBus, MemoryBus};
     use kitsuki_proto::catalog::ItemStatus;
     let (c, _) = open(backend).await;
@@ -463,7 +461,7 @@ async fn title_changed_events(c: &Catalog) -> i64 {
         .unwrap()
 }
 
-async fn item_status_versions_keep_the_newest(backend: &str) {
+async fn item_status_versions_keep_the_newest(backend: Backend) {
     use kitsuki_proto::catalog::ItemStatus;
     let (c, _) = open(backend).await;
     let (id, _) = c
@@ -608,7 +606,7 @@ fn reading_generator() -> Arc<kitsuki_catalog::readings::ReadingGenerator> {
         .clone()
 }
 
-async fn readings_are_generated_marked_and_searched(backend: &str) {
+async fn readings_are_generated_marked_and_searched(backend: Backend) {
     let (c, _) = open(backend).await;
     c.use_readings(reading_generator());
     let (anne, _) = c
@@ -664,7 +662,7 @@ async fn readings_are_generated_marked_and_searched(backend: &str) {
     assert_eq!(detail.title.unwrap().title_reading, "こころ");
 }
 
-async fn regenerating_readings_fills_and_refreshes_only_generated_ones(backend: &str) {
+async fn regenerating_readings_fills_and_refreshes_only_generated_ones(backend: Backend) {
     let (c, _) = open(backend).await;
     // Created before any dictionary: no readings.
     let (nishikie, _) = c
@@ -712,18 +710,7 @@ async fn regenerating_readings_fills_and_refreshes_only_generated_ones(backend: 
     assert_eq!((again.titles, again.changed), (2, 0));
 }
 
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod postgres {
-            $( #[tokio::test] async fn $name() { super::$name("postgres").await } )*
-        }
-        mod sqlite {
-            $( #[tokio::test] async fn $name() { super::$name("sqlite").await } )*
-        }
-    };
-}
-
-both_backends!(
+on_both_backends!(
     create_read_search_and_availability,
     refusals_have_codes,
     events_are_written_with_the_change,

@@ -13,17 +13,15 @@ use kitsuki_catalog::index::{SearchFilter, SearchIndex};
 use kitsuki_catalog::model::MaterialType;
 use kitsuki_catalog::{Catalog, NewTitle, store};
 use kitsuki_platform::clock::SystemClock;
-use kitsuki_platform::db::{self, Db};
+use kitsuki_platform::db::Db;
+use kitsuki_platform::on_both_backends;
 use kitsuki_platform::server::Readiness;
 use kitsuki_platform::testing;
+use kitsuki_platform::testing::Backend;
 use kitsuki_proto::{Barcode, Branch};
 
-async fn database(backend: &str) -> Db {
-    let url = match backend {
-        "postgres" => testing::fresh_pg_database().await.expect("test PostgreSQL"),
-        _ => testing::fresh_sqlite_url(),
-    };
-    db::connect(&url).await.unwrap()
+async fn database(backend: Backend) -> Db {
+    testing::fresh_db(backend).await
 }
 
 fn index_dir() -> PathBuf {
@@ -63,7 +61,7 @@ async fn last_seq(c: &Catalog) -> u64 {
     store::last_change_seq(&c.db().pool).await.unwrap() as u64
 }
 
-async fn the_watermark_survives_a_reopen_and_a_current_reopen_indexes_nothing(backend: &str) {
+async fn the_watermark_survives_a_reopen_and_a_current_reopen_indexes_nothing(backend: Backend) {
     let (db, dir) = (database(backend).await, index_dir());
     let c = open(&db, &dir).await;
     assert_eq!(c.index_watermark(), Some(0), "an empty index holds nothing");
@@ -96,7 +94,7 @@ async fn the_watermark_survives_a_reopen_and_a_current_reopen_indexes_nothing(ba
     assert_eq!(hits.total, 1, "the item's branch is in the document");
 }
 
-async fn titles_written_while_the_index_was_closed_are_caught_up_at_open(backend: &str) {
+async fn titles_written_while_the_index_was_closed_are_caught_up_at_open(backend: Backend) {
     let (db, dir) = (database(backend).await, index_dir());
     let c = open(&db, &dir).await;
     let (id, _) = c.create_title(book("こころ"), true).await.unwrap();
@@ -135,7 +133,7 @@ async fn titles_written_while_the_index_was_closed_are_caught_up_at_open(backend
 /// ~32k titles was left unindexed by one `IN (…)` of every id.
 const MANY: usize = 33_000;
 
-async fn a_catch_up_over_more_titles_than_one_statement_binds(backend: &str) {
+async fn a_catch_up_over_more_titles_than_one_statement_binds(backend: Backend) {
     let (db, dir) = (database(backend).await, index_dir());
     let writer = Catalog::open_without_index(db.clone(), Arc::new(SystemClock))
         .await
@@ -159,7 +157,7 @@ async fn a_catch_up_over_more_titles_than_one_statement_binds(backend: &str) {
 async fn concurrent_writers_on_postgres_never_leave_a_title_behind_the_watermark() {
     const WRITERS: usize = 4;
     const EACH: usize = 40;
-    let db = database("postgres").await;
+    let db = database(Backend::Postgres).await;
     let c = Catalog::open(db.clone(), None, Arc::new(SystemClock))
         .await
         .unwrap();
@@ -250,7 +248,7 @@ async fn rebuilt(c: &Catalog) {
 /// An index of an older format (its payload says so; the same schema) serves its old
 /// documents while the new one is built beside it; `/readyz` says what happens; then the
 /// new one holds the database's titles and its watermark.
-async fn an_older_format_is_rebuilt_in_the_background_while_it_serves(backend: &str) {
+async fn an_older_format_is_rebuilt_in_the_background_while_it_serves(backend: Backend) {
     let (db, dir) = (database(backend).await, index_dir());
     let c = open(&db, &dir).await;
     c.create_titles((0..20).map(|i| book(&format!("新しい本 {i}"))).collect())
@@ -305,7 +303,7 @@ async fn an_older_format_is_rebuilt_in_the_background_while_it_serves(backend: &
 
 /// An index of another schema (here one with a single field) is rebuilt the same way;
 /// it cannot serve our searches, so an empty one serves meanwhile.
-async fn another_schema_is_rebuilt_in_the_background(backend: &str) {
+async fn another_schema_is_rebuilt_in_the_background(backend: Backend) {
     let (db, dir) = (database(backend).await, index_dir());
     let writer = Catalog::open_without_index(db.clone(), Arc::new(SystemClock))
         .await
@@ -344,18 +342,7 @@ fn overwrite_payload(dir: &std::path::Path, payload: &str) {
     prepared.commit().unwrap();
 }
 
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod postgres {
-            $( #[tokio::test] async fn $name() { super::$name("postgres").await } )*
-        }
-        mod sqlite {
-            $( #[tokio::test] async fn $name() { super::$name("sqlite").await } )*
-        }
-    };
-}
-
-both_backends!(
+on_both_backends!(
     the_watermark_survives_a_reopen_and_a_current_reopen_indexes_nothing,
     titles_written_while_the_index_was_closed_are_caught_up_at_open,
     a_catch_up_over_more_titles_than_one_statement_binds,

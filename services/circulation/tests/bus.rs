@@ -23,12 +23,12 @@ use prost::Message;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory_bus_on_postgres() {
-    over_the_bus("postgres", Arc::new(MemoryBus::new())).await;
+    over_the_bus(Backend::Postgres, Arc::new(MemoryBus::new())).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory_bus_on_sqlite() {
-    over_the_bus("sqlite", Arc::new(MemoryBus::new())).await;
+    over_the_bus(Backend::Sqlite, Arc::new(MemoryBus::new())).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -36,11 +36,11 @@ async fn nats_on_postgres() {
     let nats = NatsBus::connect(&testing::nats_url(), &testing::unique_prefix())
         .await
         .expect("the test NATS server (see scripts/test)");
-    over_the_bus("postgres", Arc::new(nats.clone())).await;
+    over_the_bus(Backend::Postgres, Arc::new(nats.clone())).await;
     nats.delete_stream().await.unwrap();
 }
 
-async fn over_the_bus(backend: &str, bus: SharedBus) {
+async fn over_the_bus(backend: Backend, bus: SharedBus) {
     let config = CirculationConfig {
         expiry_every: Duration::from_millis(100),
         ack_wait: Duration::from_secs(5),

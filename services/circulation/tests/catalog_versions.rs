@@ -37,13 +37,13 @@ async fn catalog_follows_three_relays_on_postgres_and_nats() {
     let nats = NatsBus::connect(&testing::nats_url(), &testing::unique_prefix())
         .await
         .expect("the test NATS server (see scripts/test)");
-    catalog_follows_three_relays("postgres", Arc::new(nats.clone())).await;
+    catalog_follows_three_relays(Backend::Postgres, Arc::new(nats.clone())).await;
     nats.delete_stream().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn catalog_follows_three_relays_on_sqlite() {
-    catalog_follows_three_relays("sqlite", Arc::new(MemoryBus::new())).await;
+    catalog_follows_three_relays(Backend::Sqlite, Arc::new(MemoryBus::new())).await;
 }
 
 /// A small deterministic generator (xorshift64*), one per worker.
@@ -253,7 +253,7 @@ async fn catalog_state(
     (items, holds)
 }
 
-async fn versions_follow_commit_order(backend: &str) {
+async fn versions_follow_commit_order(backend: Backend) {
     let lib = Library::open(backend).await;
     let col = collection(&lib, None, 3).await;
     desk_load(&lib, &col, 60, Duration::ZERO).await;
@@ -315,12 +315,12 @@ async fn versions_follow_commit_order(backend: &str) {
 }
 
 /// A catalog with its own fresh database of `backend`, its index in memory.
-async fn open_catalog(backend: &str, lib: &Library) -> Catalog {
+async fn open_catalog(backend: Backend, lib: &Library) -> Catalog {
     let db = fresh_db(backend).await;
     Catalog::open(db, None, lib.clock.clone()).await.unwrap()
 }
 
-async fn catalog_follows_three_relays(backend: &str, bus: SharedBus) {
+async fn catalog_follows_three_relays(backend: Backend, bus: SharedBus) {
     let lib = Library::open(backend).await;
     let catalog = open_catalog(backend, &lib).await;
     let col = collection(&lib, Some(&catalog), 3).await;
@@ -358,7 +358,7 @@ async fn catalog_follows_three_relays(backend: &str, bus: SharedBus) {
 /// Every item status event of a desk load published newest first, to two catalog replicas
 /// sharing the consumer: each copy's newest event lands first and every older one after it
 /// is ignored, so the catalog ends with circulation's present state.
-async fn newest_first(backend: &str, bus: SharedBus) {
+async fn newest_first(backend: Backend, bus: SharedBus) {
     let lib = Library::open(backend).await;
     let catalog = open_catalog(backend, &lib).await;
     let col = collection(&lib, Some(&catalog), 3).await;
@@ -411,13 +411,13 @@ async fn newest_first_on_postgres_and_nats() {
     let nats = NatsBus::connect(&testing::nats_url(), &testing::unique_prefix())
         .await
         .expect("the test NATS server (see scripts/test)");
-    newest_first("postgres", Arc::new(nats.clone())).await;
+    newest_first(Backend::Postgres, Arc::new(nats.clone())).await;
     nats.delete_stream().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn newest_first_on_sqlite() {
-    newest_first("sqlite", Arc::new(MemoryBus::new())).await;
+    newest_first(Backend::Sqlite, Arc::new(MemoryBus::new())).await;
 }
 
 /// Per copy, the version circulation holds now; and the catalog's applied versions.
@@ -462,8 +462,8 @@ async fn desk_load_lag() {
         .await
         .expect("the test NATS server");
     let bus: SharedBus = Arc::new(nats.clone());
-    let lib = Library::open("postgres").await;
-    let catalog = open_catalog("postgres", &lib).await;
+    let lib = Library::open(Backend::Postgres).await;
+    let catalog = open_catalog(Backend::Postgres, &lib).await;
     let col = collection(&lib, Some(&catalog), 30).await;
     let shutdown = Shutdown::new();
     let mut handles = Vec::new();

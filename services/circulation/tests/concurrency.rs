@@ -23,7 +23,7 @@ on_both_backends!(
     one_patron_at_two_desks_at_once_never_passes_the_loan_limit_l3,
 );
 
-async fn twenty_patrons_holding_one_title_at_once_get_positions_1_to_20_h6(backend: &str) {
+async fn twenty_patrons_holding_one_title_at_once_get_positions_1_to_20_h6(backend: Backend) {
     let lib = Arc::new(Library::open(backend).await);
     let title = lib.book(&[("KT-1", Kitsuki)]).await;
     lib.lend_away("KT-1", Kitsuki, 999).await;
@@ -71,7 +71,7 @@ async fn twenty_patrons_holding_one_title_at_once_get_positions_1_to_20_h6(backe
 
 /// Each round: a title with copies at Yamaga and Kitsuki, all on loan, fewer confirmed holds
 /// than copies; the copies are checked in in pairs, one at each branch, at the same moment.
-async fn copies_checked_in_at_two_branches_at_once_never_share_a_hold_h7(backend: &str) {
+async fn copies_checked_in_at_two_branches_at_once_never_share_a_hold_h7(backend: Backend) {
     let lib = Arc::new(Library::open(backend).await);
     let rounds = 4;
     let pairs = 3;
@@ -162,7 +162,7 @@ async fn copies_checked_in_at_two_branches_at_once_never_share_a_hold_h7(backend
     );
 }
 
-async fn one_patron_at_two_desks_at_once_never_passes_the_loan_limit_l3(backend: &str) {
+async fn one_patron_at_two_desks_at_once_never_passes_the_loan_limit_l3(backend: Backend) {
     let config = CirculationConfig {
         loans: LoanPolicy {
             max_loans: 2,

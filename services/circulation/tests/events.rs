@@ -29,7 +29,7 @@ async fn since(lib: &Library, mark: &mut i64) -> Vec<String> {
     events.iter().map(|e| e.short()).collect()
 }
 
-async fn each_change_writes_exactly_its_events_and_a_refusal_none(backend: &str) {
+async fn each_change_writes_exactly_its_events_and_a_refusal_none(backend: Backend) {
     let lib = Library::open(backend).await;
     let title = lib.book(&[("KT-1", Kitsuki), ("YM-1", Yamaga)]).await;
     let mut mark = lib.outbox_mark().await;
@@ -172,7 +172,7 @@ async fn each_change_writes_exactly_its_events_and_a_refusal_none(backend: &str)
 /// of `ItemCreated`, by barcode: the item can be lent at once, a second call and the event
 /// arriving later change nothing (the loan stays).
 async fn an_item_recorded_by_the_gateway_is_lent_at_once_and_its_event_changes_nothing(
-    backend: &str,
+    backend: Backend,
 ) {
     use kitsuki_circulation::domain::MaterialType as Material;
     let lib = Library::open(backend).await;
@@ -215,7 +215,7 @@ async fn an_item_recorded_by_the_gateway_is_lent_at_once_and_its_event_changes_n
     );
 }
 
-async fn the_projection_consumer_is_idempotent(backend: &str) {
+async fn the_projection_consumer_is_idempotent(backend: Backend) {
     let lib = Library::open(backend).await;
     let title = kitsuki_proto::TitleId::parse(&uuid::Uuid::now_v7().to_string()).unwrap();
     let event = item_created(&title, "kt-77", Kitsuki, MaterialType::Book);
@@ -278,7 +278,7 @@ async fn the_projection_consumer_is_idempotent(backend: &str) {
     );
 }
 
-async fn only_the_ready_mail_makes_a_hold_ready_and_only_once_h8_h9(backend: &str) {
+async fn only_the_ready_mail_makes_a_hold_ready_and_only_once_h8_h9(backend: Backend) {
     let lib = Library::open(backend).await;
     let title = lib.book(&[("KT-1", Kitsuki)]).await;
     lib.lend_away("KT-1", Kitsuki, 9).await;

@@ -13,7 +13,7 @@ use time::macros::datetime;
 
 on_both_backends!(the_gauges_follow_a_hold_through_transit_shelf_and_expiry);
 
-async fn the_gauges_follow_a_hold_through_transit_shelf_and_expiry(backend: &str) {
+async fn the_gauges_follow_a_hold_through_transit_shelf_and_expiry(backend: Backend) {
     let lib = Library::open(backend).await;
     let title = lib.book(&[("YM-1", Yamaga), ("KT-1", Kitsuki)]).await;
     lib.lend_away("YM-1", Yamaga, 101).await;

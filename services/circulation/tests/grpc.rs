@@ -43,7 +43,7 @@ fn code<T: std::fmt::Debug>(r: Result<tonic::Response<T>, tonic::Status>) -> Err
     ServiceError::from_status(&r.unwrap_err()).code
 }
 
-async fn grpc_answers_with_the_stable_codes(backend: &str) {
+async fn grpc_answers_with_the_stable_codes(backend: Backend) {
     let lib = Library::open(backend).await;
     let title = lib.book(&[("KT-1", Kitsuki)]).await;
     let p = lib.patron(1);
@@ -246,7 +246,7 @@ async fn grpc_answers_with_the_stable_codes(backend: &str) {
     assert_eq!(err.code(), tonic::Code::Unimplemented);
 }
 
-async fn grpc_patron_facts_ask_patron_account(backend: &str) {
+async fn grpc_patron_facts_ask_patron_account(backend: Backend) {
     let db = fresh_db(backend).await;
     let clock = Arc::new(kitsuki_platform::clock::TestClock::new());
     clock.set(START);

@@ -29,7 +29,7 @@ fn refused(r: Result<kitsuki_proto::circulation::Hold, kitsuki_proto::ServiceErr
     r.unwrap_err().code
 }
 
-async fn web_holds_follow_h1_for_the_title(backend: &str) {
+async fn web_holds_follow_h1_for_the_title(backend: Backend) {
     let lib = Library::open(backend).await;
     let p = lib.patron(1);
     let on_shelf = lib.book(&[("KT-1", Kitsuki)]).await;
@@ -74,7 +74,7 @@ async fn web_holds_follow_h1_for_the_title(backend: &str) {
     hold(&on_shelf).await.unwrap();
 }
 
-async fn web_holds_need_a_web_patron_with_a_verified_address_h3(backend: &str) {
+async fn web_holds_need_a_web_patron_with_a_verified_address_h3(backend: Backend) {
     let lib = Library::open(backend).await;
     let title = lib.book(&[("KT-1", Kitsuki)]).await;
     lib.lend_away("KT-1", Kitsuki, 90).await;
@@ -121,7 +121,7 @@ async fn web_holds_need_a_web_patron_with_a_verified_address_h3(backend: &str) {
     );
 }
 
-async fn a_patron_with_an_overdue_loan_cannot_hold_on_the_web_h2(backend: &str) {
+async fn a_patron_with_an_overdue_loan_cannot_hold_on_the_web_h2(backend: Backend) {
     let lib = Library::open(backend).await;
     let title = lib.book(&[("KT-1", Kitsuki)]).await;
     lib.lend_away("KT-1", Kitsuki, 90).await;
@@ -140,7 +140,7 @@ async fn a_patron_with_an_overdue_loan_cannot_hold_on_the_web_h2(backend: &str) 
         .unwrap();
 }
 
-async fn one_hold_per_title_and_at_most_ten_h11(backend: &str) {
+async fn one_hold_per_title_and_at_most_ten_h11(backend: Backend) {
     let config = CirculationConfig {
         holds: HoldPolicy {
             max_active_holds: 3,
@@ -174,7 +174,7 @@ async fn one_hold_per_title_and_at_most_ten_h11(backend: &str) {
     );
 }
 
-async fn a_web_hold_is_provisional_then_confirmed_with_its_mails_h5(backend: &str) {
+async fn a_web_hold_is_provisional_then_confirmed_with_its_mails_h5(backend: Backend) {
     let lib = Library::open(backend).await;
     let title = lib.book(&[("KT-1", Kitsuki)]).await;
     lib.lend_away("KT-1", Kitsuki, 90).await;
@@ -232,7 +232,7 @@ async fn a_web_hold_is_provisional_then_confirmed_with_its_mails_h5(backend: &st
     assert_eq!(waiting, [1, 2]);
 }
 
-async fn staff_review_confirms_or_rejects_provisional_holds_h5(backend: &str) {
+async fn staff_review_confirms_or_rejects_provisional_holds_h5(backend: Backend) {
     let config = CirculationConfig {
         holds: HoldPolicy {
             auto_confirm: false,
@@ -317,7 +317,7 @@ async fn staff_review_confirms_or_rejects_provisional_holds_h5(backend: &str) {
     );
 }
 
-async fn a_counter_hold_on_an_available_title_goes_on_the_pull_list_s1(backend: &str) {
+async fn a_counter_hold_on_an_available_title_goes_on_the_pull_list_s1(backend: Backend) {
     let lib = Library::open(backend).await;
     let magazine = lib
         .title(
@@ -371,7 +371,7 @@ async fn a_counter_hold_on_an_available_title_goes_on_the_pull_list_s1(backend: 
     );
 }
 
-async fn one_queue_per_title_across_branches_with_positions_h6(backend: &str) {
+async fn one_queue_per_title_across_branches_with_positions_h6(backend: Backend) {
     let lib = Library::open(backend).await;
     let title = lib.book(&[("KT-1", Kitsuki), ("YM-1", Yamaga)]).await;
     lib.lend_away("KT-1", Kitsuki, 90).await;
@@ -410,7 +410,7 @@ async fn one_queue_per_title_across_branches_with_positions_h6(backend: &str) {
     );
 }
 
-async fn the_patrons_list_shows_positions_and_ended_holds(backend: &str) {
+async fn the_patrons_list_shows_positions_and_ended_holds(backend: Backend) {
     let lib = Library::open(backend).await;
     let t1 = lib.book(&[("KT-1", Kitsuki)]).await;
     let t2 = lib.book(&[("KT-2", Kitsuki)]).await;

@@ -29,7 +29,7 @@ on_both_backends!(
     staff_actions_are_recorded_with_who_when_where_s3,
 );
 
-async fn a_loan_is_renewed_once_only_l2(backend: &str) {
+async fn a_loan_is_renewed_once_only_l2(backend: Backend) {
     let lib = Library::open(backend).await;
     lib.book(&[("KT-1", Kitsuki)]).await;
     let p = lib.patron(1);
@@ -60,7 +60,7 @@ async fn a_loan_is_renewed_once_only_l2(backend: &str) {
     assert_eq!(listed[0].renew_block.as_ref().unwrap().rule, "L2");
 }
 
-async fn renewal_refused_when_the_loan_is_overdue_l2(backend: &str) {
+async fn renewal_refused_when_the_loan_is_overdue_l2(backend: Backend) {
     let lib = Library::open(backend).await;
     lib.book(&[("KT-1", Kitsuki)]).await;
     let p = lib.patron(1);
@@ -80,7 +80,7 @@ async fn renewal_refused_when_the_loan_is_overdue_l2(backend: &str) {
     assert_eq!(err.unwrap_err().code, ErrorCode::RenewalOverdueLoan);
 }
 
-async fn renewal_refused_when_the_patron_has_another_overdue_loan_l2(backend: &str) {
+async fn renewal_refused_when_the_patron_has_another_overdue_loan_l2(backend: Backend) {
     let lib = Library::open(backend).await;
     lib.book(&[("KT-1", Kitsuki)]).await;
     lib.book(&[("KT-2", Kitsuki)]).await;
@@ -96,7 +96,7 @@ async fn renewal_refused_when_the_patron_has_another_overdue_loan_l2(backend: &s
     assert_eq!(err.unwrap_err().code, ErrorCode::RenewalPatronOverdue);
 }
 
-async fn renewal_refused_when_a_hold_waits_on_the_title_l2(backend: &str) {
+async fn renewal_refused_when_a_hold_waits_on_the_title_l2(backend: Backend) {
     let lib = Library::open(backend).await;
     let title = lib.book(&[("KT-1", Kitsuki)]).await;
     let p = lib.patron(1);
@@ -115,7 +115,7 @@ async fn renewal_refused_when_a_hold_waits_on_the_title_l2(backend: &str) {
     assert_eq!(err.unwrap_err().code, ErrorCode::RenewalHasHolds);
 }
 
-async fn a_patron_renews_only_their_own_loan_and_staff_any_l2(backend: &str) {
+async fn a_patron_renews_only_their_own_loan_and_staff_any_l2(backend: Backend) {
     let lib = Library::open(backend).await;
     lib.book(&[("KT-1", Kitsuki)]).await;
     let (p, other) = (lib.patron(1), lib.patron(2));
@@ -148,7 +148,7 @@ async fn a_patron_renews_only_their_own_loan_and_staff_any_l2(backend: &str) {
     assert!(ok.renewed);
 }
 
-async fn checkout_refused_at_the_loan_limit_l3(backend: &str) {
+async fn checkout_refused_at_the_loan_limit_l3(backend: Backend) {
     let config = CirculationConfig {
         loans: LoanPolicy {
             max_loans: 3,
@@ -174,7 +174,7 @@ async fn checkout_refused_at_the_loan_limit_l3(backend: &str) {
     lib.kitsuki.checkout(&p, &bc("KT-4"), "k").await.unwrap();
 }
 
-async fn an_item_held_for_another_patron_is_not_lent_l4(backend: &str) {
+async fn an_item_held_for_another_patron_is_not_lent_l4(backend: Backend) {
     let lib = Library::open(backend).await;
     let title = lib.book(&[("KT-1", Kitsuki)]).await;
     let (holder, other) = (lib.patron(1), lib.patron(2));
@@ -200,7 +200,7 @@ async fn an_item_held_for_another_patron_is_not_lent_l4(backend: &str) {
     assert_eq!(err.unwrap_err().code, ErrorCode::HoldNotReady);
 }
 
-async fn due_dates_skip_the_lending_branchs_closed_days_b2(backend: &str) {
+async fn due_dates_skip_the_lending_branchs_closed_days_b2(backend: Backend) {
     // Ōta is closed on Wednesdays; 2026-04-15 is one.
     let calendars = LibraryCalendar::open_every_day().with_branch(
         Ota,
@@ -224,7 +224,7 @@ async fn due_dates_skip_the_lending_branchs_closed_days_b2(backend: &str) {
     assert_eq!(date!(2026 - 04 - 15).weekday(), time::Weekday::Wednesday);
 }
 
-async fn a_returned_loan_no_longer_names_the_patron_v1(backend: &str) {
+async fn a_returned_loan_no_longer_names_the_patron_v1(backend: Backend) {
     let lib = Library::open(backend).await;
     let title = lib.book(&[("KT-1", Kitsuki)]).await;
     let p = lib.patron(1);
@@ -271,7 +271,7 @@ async fn a_returned_loan_no_longer_names_the_patron_v1(backend: &str) {
     assert!(dates.iter().all(|d| d.len() == 10), "{dates:?}");
 }
 
-async fn a_patron_with_a_reading_history_keeps_the_link_v1(backend: &str) {
+async fn a_patron_with_a_reading_history_keeps_the_link_v1(backend: Backend) {
     let lib = Library::open(backend).await;
     lib.book(&[("KT-1", Kitsuki)]).await;
     let p = lib.patron_with(
@@ -302,7 +302,7 @@ async fn a_patron_with_a_reading_history_keeps_the_link_v1(backend: &str) {
     assert_eq!(returned.iter().filter(|(r, _)| r.is_none()).count(), 1);
 }
 
-async fn items_are_returned_at_any_branch_and_go_home_l5(backend: &str) {
+async fn items_are_returned_at_any_branch_and_go_home_l5(backend: Backend) {
     let lib = Library::open(backend).await;
     lib.book(&[("YM-1", Yamaga)]).await;
     let p = lib.patron(1);
@@ -334,7 +334,7 @@ async fn items_are_returned_at_any_branch_and_go_home_l5(backend: &str) {
     assert!(lib.outbox_after(mark).await.is_empty());
 }
 
-async fn checkout_needs_a_known_patron_and_item_and_a_checked_in_item(backend: &str) {
+async fn checkout_needs_a_known_patron_and_item_and_a_checked_in_item(backend: Backend) {
     let lib = Library::open(backend).await;
     lib.book(&[("KT-1", Kitsuki)]).await;
     let p = lib.patron(1);
@@ -352,7 +352,7 @@ async fn checkout_needs_a_known_patron_and_item_and_a_checked_in_item(backend: &
     assert_eq!(err.unwrap_err().code, ErrorCode::Unavailable);
 }
 
-async fn staff_actions_are_recorded_with_who_when_where_s3(backend: &str) {
+async fn staff_actions_are_recorded_with_who_when_where_s3(backend: Backend) {
     let lib = Library::open(backend).await;
     let title = lib.book(&[("KT-1", Kitsuki)]).await;
     let p = lib.patron(1);

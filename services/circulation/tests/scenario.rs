@@ -27,7 +27,7 @@ async fn hold_status(lib: &Library, hold_id: &str) -> kitsuki_proto::circulation
         .unwrap()
 }
 
-async fn a_hold_at_ota_travels_from_yamaga_is_shelved_mailed_and_lent_h7_h8_h9(backend: &str) {
+async fn a_hold_at_ota_travels_from_yamaga_is_shelved_mailed_and_lent_h7_h8_h9(backend: Backend) {
     let lib = Library::open(backend).await;
     let title = lib.book(&[("YM-1", Yamaga), ("KT-1", Kitsuki)]).await;
     lib.lend_away("YM-1", Yamaga, 101).await;
@@ -144,7 +144,7 @@ async fn shelve_for(lib: &Library, hold_id: &str, pickup: kitsuki_proto::Branch)
     assert_eq!(hold_status(lib, hold_id).await.ready_until, "2026-04-08");
 }
 
-async fn nobody_collects_it_and_after_7_days_it_goes_to_the_next_patron_h9(backend: &str) {
+async fn nobody_collects_it_and_after_7_days_it_goes_to_the_next_patron_h9(backend: Backend) {
     let lib = Library::open(backend).await;
     let title = lib.book(&[("YM-1", Yamaga)]).await;
     lib.lend_away("YM-1", Yamaga, 101).await;
@@ -209,7 +209,7 @@ async fn nobody_collects_it_and_after_7_days_it_goes_to_the_next_patron_h9(backe
     );
 }
 
-async fn nobody_collects_it_and_with_no_one_waiting_it_goes_home_h9(backend: &str) {
+async fn nobody_collects_it_and_with_no_one_waiting_it_goes_home_h9(backend: Backend) {
     let lib = Library::open(backend).await;
     let title = lib.book(&[("YM-1", Yamaga)]).await;
     lib.lend_away("YM-1", Yamaga, 101).await;
@@ -239,7 +239,7 @@ async fn nobody_collects_it_and_with_no_one_waiting_it_goes_home_h9(backend: &st
     assert!(!t[0].holdable, "a copy is on the shelf (H1)");
 }
 
-async fn a_ready_hold_cancelled_passes_its_item_on_at_once_h10(backend: &str) {
+async fn a_ready_hold_cancelled_passes_its_item_on_at_once_h10(backend: Backend) {
     let lib = Library::open(backend).await;
     let title = lib.book(&[("YM-1", Yamaga)]).await;
     lib.lend_away("YM-1", Yamaga, 101).await;
@@ -314,7 +314,7 @@ async fn a_ready_hold_cancelled_passes_its_item_on_at_once_h10(backend: &str) {
     assert_eq!(again.code, ErrorCode::HoldStateConflict);
 }
 
-async fn a_hold_cancelled_in_transit_is_routed_when_the_item_arrives_h10(backend: &str) {
+async fn a_hold_cancelled_in_transit_is_routed_when_the_item_arrives_h10(backend: Backend) {
     let lib = Library::open(backend).await;
     let title = lib.book(&[("YM-1", Yamaga)]).await;
     lib.lend_away("YM-1", Yamaga, 101).await;

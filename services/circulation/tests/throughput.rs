@@ -14,7 +14,7 @@ use kitsuki_proto::Branch::{Kitsuki, Ota, Yamaga};
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore]
 async fn checkins_per_second_with_holds_waiting() {
-    let lib = Arc::new(Library::open("postgres").await);
+    let lib = Arc::new(Library::open(Backend::Postgres).await);
     let titles = 100;
     let mut barcodes = Vec::new();
     for t in 0..titles {

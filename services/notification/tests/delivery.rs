@@ -23,22 +23,7 @@ use prost::Message;
 use sqlx::Row;
 use time::macros::datetime;
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name("postgres").await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name("sqlite").await
-            }
-        }
-    )*};
-}
-
-on_both_backends!(
+on_both_backends!(multi_thread(2);
     an_event_delivered_again_yields_one_delivery_and_one_mail,
     the_files_transport_writes_one_eml_per_mail,
     mail_sent_is_in_the_outbox_with_the_sending_time,
@@ -72,7 +57,7 @@ async fn sent(
 
 /// "Nothing lost, nothing doubled": a consumer that recorded an event and died before
 /// acknowledging it gets it again; the inbox makes the second time a no-op.
-async fn an_event_delivered_again_yields_one_delivery_and_one_mail(backend: &str) {
+async fn an_event_delivered_again_yields_one_delivery_and_one_mail(backend: Backend) {
     let dir = temp_dir("outbox");
     let contacts = FixedContacts::new()
         .with("1234567", "a@example.jp")
@@ -120,7 +105,7 @@ async fn an_event_delivered_again_yields_one_delivery_and_one_mail(backend: &str
 
 /// API.md: without `KITSUKI_SMTP_URL`, mails are `.eml` files in the outbox folder, one
 /// per mail, named by delivery id, never half-written.
-async fn the_files_transport_writes_one_eml_per_mail(backend: &str) {
+async fn the_files_transport_writes_one_eml_per_mail(backend: Backend) {
     let dir = temp_dir("outbox");
     let contacts = FixedContacts::new()
         .with("1234567", "a@example.jp")
@@ -186,7 +171,7 @@ async fn the_files_transport_writes_one_eml_per_mail(backend: &str) {
 
 /// Rule N2 (and H9 in issue 4): the sending time is announced by `MailSent`, written in
 /// the same transaction as the mark and relayed to the bus.
-async fn mail_sent_is_in_the_outbox_with_the_sending_time(backend: &str) {
+async fn mail_sent_is_in_the_outbox_with_the_sending_time(backend: Backend) {
     let dir = temp_dir("outbox");
     let clock = Arc::new(TestClock::new());
     clock.set(datetime!(2026-04-01 01:02:03.456789 UTC));
@@ -240,7 +225,7 @@ async fn mail_sent_is_in_the_outbox_with_the_sending_time(backend: &str) {
 
 /// A patron without an address (or a verification request that is no longer current)
 /// ends as `no_address` after one look-up, and is not tried again.
-async fn a_patron_without_an_address_is_no_address_and_not_retried(backend: &str) {
+async fn a_patron_without_an_address_is_no_address_and_not_retried(backend: Backend) {
     let dir = temp_dir("outbox");
     let contacts = FixedContacts::new().with("1234567", "a@example.jp");
     let n = notifier(
@@ -284,7 +269,7 @@ async fn a_patron_without_an_address_is_no_address_and_not_retried(backend: &str
 
 /// Patron-account not answering is a passing trouble: the delivery waits and is sent
 /// once the directory answers.
-async fn a_contact_directory_that_is_down_delays_the_mail(backend: &str) {
+async fn a_contact_directory_that_is_down_delays_the_mail(backend: Backend) {
     let dir = temp_dir("outbox");
     let contacts = FixedContacts::new().with("1234567", "a@example.jp");
     contacts.fail_next(2);
@@ -307,7 +292,7 @@ async fn a_contact_directory_that_is_down_delays_the_mail(backend: &str) {
 
 /// Two sender processes on one database (replicas in a deployment): each delivery is
 /// claimed by one of them, so each mail is written once.
-async fn two_senders_on_one_database_send_each_mail_once(backend: &str) {
+async fn two_senders_on_one_database_send_each_mail_once(backend: Backend) {
     let dir = temp_dir("outbox");
     let db = fresh_db(backend).await;
     let contacts = FixedContacts::new();
@@ -333,7 +318,7 @@ async fn two_senders_on_one_database_send_each_mail_once(backend: &str) {
 }
 
 /// The dev page's list: newest first, with the address used once sent.
-async fn the_delivery_log_lists_newest_first_over_grpc(backend: &str) {
+async fn the_delivery_log_lists_newest_first_over_grpc(backend: Backend) {
     let dir = temp_dir("outbox");
     let contacts = FixedContacts::new().with("1234567", "a@example.jp");
     let n = notifier(fresh_db(backend).await, config(files(&dir)), contacts).await;
@@ -376,7 +361,7 @@ async fn the_delivery_log_lists_newest_first_over_grpc(backend: &str) {
 
 /// A patron event without a mail and an event that cannot be read are acknowledged (the
 /// consumer goes on to the next event) and leave no delivery.
-async fn events_without_mail_or_unusable_are_acknowledged_and_skipped(backend: &str) {
+async fn events_without_mail_or_unusable_are_acknowledged_and_skipped(backend: Backend) {
     let dir = temp_dir("outbox");
     let contacts = FixedContacts::new().with("1234567", "a@example.jp");
     let n = notifier(fresh_db(backend).await, config(files(&dir)), contacts).await;
@@ -500,7 +485,7 @@ mod grpc_contacts {
 /// Retention (ARCHITECTURE.md "Retention"): a delivery that is done (here `no_address`) and
 /// the inbox ids go once past their periods, on the schedule's due job after the test clock
 /// moved; a pending one stays, however old.
-async fn the_delivery_log_of_mails_done_goes_after_180_days_pending_ones_stay(backend: &str) {
+async fn the_delivery_log_of_mails_done_goes_after_180_days_pending_ones_stay(backend: Backend) {
     use kitsuki_platform::retention;
     use kitsuki_platform::shutdown::Shutdown;
     use kitsuki_platform::testclock::DueJobs;

@@ -24,22 +24,7 @@ use kitsuki_proto::Branch;
 use kitsuki_proto::events as ev;
 use time::macros::{date, datetime};
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name("postgres").await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name("sqlite").await
-            }
-        }
-    )*};
-}
-
-on_both_backends!(
+on_both_backends!(multi_thread(2);
     every_hold_mail_reaches_the_smtp_server_with_its_title_and_pickup_branch,
     the_ready_mail_keeps_the_item_until_the_pickup_branch_s_next_open_day,
     the_ready_mail_counts_the_week_from_its_sending_not_from_the_event,
@@ -88,7 +73,9 @@ fn mails_by_subject(dir: &std::path::Path) -> BTreeMap<String, mime::Mail> {
 /// consumer filtered on `circulation.*.hold.*`) to the SMTP server, with the subject of
 /// the guide, the title as the catalog has it, and the pickup branch by name; the ready
 /// mail with its keep-until date and its `MailSent`.
-async fn every_hold_mail_reaches_the_smtp_server_with_its_title_and_pickup_branch(backend: &str) {
+async fn every_hold_mail_reaches_the_smtp_server_with_its_title_and_pickup_branch(
+    backend: Backend,
+) {
     let catalog = CatalogServer::start().await;
     let title_id = catalog.add_book_by(TITLE, AUTHOR, RESPONSIBILITY).await;
     let sink_dir = temp_dir("sink");
@@ -259,7 +246,7 @@ async fn every_hold_mail_reaches_the_smtp_server_with_its_title_and_pickup_branc
 /// Rules H9 and B2: the item is kept until the seventh day after the day the ready mail
 /// is sent, moved past the pickup branch's closed days (configured); another branch's
 /// closed days do not matter. The date is the one circulation computes from `MailSent`.
-async fn the_ready_mail_keeps_the_item_until_the_pickup_branch_s_next_open_day(backend: &str) {
+async fn the_ready_mail_keeps_the_item_until_the_pickup_branch_s_next_open_day(backend: Backend) {
     let catalog = CatalogServer::start().await;
     let title_id = catalog.add_book(TITLE, AUTHOR).await;
     let sink_dir = temp_dir("sink");
@@ -334,7 +321,7 @@ async fn the_ready_mail_keeps_the_item_until_the_pickup_branch_s_next_open_day(b
 /// not go out on the day of the event (the mail server was down) and goes out two days
 /// later keeps the item until the seventh day after that, and its `MailSent` carries the
 /// later time, which starts circulation's clock.
-async fn the_ready_mail_counts_the_week_from_its_sending_not_from_the_event(backend: &str) {
+async fn the_ready_mail_counts_the_week_from_its_sending_not_from_the_event(backend: Backend) {
     let catalog = CatalogServer::start().await;
     let title_id = catalog.add_book(TITLE, AUTHOR).await;
     let port = free_port();
@@ -406,7 +393,7 @@ async fn the_ready_mail_counts_the_week_from_its_sending_not_from_the_event(back
 /// that calendar (open every day) still tells the patron circulation's later date, never
 /// an earlier one.
 async fn a_notifier_without_the_closed_days_never_states_an_earlier_date_than_circulation(
-    backend: &str,
+    backend: Backend,
 ) {
     let catalog = CatalogServer::start().await;
     let title_id = catalog.add_book(TITLE, AUTHOR).await;
@@ -451,7 +438,7 @@ async fn a_notifier_without_the_closed_days_never_states_an_earlier_date_than_ci
 /// Rules H4, H5 and H10: a hold placed without asking for the receipt mail (「希望しない」)
 /// and a hold the patron cancelled themselves call for no mail; the event is acknowledged
 /// and the next one is handled.
-async fn no_receipt_unless_asked_and_no_mail_for_the_patron_s_own_cancellation(backend: &str) {
+async fn no_receipt_unless_asked_and_no_mail_for_the_patron_s_own_cancellation(backend: Backend) {
     let catalog = CatalogServer::start().await;
     let title_id = catalog.add_book(TITLE, AUTHOR).await;
     let sink_dir = temp_dir("sink");
@@ -525,7 +512,7 @@ async fn no_receipt_unless_asked_and_no_mail_for_the_patron_s_own_cancellation(b
 /// "Nothing doubled": a ready event recorded, then delivered again (the consumer died
 /// before its ack) and published again with the same id, makes one mail and one
 /// `MailSent` (a second would restart the hold-shelf clock).
-async fn a_hold_event_delivered_twice_is_mailed_once(backend: &str) {
+async fn a_hold_event_delivered_twice_is_mailed_once(backend: Backend) {
     let catalog = CatalogServer::start().await;
     let title_id = catalog.add_book(TITLE, AUTHOR).await;
     let sink_dir = temp_dir("sink");
@@ -579,7 +566,7 @@ async fn a_hold_event_delivered_twice_is_mailed_once(backend: &str) {
 /// the mail goes without its title (pointing to the patron's page) rather than not at
 /// all; a title the catalog does not know goes without it at once.
 async fn a_catalog_that_does_not_answer_delays_the_mail_then_it_goes_without_the_title(
-    backend: &str,
+    backend: Backend,
 ) {
     let sink_dir = temp_dir("sink");
     let sink = Sink::start(free_port(), &sink_dir).await;

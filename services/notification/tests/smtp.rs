@@ -12,22 +12,7 @@ use kitsuki_notification::MailTransport;
 use kitsuki_platform::bus::{MemoryBus, NatsBus, SharedBus};
 use kitsuki_platform::testing;
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name("postgres").await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name("sqlite").await
-            }
-        }
-    )*};
-}
-
-on_both_backends!(
+on_both_backends!(multi_thread(2);
     a_verification_event_on_nats_sends_one_mail_with_the_link,
     a_mail_is_retried_while_the_server_is_down_and_arrives_once,
     a_mail_the_server_refuses_is_given_up_without_logging_the_address,
@@ -35,7 +20,7 @@ on_both_backends!(
 
 /// Rules P9 and N1: the verification mail goes to the address being verified, with the
 /// link and its expiry; the completion mail goes to the address in force.
-async fn a_verification_event_on_nats_sends_one_mail_with_the_link(backend: &str) {
+async fn a_verification_event_on_nats_sends_one_mail_with_the_link(backend: Backend) {
     let sink_dir = temp_dir("sink");
     let sink = Sink::start(free_port(), &sink_dir).await;
     let contacts = FixedContacts::new()
@@ -131,7 +116,7 @@ async fn a_verification_event_on_nats_sends_one_mail_with_the_link(backend: &str
 
 /// Rule N2: while the mail server is down the delivery stays pending, its attempts
 /// counted and its error recorded; once the server is up the mail arrives, once.
-async fn a_mail_is_retried_while_the_server_is_down_and_arrives_once(backend: &str) {
+async fn a_mail_is_retried_while_the_server_is_down_and_arrives_once(backend: Backend) {
     let port = free_port();
     let sink_dir = temp_dir("sink");
     let contacts = FixedContacts::new().with("7654321", "patron@example.jp");
@@ -183,7 +168,7 @@ async fn a_mail_is_retried_while_the_server_is_down_and_arrives_once(backend: &s
 
 /// A 5xx answer is tried `max_attempts_refused` times, then the delivery is failed; the
 /// server's answer quotes the address, the recorded error does not.
-async fn a_mail_the_server_refuses_is_given_up_without_logging_the_address(backend: &str) {
+async fn a_mail_the_server_refuses_is_given_up_without_logging_the_address(backend: Backend) {
     let sink_dir = temp_dir("sink");
     let sink = Sink::start(free_port(), &sink_dir).await;
     let contacts = FixedContacts::new().with("2222222", "refused-me@example.jp");

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{ADULT_BIRTH, Env, START, both_backends, env, form};
+use common::{ADULT_BIRTH, Backend, Env, START, env, form, on_both_backends};
 use kitsuki_patron::store;
 use kitsuki_platform::clock::format_instant;
 use kitsuki_proto::{Branch, CardNumber, ErrorCode};
@@ -29,7 +29,7 @@ async fn audit_rows(e: &Env) -> Vec<(String, String, String, String, String)> {
         .collect()
 }
 
-async fn s2_p1_registration_gives_distinct_random_seven_digit_cards(backend: &str) {
+async fn s2_p1_registration_gives_distinct_random_seven_digit_cards(backend: Backend) {
     let e = env(backend).await;
     let clerk = e.clerk().await;
     let mut cards = Vec::new();
@@ -48,7 +48,7 @@ async fn s2_p1_registration_gives_distinct_random_seven_digit_cards(backend: &st
     assert!(!sequential, "cards are random, not sequential: {cards:?}");
 }
 
-async fn p1_a_card_number_taken_is_drawn_again(backend: &str) {
+async fn p1_a_card_number_taken_is_drawn_again(backend: Backend) {
     let e = env(backend).await;
     let draws = std::sync::Arc::new(std::sync::Mutex::new(vec![5u32, 5, 7].into_iter()));
     let accounts = e
@@ -70,7 +70,7 @@ async fn p1_a_card_number_taken_is_drawn_again(backend: &str) {
     assert_eq!(e.subjects().await.len(), 2);
 }
 
-async fn s3_staff_of_yamaga_cannot_register_at_ota_and_audit_says_who_when_where(backend: &str) {
+async fn s3_staff_of_yamaga_cannot_register_at_ota_and_audit_says_who_when_where(backend: Backend) {
     let e = env(backend).await;
     let yamaga = e.staff("yamaga_clerk", &[Branch::Yamaga]).await;
     let refused = e
@@ -121,7 +121,7 @@ async fn s3_staff_of_yamaga_cannot_register_at_ota_and_audit_says_who_when_where
         .unwrap();
 }
 
-async fn s3_an_unknown_or_ended_staff_session_is_not_logged_in(backend: &str) {
+async fn s3_an_unknown_or_ended_staff_session_is_not_logged_in(backend: Backend) {
     let e = env(backend).await;
     for token in ["", "not-a-token"] {
         let err = e
@@ -141,7 +141,7 @@ async fn s3_an_unknown_or_ended_staff_session_is_not_logged_in(backend: &str) {
     assert_eq!(err.code(), ErrorCode::NotLoggedIn);
 }
 
-async fn p2_registration_refusals_have_codes_and_write_nothing(backend: &str) {
+async fn p2_registration_refusals_have_codes_and_write_nothing(backend: Backend) {
     let e = env(backend).await;
     let clerk = e.clerk().await;
     let mut cases = vec![
@@ -171,7 +171,7 @@ async fn p2_registration_refusals_have_codes_and_write_nothing(backend: &str) {
     assert!(audit_rows(&e).await.is_empty());
 }
 
-async fn p2_only_the_kind_of_document_is_stored(backend: &str) {
+async fn p2_only_the_kind_of_document_is_stored(backend: Backend) {
     let e = env(backend).await;
     let clerk = e.clerk().await;
     let mut f = form("杵築 花子", ADULT_BIRTH);
@@ -193,7 +193,7 @@ async fn p2_only_the_kind_of_document_is_stored(backend: &str) {
     assert_eq!(p.password_hash, None);
 }
 
-async fn p4_enabling_refused_for_a_twelve_year_old_and_allowed_on_1_april(backend: &str) {
+async fn p4_enabling_refused_for_a_twelve_year_old_and_allowed_on_1_april(backend: Backend) {
     let e = env(backend).await;
     let clerk = e.clerk().await;
     // Twelve today (10 May 2026) but in 6th grade: junior high on 1 April 2027.
@@ -236,7 +236,7 @@ async fn p4_enabling_refused_for_a_twelve_year_old_and_allowed_on_1_april(backen
     );
 }
 
-async fn p3_the_temporary_password_is_shown_once_and_stored_as_argon2id(backend: &str) {
+async fn p3_the_temporary_password_is_shown_once_and_stored_as_argon2id(backend: Backend) {
     let e = env(backend).await;
     let clerk = e.clerk().await;
     let (card, temporary) = e.web_patron(&clerk, ADULT_BIRTH).await;
@@ -273,7 +273,7 @@ async fn p3_the_temporary_password_is_shown_once_and_stored_as_argon2id(backend:
     );
 }
 
-async fn p3_enabling_an_unknown_or_malformed_card_is_refused(backend: &str) {
+async fn p3_enabling_an_unknown_or_malformed_card_is_refused(backend: Backend) {
     let e = env(backend).await;
     let clerk = e.clerk().await;
     let err = e
@@ -290,7 +290,7 @@ async fn p3_enabling_an_unknown_or_malformed_card_is_refused(backend: &str) {
     assert_eq!(err.code(), ErrorCode::InvalidCardNumber);
 }
 
-both_backends!(
+on_both_backends!(
     s2_p1_registration_gives_distinct_random_seven_digit_cards,
     p1_a_card_number_taken_is_drawn_again,
     s3_staff_of_yamaga_cannot_register_at_ota_and_audit_says_who_when_where,

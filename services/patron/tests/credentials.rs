@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{ADULT_BIRTH, both_backends, env};
+use common::{ADULT_BIRTH, Backend, env, on_both_backends};
 use kitsuki_patron::PatronError;
 use kitsuki_proto::events as ev;
 use kitsuki_proto::{Branch, ErrorCode};
@@ -11,7 +11,7 @@ use time::Duration;
 
 const NEW_PASSWORD: &str = "kitsuki-castle-town";
 
-async fn p10_a_password_change_revokes_other_sessions_but_not_the_current(backend: &str) {
+async fn p10_a_password_change_revokes_other_sessions_but_not_the_current(backend: Backend) {
     let e = env(backend).await;
     let clerk = e.clerk().await;
     let (card, temporary) = e.web_patron(&clerk, ADULT_BIRTH).await;
@@ -45,7 +45,7 @@ async fn p10_a_password_change_revokes_other_sessions_but_not_the_current(backen
     assert_eq!(changed.card_number, card.as_str());
 }
 
-async fn p10_a_change_needs_the_current_password_and_refuses_weak_ones(backend: &str) {
+async fn p10_a_change_needs_the_current_password_and_refuses_weak_ones(backend: Backend) {
     let e = env(backend).await;
     let clerk = e.clerk().await;
     let (card, temporary) = e.web_patron(&clerk, ADULT_BIRTH).await;
@@ -91,7 +91,7 @@ async fn p10_a_change_needs_the_current_password_and_refuses_weak_ones(backend: 
     assert_eq!(err.code(), ErrorCode::NotLoggedIn);
 }
 
-async fn p13_wrong_current_passwords_count_against_the_card(backend: &str) {
+async fn p13_wrong_current_passwords_count_against_the_card(backend: Backend) {
     let e = env(backend).await;
     let clerk = e.clerk().await;
     let (card, temporary) = e.web_patron(&clerk, ADULT_BIRTH).await;
@@ -112,7 +112,7 @@ async fn p13_wrong_current_passwords_count_against_the_card(backend: &str) {
     );
 }
 
-async fn p3_a_new_temporary_password_revokes_every_session(backend: &str) {
+async fn p3_a_new_temporary_password_revokes_every_session(backend: Backend) {
     let e = env(backend).await;
     let clerk = e.clerk().await;
     let (card, temporary) = e.web_patron(&clerk, ADULT_BIRTH).await;
@@ -153,7 +153,7 @@ async fn patron_with_verified_email(
     (card, temporary, s)
 }
 
-async fn p11_a_reset_link_works_once(backend: &str) {
+async fn p11_a_reset_link_works_once(backend: Backend) {
     let e = env(backend).await;
     let (card, temporary, session) = patron_with_verified_email(&e, "Hanako@Example.jp").await;
     // Case-insensitive match with the verified address.
@@ -208,7 +208,7 @@ async fn p11_a_reset_link_works_once(backend: &str) {
     assert_eq!(unknown.code(), ErrorCode::TokenInvalid);
 }
 
-async fn p11_a_reset_link_expires_after_30_minutes(backend: &str) {
+async fn p11_a_reset_link_expires_after_30_minutes(backend: Backend) {
     let e = env(backend).await;
     let (card, _, _) = patron_with_verified_email(&e, "hanako@example.jp").await;
     e.accounts
@@ -244,7 +244,7 @@ async fn p11_a_reset_link_expires_after_30_minutes(backend: &str) {
     assert_eq!(err.code(), ErrorCode::TokenInvalid);
 }
 
-async fn p11_the_answer_is_the_same_whether_or_not_card_and_address_match(backend: &str) {
+async fn p11_the_answer_is_the_same_whether_or_not_card_and_address_match(backend: Backend) {
     let e = env(backend).await;
     let (card, _, session) = patron_with_verified_email(&e, "hanako@example.jp").await;
     let clerk = e
@@ -280,7 +280,7 @@ async fn p11_the_answer_is_the_same_whether_or_not_card_and_address_match(backen
     );
 }
 
-async fn p11_p13_reset_requests_are_throttled_whether_they_match_or_not(backend: &str) {
+async fn p11_p13_reset_requests_are_throttled_whether_they_match_or_not(backend: Backend) {
     let e = env(backend).await;
     let (card, _, _) = patron_with_verified_email(&e, "hanako@example.jp").await;
     for c in [card.as_str(), "7777777"] {
@@ -312,7 +312,7 @@ async fn p11_p13_reset_requests_are_throttled_whether_they_match_or_not(backend:
     assert_eq!(err.code(), ErrorCode::BadCredentials);
 }
 
-async fn p11_p13_of_100_parallel_reset_requests_at_most_the_limit_mail_a_link(backend: &str) {
+async fn p11_p13_of_100_parallel_reset_requests_at_most_the_limit_mail_a_link(backend: Backend) {
     let e = env(backend).await;
     let (card, _, _) = patron_with_verified_email(&e, "hanako@example.jp").await;
     let requests = (0..100).map(|_| {
@@ -345,7 +345,7 @@ async fn p11_p13_of_100_parallel_reset_requests_at_most_the_limit_mail_a_link(ba
     assert_eq!(mailed, 5, "one link per request let through");
 }
 
-both_backends!(
+on_both_backends!(
     p10_a_password_change_revokes_other_sessions_but_not_the_current,
     p10_a_change_needs_the_current_password_and_refuses_weak_ones,
     p13_wrong_current_passwords_count_against_the_card,

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{ADULT_BIRTH, Env, both_backends, env, env_with, form};
+use common::{ADULT_BIRTH, Backend, Env, env, env_with, form, on_both_backends};
 use kitsuki_patron::PatronSettings;
 use kitsuki_proto::events as ev;
 use kitsuki_proto::{Branch, CardNumber, ErrorCode};
@@ -17,7 +17,7 @@ async fn logged_in(e: &Env) -> (CardNumber, String, String) {
     (card, s, temporary)
 }
 
-async fn p9_the_old_address_stays_in_force_until_the_link_is_opened(backend: &str) {
+async fn p9_the_old_address_stays_in_force_until_the_link_is_opened(backend: Backend) {
     let e = env(backend).await;
     let (card, s, password) = logged_in(&e).await;
     // P6: a first address.
@@ -77,7 +77,7 @@ async fn p9_the_old_address_stays_in_force_until_the_link_is_opened(backend: &st
     assert_eq!(again.code(), ErrorCode::TokenInvalid, "single use");
 }
 
-async fn p9_a_link_expires_after_2_days_and_changes_nothing(backend: &str) {
+async fn p9_a_link_expires_after_2_days_and_changes_nothing(backend: Backend) {
     let e = env(backend).await;
     let (card, s, _) = logged_in(&e).await;
     e.accounts
@@ -106,7 +106,7 @@ async fn p9_a_link_expires_after_2_days_and_changes_nothing(backend: &str) {
     assert_eq!(err.code(), ErrorCode::TokenInvalid);
 }
 
-async fn p9_a_newer_request_supersedes_older_pending_ones(backend: &str) {
+async fn p9_a_newer_request_supersedes_older_pending_ones(backend: Backend) {
     let e = env(backend).await;
     let (card, s, _) = logged_in(&e).await;
     e.accounts
@@ -146,7 +146,7 @@ async fn p9_a_newer_request_supersedes_older_pending_ones(backend: &str) {
     );
 }
 
-async fn p7_free_mail_is_refused_and_p8_carrier_mail_gets_the_notice(backend: &str) {
+async fn p7_free_mail_is_refused_and_p8_carrier_mail_gets_the_notice(backend: Backend) {
     let e = env(backend).await;
     let (_, s, _) = logged_in(&e).await;
     let before = e.subjects().await.len();
@@ -186,7 +186,7 @@ async fn p7_free_mail_is_refused_and_p8_carrier_mail_gets_the_notice(backend: &s
     assert_eq!(err.code(), ErrorCode::NotLoggedIn);
 }
 
-async fn p9_an_address_given_at_the_counter_waits_for_its_link(backend: &str) {
+async fn p9_an_address_given_at_the_counter_waits_for_its_link(backend: Backend) {
     let e = env(backend).await;
     let clerk = e.clerk().await;
     let mut f = form("杵築 花子", ADULT_BIRTH);
@@ -218,7 +218,7 @@ async fn p9_an_address_given_at_the_counter_waits_for_its_link(backend: &str) {
     );
 }
 
-async fn get_contact_refuses_unknown_cards_and_other_patrons_verifications(backend: &str) {
+async fn get_contact_refuses_unknown_cards_and_other_patrons_verifications(backend: Backend) {
     let e = env(backend).await;
     let (card, s, _) = logged_in(&e).await;
     e.accounts
@@ -258,7 +258,7 @@ async fn get_contact_refuses_unknown_cards_and_other_patrons_verifications(backe
     );
 }
 
-async fn p7_p8_p13_configured_lists_and_limits_change_what_is_refused(backend: &str) {
+async fn p7_p8_p13_configured_lists_and_limits_change_what_is_refused(backend: Backend) {
     // As the role reads them from its flags or KITSUKI_* variables.
     let settings = PatronSettings {
         free_mail_domains: Some(vec!["freemail.example".into()]),
@@ -306,7 +306,7 @@ async fn p7_p8_p13_configured_lists_and_limits_change_what_is_refused(backend: &
     assert_eq!(err.code(), ErrorCode::TooManyAttempts);
 }
 
-both_backends!(
+on_both_backends!(
     p9_the_old_address_stays_in_force_until_the_link_is_opened,
     p9_a_link_expires_after_2_days_and_changes_nothing,
     p9_a_newer_request_supersedes_older_pending_ones,

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{ADULT_BIRTH, both_backends, env, form};
+use common::{ADULT_BIRTH, Backend, env, form, on_both_backends};
 use kitsuki_platform::outbox;
 use kitsuki_proto::Branch;
 use kitsuki_proto::events as ev;
@@ -14,7 +14,7 @@ use sqlx::Row;
 const NAME: &str = "杵築 花子";
 const EMAIL: &str = "hanako@example.jp";
 
-async fn events_are_enqueued_exactly_for_the_changes(backend: &str) {
+async fn events_are_enqueued_exactly_for_the_changes(backend: Backend) {
     let e = env(backend).await;
     let clerk = e.clerk().await;
     let mut expected: Vec<&str> = Vec::new();
@@ -110,7 +110,7 @@ async fn events_are_enqueued_exactly_for_the_changes(backend: &str) {
     );
 }
 
-async fn events_carry_ids_and_times_but_no_names_or_addresses(backend: &str) {
+async fn events_carry_ids_and_times_but_no_names_or_addresses(backend: Backend) {
     let e = env(backend).await;
     let clerk = e.clerk().await;
     let mut f = form(NAME, ADULT_BIRTH);
@@ -184,7 +184,7 @@ async fn events_carry_ids_and_times_but_no_names_or_addresses(backend: &str) {
     assert_eq!(stored, 0);
 }
 
-both_backends!(
+on_both_backends!(
     events_are_enqueued_exactly_for_the_changes,
     events_carry_ids_and_times_but_no_names_or_addresses,
 );

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{ADULT_BIRTH, Env, STAFF_PASSWORD, both_backends, env};
+use common::{ADULT_BIRTH, Backend, Env, STAFF_PASSWORD, env, on_both_backends};
 use kitsuki_patron::grpc::PatronGrpc;
 use kitsuki_proto::ErrorCode;
 use kitsuki_proto::ServiceError;
@@ -45,7 +45,7 @@ async fn staff_token(c: &mut PatronServiceClient<Channel>, e: &Env) -> String {
     .token
 }
 
-async fn grpc_counter_and_web_flow(backend: &str) {
+async fn grpc_counter_and_web_flow(backend: Backend) {
     let e = env(backend).await;
     let mut c = serve(&e).await;
     let staff = staff_token(&mut c, &e).await;
@@ -203,7 +203,7 @@ async fn grpc_counter_and_web_flow(backend: &str) {
     c.patron_logout(token).await.unwrap();
 }
 
-async fn grpc_p13_failed_logins_are_the_same_answer_and_throttling_says_when(backend: &str) {
+async fn grpc_p13_failed_logins_are_the_same_answer_and_throttling_says_when(backend: Backend) {
     let e = env(backend).await;
     let mut c = serve(&e).await;
     let clerk = e.clerk().await;
@@ -289,7 +289,7 @@ async fn grpc_p13_failed_logins_are_the_same_answer_and_throttling_says_when(bac
     );
 }
 
-async fn grpc_p4_p11_refusals_have_their_codes(backend: &str) {
+async fn grpc_p4_p11_refusals_have_their_codes(backend: Backend) {
     let e = env(backend).await;
     let mut c = serve(&e).await;
     let staff = staff_token(&mut c, &e).await;
@@ -345,7 +345,7 @@ async fn grpc_p4_p11_refusals_have_their_codes(backend: &str) {
     assert_eq!(code(&s), ErrorCode::NotLoggedIn);
 }
 
-both_backends!(
+on_both_backends!(
     grpc_counter_and_web_flow,
     grpc_p13_failed_logins_are_the_same_answer_and_throttling_says_when,
     grpc_p4_p11_refusals_have_their_codes,

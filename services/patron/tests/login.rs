@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{ADULT_BIRTH, STAFF_PASSWORD, both_backends, env, env_with};
+use common::{ADULT_BIRTH, Backend, STAFF_PASSWORD, env, env_with, on_both_backends};
 use kitsuki_patron::domain::throttle::ThrottleConfig;
 use kitsuki_patron::{PatronConfig, PatronError, passwords};
 use kitsuki_proto::ErrorCode;
@@ -15,7 +15,7 @@ fn throttled(secs: u64) -> PatronError {
     }
 }
 
-async fn p5_the_temporary_password_logs_in_and_the_profile_says_so(backend: &str) {
+async fn p5_the_temporary_password_logs_in_and_the_profile_says_so(backend: Backend) {
     let e = env(backend).await;
     let clerk = e.clerk().await;
     let (card, temporary) = e.web_patron(&clerk, ADULT_BIRTH).await;
@@ -46,7 +46,7 @@ async fn p5_the_temporary_password_logs_in_and_the_profile_says_so(backend: &str
         .unwrap();
 }
 
-async fn p13_every_login_failure_gives_the_identical_answer(backend: &str) {
+async fn p13_every_login_failure_gives_the_identical_answer(backend: Backend) {
     let e = env(backend).await;
     let clerk = e.clerk().await;
     let (card, temporary) = e.web_patron(&clerk, ADULT_BIRTH).await;
@@ -89,7 +89,7 @@ async fn p13_every_login_failure_gives_the_identical_answer(backend: &str) {
         .unwrap();
 }
 
-async fn p13_five_failures_per_card_lock_until_the_window_passes(backend: &str) {
+async fn p13_five_failures_per_card_lock_until_the_window_passes(backend: Backend) {
     let e = env(backend).await;
     let clerk = e.clerk().await;
     let (card, temporary) = e.web_patron(&clerk, ADULT_BIRTH).await;
@@ -134,7 +134,7 @@ async fn p13_five_failures_per_card_lock_until_the_window_passes(backend: &str) 
         .unwrap();
 }
 
-async fn p13_unknown_cards_are_throttled_like_known_ones(backend: &str) {
+async fn p13_unknown_cards_are_throttled_like_known_ones(backend: Backend) {
     let e = env(backend).await;
     let clerk = e.clerk().await;
     let (known, _) = e.web_patron(&clerk, ADULT_BIRTH).await;
@@ -161,7 +161,7 @@ async fn p13_unknown_cards_are_throttled_like_known_ones(backend: &str) {
     }
 }
 
-async fn p13_failures_per_address_lock_every_card_from_it(backend: &str) {
+async fn p13_failures_per_address_lock_every_card_from_it(backend: Backend) {
     let config = PatronConfig {
         throttle: ThrottleConfig {
             per_address: 3,
@@ -196,7 +196,7 @@ async fn p13_failures_per_address_lock_every_card_from_it(backend: &str) {
         .unwrap();
 }
 
-async fn sessions_end_after_30_idle_minutes_and_12_hours(backend: &str) {
+async fn sessions_end_after_30_idle_minutes_and_12_hours(backend: Backend) {
     let e = env(backend).await;
     let clerk = e.clerk().await;
     let (card, temporary) = e.web_patron(&clerk, ADULT_BIRTH).await;
@@ -224,7 +224,7 @@ async fn sessions_end_after_30_idle_minutes_and_12_hours(backend: &str) {
     );
 }
 
-async fn logout_revokes_the_session(backend: &str) {
+async fn logout_revokes_the_session(backend: Backend) {
     let e = env(backend).await;
     let clerk = e.clerk().await;
     let (card, temporary) = e.web_patron(&clerk, ADULT_BIRTH).await;
@@ -246,7 +246,7 @@ async fn logout_revokes_the_session(backend: &str) {
     }
 }
 
-async fn p13_staff_logins_are_throttled_per_user_and_address(backend: &str) {
+async fn p13_staff_logins_are_throttled_per_user_and_address(backend: Backend) {
     let config = PatronConfig {
         throttle: ThrottleConfig {
             per_address: 7,
@@ -288,7 +288,7 @@ async fn p13_staff_logins_are_throttled_per_user_and_address(backend: &str) {
     assert_eq!(err.code(), ErrorCode::TooManyAttempts);
 }
 
-async fn staff_accounts_keep_working(backend: &str) {
+async fn staff_accounts_keep_working(backend: Backend) {
     let e = env(backend).await;
     let staff = e.accounts.staff();
     let generated = staff.ensure_admin(None).await.unwrap().unwrap();
@@ -304,7 +304,7 @@ async fn staff_accounts_keep_working(backend: &str) {
     );
 }
 
-async fn p10_a_password_over_1024_bytes_is_refused_before_hashing(backend: &str) {
+async fn p10_a_password_over_1024_bytes_is_refused_before_hashing(backend: Backend) {
     let e = env(backend).await;
     let clerk = e.clerk().await;
     let (card, temporary) = e.web_patron(&clerk, ADULT_BIRTH).await;
@@ -360,7 +360,7 @@ fn verified<T: std::fmt::Debug>(answers: &[Result<T, PatronError>]) -> usize {
 
 const PARALLEL_GUESSES: usize = 100;
 
-async fn p13_of_100_parallel_guesses_on_one_card_at_most_the_limit_are_verified(backend: &str) {
+async fn p13_of_100_parallel_guesses_on_one_card_at_most_the_limit_are_verified(backend: Backend) {
     let e = env(backend).await;
     let clerk = e.clerk().await;
     let (card, temporary) = e.web_patron(&clerk, ADULT_BIRTH).await;
@@ -392,7 +392,7 @@ async fn p13_of_100_parallel_guesses_on_one_card_at_most_the_limit_are_verified(
     assert_eq!(err.code(), ErrorCode::TooManyAttempts);
 }
 
-async fn p13_of_100_parallel_staff_guesses_at_most_the_limit_are_verified(backend: &str) {
+async fn p13_of_100_parallel_staff_guesses_at_most_the_limit_are_verified(backend: Backend) {
     let e = env(backend).await;
     let _ = e.clerk().await;
     let guesses = (0..PARALLEL_GUESSES).map(|i| {
@@ -419,7 +419,7 @@ async fn p13_of_100_parallel_staff_guesses_at_most_the_limit_are_verified(backen
     assert_eq!(err.code(), ErrorCode::TooManyAttempts);
 }
 
-both_backends!(
+on_both_backends!(
     p5_the_temporary_password_logs_in_and_the_profile_says_so,
     p13_every_login_failure_gives_the_identical_answer,
     p13_five_failures_per_card_lock_until_the_window_passes,
@@ -440,7 +440,7 @@ both_backends!(
 #[tokio::test]
 #[ignore = "a measurement; run in release mode with --nocapture"]
 async fn login_cost_on_this_machine() {
-    let e = env("sqlite").await;
+    let e = env(Backend::Sqlite).await;
     let clerk = e.clerk().await;
     let (card, temporary) = e.web_patron(&clerk, ADULT_BIRTH).await;
     let mut ok = Vec::new();

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{ADULT_BIRTH, both_backends, env};
+use common::{ADULT_BIRTH, Backend, env, on_both_backends};
 use kitsuki_platform::clock::format_instant;
 use kitsuki_platform::shutdown::Shutdown;
 use kitsuki_platform::testclock::DueJobs;
@@ -36,7 +36,7 @@ async fn counts(e: &common::Env) -> Vec<(&'static str, i64)> {
     out
 }
 
-async fn tokens_sessions_attempts_and_inbox_ids_go_after_their_periods(backend: &str) {
+async fn tokens_sessions_attempts_and_inbox_ids_go_after_their_periods(backend: Backend) {
     let e = env(backend).await;
     let clerk = e.clerk().await;
     let (card, temporary) = e.web_patron(&clerk, ADULT_BIRTH).await;
@@ -103,4 +103,4 @@ async fn tokens_sessions_attempts_and_inbox_ids_go_after_their_periods(backend: 
     task.await.unwrap();
 }
 
-both_backends!(tokens_sessions_attempts_and_inbox_ids_go_after_their_periods);
+on_both_backends!(tokens_sessions_attempts_and_inbox_ids_go_after_their_periods);

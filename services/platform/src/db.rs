@@ -24,6 +24,15 @@ pub enum Backend {
     Sqlite,
 }
 
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Postgres => "postgres",
+            Backend::Sqlite => "sqlite",
+        })
+    }
+}
+
 impl Backend {
     pub fn of_url(url: &str) -> anyhow::Result<Backend> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {

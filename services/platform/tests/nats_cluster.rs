@@ -4,13 +4,12 @@
 //! none lost. The cluster is three `nats-server` processes started here on free loopback
 //! ports with their own storage folders (scripts/test installs nats-server when missing).
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use kitsuki_platform::bus::{ConsumerSpec, Event, NatsBus, SharedBus};
-use kitsuki_platform::testing;
+use kitsuki_platform::testing::{self, free_port};
 
 /// One `nats-server` of the test cluster, killed when dropped.
 struct Server {
@@ -24,14 +23,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn nats_server_binary() -> PathBuf {

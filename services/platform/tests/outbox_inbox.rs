@@ -12,6 +12,8 @@ use kitsuki_platform::bus::{
 };
 use kitsuki_platform::clock::{Clock, SystemClock, format_instant};
 use kitsuki_platform::db::{self, Db};
+use kitsuki_platform::on_both_backends;
+use kitsuki_platform::testing::Backend;
 use kitsuki_platform::{inbox, outbox, testing};
 use tokio::sync::Notify;
 
@@ -22,19 +24,7 @@ fn now() -> String {
 }
 
 async fn postgres() -> Db {
-    let url = testing::fresh_pg_database()
-        .await
-        .expect("a fresh PostgreSQL database");
-    ready(db::connect(&url).await.expect("connect")).await
-}
-
-async fn sqlite() -> Db {
-    ready(
-        db::connect(&testing::fresh_sqlite_url())
-            .await
-            .expect("connect"),
-    )
-    .await
+    ready(testing::fresh_db(Backend::Postgres).await).await
 }
 
 async fn ready(db: Db) -> Db {
@@ -82,6 +72,7 @@ async fn subscribe(bus: &SharedBus) -> Box<dyn Subscription> {
 }
 
 async fn rolled_back_events_are_never_published(db: Db) {
+    let db = ready(db).await;
     let bus: SharedBus = Arc::new(MemoryBus::new());
     let lost = event(1);
     let kept = event(2);
@@ -165,11 +156,13 @@ async fn committed_events_are_published_once_in_order(db: &Db, bus: &SharedBus) 
 }
 
 async fn committed_events_reach_memory_bus_once_in_order(db: Db) {
+    let db = ready(db).await;
     let bus: SharedBus = Arc::new(MemoryBus::new());
     committed_events_are_published_once_in_order(&db, &bus).await;
 }
 
 async fn committed_events_reach_nats_once_in_order(db: Db) {
+    let db = ready(db).await;
     let nats = nats_bus().await;
     let bus: SharedBus = Arc::new(nats.clone());
     committed_events_are_published_once_in_order(&db, &bus).await;
@@ -177,6 +170,7 @@ async fn committed_events_reach_nats_once_in_order(db: Db) {
 }
 
 async fn relay_loop_publishes_when_woken_and_stops_on_shutdown(db: Db) {
+    let db = ready(db).await;
     let bus: SharedBus = Arc::new(MemoryBus::new());
     let wake = Arc::new(Notify::new());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -208,6 +202,7 @@ async fn relay_loop_publishes_when_woken_and_stops_on_shutdown(db: Db) {
 /// it is in, or makes one last round, so that a process stopped by SIGTERM leaves no event
 /// waiting in its outbox for the next start.
 async fn relay_stopping_publishes_what_is_committed(db: Db) {
+    let db = ready(db).await;
     let bus: SharedBus = Arc::new(MemoryBus::new());
     let mut sub = subscribe(&bus).await;
     let events: Vec<Event> = (0..5).map(event).collect();
@@ -226,6 +221,7 @@ async fn relay_stopping_publishes_what_is_committed(db: Db) {
 }
 
 async fn enqueue_refuses_an_event_the_bus_would_refuse(db: Db) {
+    let db = ready(db).await;
     let bad = Event::new("catalog.item.created", Vec::new()).with_header("Nats-Msg-Id", "mine");
     let mut tx = db.pool.begin().await.expect("begin");
     let err = outbox::enqueue(&mut tx, &bad, &now())
@@ -243,6 +239,7 @@ async fn enqueue_refuses_an_event_the_bus_would_refuse(db: Db) {
 }
 
 async fn inbox_first_time_is_true_once_per_consumer(db: Db) {
+    let db = ready(db).await;
     let first_time = |consumer: &'static str, id: &'static str| {
         let db = db.clone();
         async move {
@@ -275,6 +272,7 @@ async fn inbox_first_time_is_true_once_per_consumer(db: Db) {
 }
 
 async fn published_rows_can_be_purged(db: Db) {
+    let db = ready(db).await;
     let bus: SharedBus = Arc::new(MemoryBus::new());
     commit(&db, &[event(1), event(2)]).await;
     assert_eq!(
@@ -308,6 +306,7 @@ async fn published_rows_can_be_purged(db: Db) {
 /// Retention (ARCHITECTURE.md "Retention"): the scheduled purge of a service database takes
 /// published outbox rows older than their week, never an unpublished one, however old.
 async fn retention_purges_published_outbox_rows_after_their_week(db: Db) {
+    let db = ready(db).await;
     use kitsuki_platform::retention::{OUTBOX_KEPT, purge_event_rows};
     let bus: SharedBus = Arc::new(MemoryBus::new());
     commit(&db, &[event(1), event(2)]).await;
@@ -442,10 +441,12 @@ async fn a_failure_mid_batch_keeps_the_marks_before_it(db: Db, stored: bool) {
 }
 
 async fn a_failed_publish_keeps_the_marks_before_it(db: Db) {
+    let db = ready(db).await;
     a_failure_mid_batch_keeps_the_marks_before_it(db, false).await;
 }
 
 async fn a_lost_ack_keeps_the_marks_before_it(db: Db) {
+    let db = ready(db).await;
     a_failure_mid_batch_keeps_the_marks_before_it(db, true).await;
 }
 
@@ -455,6 +456,7 @@ fn ids(events: &[Event]) -> Vec<String> {
 
 /// More rows than a batch, to NATS: batches of sends and acks, each event once, in order.
 async fn many_rows_reach_nats_once_in_order(db: Db) {
+    let db = ready(db).await;
     let nats = nats_bus().await;
     let bus: SharedBus = Arc::new(nats.clone());
     let events: Vec<Event> = (0..1234u32)
@@ -478,29 +480,7 @@ async fn many_rows_reach_nats_once_in_order(db: Db) {
     nats.delete_stream().await.expect("delete the test stream");
 }
 
-macro_rules! on_both_databases {
-    ($($property:ident),* $(,)?) => {
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $property() {
-                    super::$property(super::postgres().await).await;
-                }
-            )*
-        }
-
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $property() {
-                    super::$property(super::sqlite().await).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_databases!(
+on_both_backends!(
     rolled_back_events_are_never_published,
     committed_events_reach_memory_bus_once_in_order,
     committed_events_reach_nats_once_in_order,

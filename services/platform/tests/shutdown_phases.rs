@@ -19,7 +19,8 @@ use kitsuki_platform::bus::{
     ConsumerSpec, Delivery, Event, MemoryBus, NatsBus, SharedBus, Subscription,
 };
 use kitsuki_platform::clock::{Clock, SystemClock, format_instant};
-use kitsuki_platform::db::{self, Db};
+use kitsuki_platform::db::Db;
+use kitsuki_platform::on_both_backends;
 use kitsuki_platform::outbox::{self, Relay};
 use kitsuki_platform::server::SHUTDOWN_BUDGET;
 use kitsuki_platform::shutdown::Shutdown;
@@ -27,22 +28,6 @@ use kitsuki_platform::testing;
 use tokio::sync::Notify;
 
 const DEADLINE: Duration = Duration::from_secs(10);
-
-async fn postgres() -> Db {
-    let url = testing::fresh_pg_database()
-        .await
-        .expect("a fresh PostgreSQL database");
-    ready(db::connect(&url).await.expect("connect")).await
-}
-
-async fn sqlite() -> Db {
-    ready(
-        db::connect(&testing::fresh_sqlite_url())
-            .await
-            .expect("connect"),
-    )
-    .await
-}
 
 async fn ready(db: Db) -> Db {
     outbox::ensure_tables(&db).await.expect("tables");
@@ -122,11 +107,13 @@ async fn a_row_written_while_stopping_is_published_before_finish_returns(db: Db,
 }
 
 async fn on_memory_bus(db: Db) {
+    let db = ready(db).await;
     a_row_written_while_stopping_is_published_before_finish_returns(db, Arc::new(MemoryBus::new()))
         .await;
 }
 
 async fn on_nats(db: Db) {
+    let db = ready(db).await;
     let nats = NatsBus::connect_within(&testing::nats_url(), &testing::unique_prefix(), DEADLINE)
         .await
         .expect("the test NATS server");
@@ -192,6 +179,7 @@ impl Drop for OwnNats {
 /// `finish` returns within the budget with every task ended, and the row written while
 /// stopping is still in the outbox (published by the next start), not marked.
 async fn a_relay_whose_bus_is_down_does_not_hold_the_process(db: Db) {
+    let db = ready(db).await;
     let mut server = OwnNats::start();
     // connect_within waits for the server to listen.
     let nats = NatsBus::connect_within(&server.url, &testing::unique_prefix(), DEADLINE)
@@ -226,29 +214,7 @@ async fn a_relay_whose_bus_is_down_does_not_hold_the_process(db: Db) {
     );
 }
 
-macro_rules! on_both_databases {
-    ($($property:ident),* $(,)?) => {
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $property() {
-                    super::$property(super::postgres().await).await;
-                }
-            )*
-        }
-
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $property() {
-                    super::$property(super::sqlite().await).await;
-                }
-            )*
-        }
-    };
-}
-
-on_both_databases!(
+on_both_backends!(
     on_memory_bus,
     on_nats,
     a_relay_whose_bus_is_down_does_not_hold_the_process,

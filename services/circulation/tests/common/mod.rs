@@ -14,7 +14,7 @@ use kitsuki_circulation::{
 };
 use kitsuki_platform::bus::Event;
 use kitsuki_platform::clock::{Clock, TestClock, format_instant};
-use kitsuki_platform::db::{self, Db};
+use kitsuki_platform::db::Db;
 use kitsuki_platform::{events, testing};
 use kitsuki_proto::catalog::MaterialType as PbMaterial;
 use kitsuki_proto::events as ev;
@@ -29,32 +29,10 @@ pub const DEADLINE: Duration = Duration::from_secs(20);
 /// A Wednesday morning in Kitsuki: 2026-04-01 10:00 JST.
 pub const START: OffsetDateTime = datetime!(2026-04-01 10:00 +09:00);
 
-/// Runs each named test body on PostgreSQL and on SQLite.
-#[macro_export]
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn postgres() {
-                super::$name("postgres").await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn sqlite() {
-                super::$name("sqlite").await
-            }
-        }
-    )*};
-}
-
-pub async fn fresh_db(backend: &str) -> Db {
-    let url = match backend {
-        "postgres" => testing::fresh_pg_database()
-            .await
-            .expect("a fresh PostgreSQL database"),
-        _ => testing::fresh_sqlite_url(),
-    };
-    db::connect(&url).await.expect("connect")
-}
+// Not every test file of the crate runs on both backends.
+#[allow(unused_imports)]
+pub use kitsuki_platform::on_both_backends;
+pub use kitsuki_platform::testing::{Backend, fresh_db};
 
 /// The three branch instances on one database, one clock and one patron table.
 pub struct Library {
@@ -75,11 +53,11 @@ pub fn config() -> CirculationConfig {
 }
 
 impl Library {
-    pub async fn open(backend: &str) -> Library {
+    pub async fn open(backend: Backend) -> Library {
         Library::open_with(backend, config()).await
     }
 
-    pub async fn open_with(backend: &str, config: CirculationConfig) -> Library {
+    pub async fn open_with(backend: Backend, config: CirculationConfig) -> Library {
         let db = fresh_db(backend).await;
         let clock = Arc::new(TestClock::new());
         clock.set(START);

@@ -34,18 +34,10 @@ use tokio::process::{Child, ChildStdin, Command};
 
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
-pub const BACKENDS: [&str; 2] = ["postgres", "sqlite"];
-
-/// A fresh database of `backend` ("postgres" or "sqlite").
-pub async fn fresh_db(backend: &str) -> Db {
-    let url = match backend {
-        "postgres" => testing::fresh_pg_database()
-            .await
-            .expect("a fresh PostgreSQL database"),
-        _ => testing::fresh_sqlite_url(),
-    };
-    db::connect(&url).await.expect("connect")
-}
+// Not every test file of the crate runs on both backends.
+#[allow(unused_imports)]
+pub use kitsuki_platform::on_both_backends;
+pub use kitsuki_platform::testing::{Backend, free_port, fresh_db};
 
 /// A fresh temporary folder.
 pub fn temp_dir(what: &str) -> PathBuf {
@@ -243,15 +235,6 @@ impl ContactDirectory for FixedContacts {
 }
 
 // ---- the SMTP sink --------------------------------------------------------------------
-
-/// A port nobody listens on right now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
 
 /// `tests/smtp_sink.py` running on a port, killed when dropped.
 pub struct Sink {

@@ -8,13 +8,16 @@ use kitsuki_patron::domain::patron::RegistrationForm;
 use kitsuki_patron::staff::{Role, StaffIdentity};
 use kitsuki_patron::{PatronAccounts, PatronConfig};
 use kitsuki_platform::clock::{Clock, TestClock};
-use kitsuki_platform::{db, testing};
+use kitsuki_platform::testing;
 use kitsuki_proto::events as ev;
 use kitsuki_proto::{Branch, CardNumber};
 use prost::Message;
 use sqlx::Row;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
+
+pub use kitsuki_platform::on_both_backends;
+pub use kitsuki_platform::testing::Backend;
 
 /// 10:00 in Kitsuki (01:00 UTC) on Sunday 10 May 2026.
 pub const START: OffsetDateTime = datetime!(2026-05-10 01:00 UTC);
@@ -26,16 +29,12 @@ pub struct Env {
     pub clock: Arc<TestClock>,
 }
 
-pub async fn env(backend: &str) -> Env {
+pub async fn env(backend: Backend) -> Env {
     env_with(backend, PatronConfig::default()).await
 }
 
-pub async fn env_with(backend: &str, config: PatronConfig) -> Env {
-    let url = match backend {
-        "postgres" => testing::fresh_pg_database().await.expect("test PostgreSQL"),
-        _ => testing::fresh_sqlite_url(),
-    };
-    let db = db::connect(&url).await.unwrap();
+pub async fn env_with(backend: Backend, config: PatronConfig) -> Env {
+    let db = testing::fresh_db(backend).await;
     let clock = Arc::new(TestClock::new());
     clock.set(START);
     let accounts = PatronAccounts::open(db, clock.clone(), config)
@@ -162,15 +161,3 @@ impl Env {
         self.accounts.verify_email(&v.token).await.unwrap();
     }
 }
-
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod postgres {
-            $( #[tokio::test] async fn $name() { super::$name("postgres").await } )*
-        }
-        mod sqlite {
-            $( #[tokio::test] async fn $name() { super::$name("sqlite").await } )*
-        }
-    };
-}
-pub(crate) use both_backends;
