@@ -7,41 +7,36 @@
 //! their tokens in cookies or bearer headers (`session`) and guards the forms against
 //! forgery (`csrf`).
 //! In the embedded one-process run it can also serve the developer's outbox pages
-//! (`pages::dev`, reading mail files with `eml`), which a deployment never routes.
+//! (`dev::pages`, reading mail files with `dev::eml`), which a deployment never routes.
 //!
-//! Where to start: [`routes::routes`] lists every feature's routes; each entry leads to
-//! the module that serves it, which lists its own routes in a `routes()` beside its
-//! handlers (`api::*` for the JSON API, `pages::*` for the pages). A page and the API
-//! answer alike because both call the same functions (`circulation` for loans and holds,
-//! `api::*` for the rest) and show the same views (`views`, `circulation::views`).
+//! Where to start: a feature is a folder with its JSON API (`api.rs`), its pages
+//! (`pages.rs`) and their `routes()`: `catalog/` (search, a title's page, H1), `account/`
+//! (sessions, email, password, マイページ), `holds/` (loans and holds, the hold flow),
+//! `staff/` (the counter, catalogue administration), `desk/` (a branch desk's
+//! circulation), `dev/` (outbox pages, test clock). [`routes::routes`] merges them. What
+//! every feature uses is in `web/` (route table, layout and CSRF, templates, words,
+//! errors, sessions, limits); `circulation/` is the client of the three circulation
+//! instances that the holds and desk features share, so that a page and the API ask the
+//! same function and cannot disagree.
 
-pub mod api;
+pub mod account;
+pub mod catalog;
 pub mod circulation;
-pub mod client_addr;
-pub mod csrf;
-pub mod eml;
-pub mod error;
-pub mod extract;
-pub mod holdability;
-pub mod limits;
+pub mod desk;
+pub mod dev;
+pub mod holds;
 pub mod openapi;
-pub mod pages;
-pub mod route_table;
 pub mod routes;
-pub mod search;
-pub mod search_view;
-pub mod security;
-pub mod session;
+pub mod staff;
 pub mod state;
-pub mod templates;
-pub mod views;
+pub mod web;
 
-pub use client_addr::TrustedProxies;
-pub use error::{ApiError, Lang};
-pub use holdability::holdability;
+pub use catalog::holdability::holdability;
 pub use routes::router;
-pub use security::security_headers_layer;
 pub use state::{AppState, CirculationClients, Clients};
+pub use web::client_addr::TrustedProxies;
+pub use web::error::{ApiError, Lang};
+pub use web::security::security_headers_layer;
 
 #[cfg(test)]
 pub(crate) mod test_support;

@@ -7,7 +7,7 @@
 use axum::http::{HeaderValue, header};
 use axum::response::IntoResponse;
 
-use crate::route_table::Routes;
+use crate::web::route_table::Routes;
 
 /// The document, as served.
 pub const OPENAPI_JSON: &str = include_str!("openapi.json");
@@ -31,7 +31,7 @@ pub(crate) fn routes() -> Routes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::route_table::Served;
+    use crate::web::route_table::Served;
     use serde_json::Value;
 
     /// The (method, path) of every route the application serves in a run of `kind`.

@@ -4,7 +4,7 @@
 //! is what is served.
 //!
 //! Around the routes, from the inside out: the CSRF check of every page POST (per route),
-//! the page context (layout, CSRF cookie; see `pages::layout`), `Cache-Control: no-store`
+//! the page context (layout, CSRF cookie; see `web::layout`), `Cache-Control: no-store`
 //! on whatever is personal, the size limits of a request (`limits`), English error bodies on request, and the security headers on
 //! every response, redirects and errors included.
 
@@ -15,46 +15,32 @@ use axum::response::{IntoResponse, Response};
 use axum::{Router, http::header};
 use kitsuki_proto::ErrorCode;
 
-use crate::api::{admin, catalog, counter, desk, loans, patron, staff, testclock};
-use crate::error::{ApiError, ErrorBody, localize};
-use crate::limits;
-use crate::pages::{self, PageError, account, layout};
-use crate::route_table::{Routes, is_api};
-use crate::security::security_headers_layer;
-use crate::session::{PATRON_COOKIE, STAFF_COOKIE};
 use crate::state::AppState;
+use crate::web::error::{ApiError, ErrorBody, localize};
+use crate::web::route_table::{Routes, is_api};
+use crate::web::security::security_headers_layer;
+use crate::web::session::{PATRON_COOKIE, STAFF_COOKIE};
+use crate::web::{PageError, layout, limits};
+use crate::{account, catalog, desk, dev, holds, staff};
 
-/// Every route of the slices, merged: the catalogue, the patron's account, holds and
-/// loans, the counter, catalogue administration, a branch desk; with the developer's
+/// Every route of the slices, merged: the catalogue (and the API document), the patron's
+/// account, holds and loans, the counter and catalogue administration, a branch desk (each
+/// slice's `routes()` merges its modules'); with the developer's
 /// pages and the test clock when asked (a run that does not serve them never routes them:
 /// unknown paths, 404). `/healthz`, `/readyz` and `/metrics` are served by the binary.
 pub fn routes(dev_pages: bool, test_clock: bool) -> Routes {
     let mut routes = Routes::new()
-        // The catalogue.
-        .merge(pages::routes())
         .merge(catalog::routes())
         .merge(crate::openapi::routes())
-        // The patron's Webサービス.
         .merge(account::routes())
-        .merge(pages::my::routes())
-        .merge(patron::routes())
-        // Holds and loans (rule H4).
-        .merge(pages::holds::routes())
-        .merge(loans::routes())
-        // The counter, and catalogue administration (rule S3).
-        .merge(pages::staff::routes())
+        .merge(holds::routes())
         .merge(staff::routes())
-        .merge(counter::routes())
-        .merge(pages::readings::routes())
-        .merge(admin::routes())
-        // A branch desk's circulation (rule S1).
-        .merge(pages::desk::routes())
         .merge(desk::routes());
     if dev_pages {
-        routes = routes.merge(pages::dev::routes());
+        routes = routes.merge(dev::pages::routes());
     }
     if test_clock {
-        routes = routes.merge(testclock::routes());
+        routes = routes.merge(dev::testclock::routes());
     }
     routes
 }
@@ -73,7 +59,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(middleware::from_fn(no_store_when_personal))
         // A body that grows past the limit while it is read (chunked) is refused by the
-        // extractors with 413 `payload_too_large` (`extract::ApiJson`, `pages::PageForm`).
+        // extractors with 413 `payload_too_large` (`extract::ApiJson`, `web::PageForm`).
         .layer(DefaultBodyLimit::max(limits::MAX_BODY_BYTES))
         // Inside `localize`, so that its refusals are English on request.
         .layer(middleware::from_fn(limits::check))
@@ -118,7 +104,7 @@ async fn no_store_when_personal(request: Request, next: Next) -> Response {
     let credentialed = headers.contains_key(header::AUTHORIZATION)
         || [PATRON_COOKIE, STAFF_COOKIE]
             .iter()
-            .any(|name| crate::session::cookie(headers, name).is_some());
+            .any(|name| crate::web::session::cookie(headers, name).is_some());
     let personal = credentialed || is_personal(request.uri().path());
     let mut response = next.run(request).await;
     let sets_cookie = response.headers().contains_key(header::SET_COOKIE);
@@ -151,9 +137,9 @@ async fn method_not_allowed(uri: Uri) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::route_table::Served;
-    use crate::security::CONTENT_SECURITY_POLICY;
     use crate::test_support::unreachable_state;
+    use crate::web::route_table::Served;
+    use crate::web::security::CONTENT_SECURITY_POLICY;
     use axum::body::{Body, to_bytes};
     use axum::http::{Method, Request, StatusCode};
     use tower::ServiceExt;

@@ -17,8 +17,8 @@ use kitsuki_proto::patron::patron_service_client::PatronServiceClient;
 use kitsuki_proto::testclock::test_clock_service_client::TestClockServiceClient;
 use kitsuki_proto::{Branch, ErrorCode};
 
-use crate::client_addr::TrustedProxies;
-use crate::error::ApiError;
+use crate::web::client_addr::TrustedProxies;
+use crate::web::error::ApiError;
 
 /// The services the gateway asks. A tonic client over a channel is cheap to clone, and a
 /// clone is what each call uses (the client methods take `&mut self`).
@@ -125,7 +125,7 @@ impl AppState {
     }
 
     /// The reverse proxies whose `X-Forwarded-For` names the client (rule P13's
-    /// per-address throttle; see [`crate::client_addr`]). None by default.
+    /// per-address throttle; see [`crate::web::client_addr`]). None by default.
     pub fn with_trusted_proxies(self, proxies: TrustedProxies) -> Self {
         self.rebuild(|inner| inner.trusted_proxies = proxies)
     }

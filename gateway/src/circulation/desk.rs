@@ -4,9 +4,9 @@ use kitsuki_proto::circulation as pb;
 use kitsuki_proto::{Barcode, Branch, CardNumber, ErrorCode, TitleId};
 
 use super::*;
-use crate::api::counter::CounterStaff;
-use crate::error::ApiError;
+use crate::staff::counter::CounterStaff;
 use crate::state::AppState;
+use crate::web::error::ApiError;
 
 /// A desk's instance and the fields every desk request carries.
 fn desk(

@@ -12,7 +12,7 @@ use crate::state::AppState;
 const LIVE_HOLDABILITY_TIMEOUT: Duration = Duration::from_millis(1500);
 
 /// Rule H1 for one title as circulation decides it now, from the same rows a hold is
-/// checked against (see `pages::title`); `None` when circulation cannot say (not
+/// checked against (see `catalog::pages::title`); `None` when circulation cannot say (not
 /// deployed, down or slow, or it has not seen the title's copies yet).
 pub async fn live_holdability(state: &AppState, title_id: &str) -> Option<pb::TitleHoldability> {
     let mut client = state.circulation(instance_for(Call::Patron)).ok()?;

@@ -38,8 +38,8 @@ pub use views::*;
 use kitsuki_proto::circulation as pb;
 use kitsuki_proto::{Branch, ErrorCode};
 
-use crate::error::ApiError;
 use crate::state::AppState;
+use crate::web::error::ApiError;
 
 /// A call to circulation, as far as choosing its instance goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

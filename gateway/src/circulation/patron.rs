@@ -6,8 +6,8 @@ use kitsuki_proto::circulation as pb;
 use kitsuki_proto::{Branch, ErrorCode, TitleId};
 
 use super::*;
-use crate::error::ApiError;
 use crate::state::AppState;
+use crate::web::error::ApiError;
 
 /// The patron's current loans (L2 says which can be renewed) and their titles.
 pub async fn patron_loans(

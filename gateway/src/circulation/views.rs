@@ -5,7 +5,7 @@ use kitsuki_proto::circulation as pb;
 use serde::Serialize;
 
 use super::*;
-use crate::error::Lang;
+use crate::web::error::Lang;
 
 fn non_empty(s: &str) -> Option<String> {
     let s = s.trim();

@@ -1057,7 +1057,7 @@ impl Browser {
 pub fn assert_security_headers(reply: &Reply, what: &str) {
     assert_eq!(
         reply.header("content-security-policy"),
-        Some(kitsuki_gateway::security::CONTENT_SECURITY_POLICY),
+        Some(kitsuki_gateway::web::security::CONTENT_SECURITY_POLICY),
         "{what}"
     );
     assert_eq!(
