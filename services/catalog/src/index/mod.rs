@@ -460,10 +460,8 @@ impl SearchIndex {
         Ok(())
     }
 
-    /// Lets the merges of [`merge_policy`] end, then, if more than [`MAX_SEGMENTS`] are
-    /// left, folds them into [`MAX_SEGMENTS`] of about equal size, one merge after the
-    /// other (a merge maps every segment it reads: folding a 250,000-title import into one
-    /// segment mapped the whole index at once, ~200 MB of the import's peak); answers how many segments there were once the
+    /// Lets the merges of [`merge_policy`] end, then folds what is left into one segment
+    /// if more than [`MAX_SEGMENTS`] are; answers how many segments there were once the
     /// merges ended. For after a bulk write (an import, a rebuild): a search walks each
     /// segment. What was staged and not committed is dropped; the watermark is kept
     /// (tantivy carries the last commit's payload over a merge). Ends a bulk write: the
@@ -476,31 +474,16 @@ impl SearchIndex {
         // away by one of the two ("couldn't find segment in SegmentManager").
         writer.wait_merging_threads()?;
         let mut writer = new_writer(&index)?;
-        let metas = index.searchable_segment_metas()?;
-        let mut merged = Ok(());
-        if metas.len() > MAX_SEGMENTS {
-            // The policy would merge what a group's merge leaves, the next group's segments
-            // among them, and that group's merge would then find them gone.
-            writer.set_merge_policy(Box::new(tantivy::indexer::NoMergePolicy));
-            let sizes: Vec<_> = metas.iter().map(|m| (m.id(), m.num_docs())).collect();
-            for group in merge_groups(&sizes, MAX_SEGMENTS) {
-                merged = writer.merge(&group).wait().map(drop);
-                if merged.is_err() {
-                    break;
-                }
-                // The searcher lets go of the merged segments (and the pages the merge read
-                // of them), so the next group's merge is the only one mapped.
-                merged = self.reader.reload();
-                if merged.is_err() {
-                    break;
-                }
-            }
-            writer.set_merge_policy(Box::new(merge_policy()));
-        }
+        let ids = index.searchable_segment_ids()?;
+        let merged = if ids.len() > MAX_SEGMENTS {
+            writer.merge(&ids).wait().map(drop)
+        } else {
+            Ok(())
+        };
         guard.inner = Some(writer);
         merged?;
         self.reader.reload()?;
-        Ok(metas.len())
+        Ok(ids.len())
     }
 
     /// Commits what was staged, recording that the index now holds every change numbered
@@ -1286,28 +1269,6 @@ fn work_key_of(title: &str, author: &str) -> u64 {
         .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
             (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
         })
-}
-
-/// Splits segments (id, documents) into at most `groups` groups of about equal documents,
-/// the largest first into the smallest group, each group to be merged into one segment:
-/// groups of two or more only (a lone segment stays as it is).
-fn merge_groups(
-    sizes: &[(tantivy::index::SegmentId, u32)],
-    groups: usize,
-) -> Vec<Vec<tantivy::index::SegmentId>> {
-    let mut sorted = sizes.to_vec();
-    sorted.sort_by_key(|&(_, docs)| std::cmp::Reverse(docs));
-    let mut out: Vec<(u64, Vec<tantivy::index::SegmentId>)> = vec![(0, Vec::new()); groups.max(1)];
-    for (id, docs) in sorted {
-        if let Some(smallest) = out.iter_mut().min_by_key(|(total, _)| *total) {
-            smallest.0 += u64::from(docs);
-            smallest.1.push(id);
-        }
-    }
-    out.into_iter()
-        .map(|(_, ids)| ids)
-        .filter(|ids| ids.len() > 1)
-        .collect()
 }
 
 /// The writer of an index, with [`merge_policy`].
@@ -2365,7 +2326,7 @@ mod tests {
     }
 
     #[test]
-    fn a_bulk_write_merges_nothing_until_its_end_folds_it_into_max_segments() {
+    fn a_bulk_write_merges_nothing_until_its_end_folds_it_into_one() {
         let index = SearchIndex::in_memory().unwrap();
         // A bulk write (an import): one segment per commit, none merged meanwhile.
         index.begin_bulk().unwrap();
@@ -2382,7 +2343,7 @@ mod tests {
             "the merge policy would have merged these"
         );
         assert_eq!(index.merge_segments().unwrap(), n);
-        assert_eq!(index.segments(), MAX_SEGMENTS);
+        assert_eq!(index.segments(), 1);
         assert_eq!(ids(&index, "history").len(), n);
     }
 
