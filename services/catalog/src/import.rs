@@ -321,8 +321,8 @@ impl<'c> Importer<'c> {
 
     async fn finish(mut self) -> (ImportSummary, Vec<String>) {
         self.index().await;
-        // A bulk import leaves a segment per commit, unmerged ([`Importer::new`]);
-        // searches walk each one.
+        // A bulk import leaves a segment per commit, unmerged (the bulk write begun by its
+        // first `index`); searches walk each one.
         let ended = if self.indexed >= self.options.merge_after.max(1)
             && self.summary.index_error.is_none()
         {
